@@ -1,0 +1,108 @@
+//! The token pass: turn the validated model into a `const` `Migrator` expression.
+
+use crate::layout::{self, Parsed, Set, SqlFile};
+use crate::read::{self, Folder};
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::LitStr;
+
+pub fn embed_migrations(input: TokenStream) -> syn::Result<TokenStream> {
+    let (shown, span) = if input.is_empty() {
+        (read::DEFAULT_DIR.to_owned(), Span::call_site())
+    } else {
+        let lit: LitStr = syn::parse2(input)?;
+        (lit.value(), lit.span())
+    };
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").ok();
+    let dir =
+        read::resolve_dir(&shown, manifest_dir.as_deref()).map_err(|m| syn::Error::new(span, m))?;
+    let folder = read::read_folder(&shown, &dir).map_err(|m| syn::Error::new(span, m))?;
+    let sets = layout::classify(&folder.entries).map_err(|problems| {
+        let mut errors = problems
+            .iter()
+            .map(|problem| syn::Error::new(span, format!("{shown}/{problem}")));
+        let mut first = errors
+            .next()
+            .unwrap_or_else(|| syn::Error::new(span, "invalid migrations folder"));
+        for error in errors {
+            first.combine(error);
+        }
+        first
+    })?;
+    Ok(migrator(&folder, &sets))
+}
+
+fn migrator(folder: &Folder, sets: &[Set]) -> TokenStream {
+    let sets = sets.iter().map(|set| {
+        let dialect = match set.dialect {
+            Some("postgres") => quote!(::core::option::Option::Some(::stowage::Dialect::Postgres)),
+            Some("mysql") => quote!(::core::option::Option::Some(::stowage::Dialect::MySql)),
+            Some(_) => quote!(::core::option::Option::Some(::stowage::Dialect::Sqlite)),
+            None => quote!(::core::option::Option::None),
+        };
+        let migrations = set.migrations.iter().map(|m| migration(folder, m));
+        // `const` items, because only their initialisers may borrow arrays of
+        // values that have destructors.
+        quote!({
+            const MIGRATIONS: &[::stowage::__private::Migration] = &[#(#migrations),*];
+            ::stowage::__private::MigrationSet::embedded(#dialect, MIGRATIONS)
+        })
+    });
+    let root = folder.root.to_string_lossy().into_owned();
+    let files = &folder.files;
+    quote!({
+        const SETS: &[::stowage::__private::MigrationSet] = &[#(#sets),*];
+        ::stowage::__private::Migrator::embedded(
+            SETS,
+            ::stowage::__private::Source::embedded(
+                if ::core::cfg!(debug_assertions) {
+                    ::core::option::Option::Some(#root)
+                } else {
+                    ::core::option::Option::None
+                },
+                &[#(#files),*],
+            ),
+        )
+    })
+}
+
+fn migration(folder: &Folder, m: &Parsed) -> TokenStream {
+    let Parsed {
+        version,
+        description,
+        source,
+        no_transaction,
+        checksum,
+        chain,
+        ..
+    } = m;
+    let up = sql(folder, &m.up);
+    let down = match &m.down {
+        Some(down) => {
+            let down = sql(folder, down);
+            quote!(::core::option::Option::Some(#down))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::stowage::__private::Migration::embedded(
+            #version, #description, #source, #up, #down, [#(#checksum),*], [#(#chain),*], #no_transaction,
+        )
+    }
+}
+
+/// The SQL text: `include_str!` of the file, so editing it rebuilds the crate.
+/// A file that normalisation changes is embedded as its normalised text, still
+/// tracked through an unused `include_str!`.
+fn sql(folder: &Folder, file: &SqlFile) -> TokenStream {
+    let path = folder.root.join(&file.path).to_string_lossy().into_owned();
+    if file.normalised {
+        let text = &file.text;
+        quote!({
+            const _: &::core::primitive::str = ::core::include_str!(#path);
+            #text
+        })
+    } else {
+        quote!(::core::include_str!(#path))
+    }
+}

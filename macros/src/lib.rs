@@ -1,0 +1,20 @@
+//! Procedural macros of [stowage](https://docs.rs/stowage). Depend on `stowage`,
+//! which re-exports them; this crate's API is not stable on its own.
+
+mod expand;
+mod layout;
+mod read;
+
+use proc_macro::TokenStream;
+
+/// See `stowage::embed_migrations!`.
+#[proc_macro]
+pub fn embed_migrations(input: TokenStream) -> TokenStream {
+    expand::embed_migrations(input.into())
+        .unwrap_or_else(|errors| {
+            // Several `compile_error!`s only parse as an expression inside a block.
+            let errors = errors.into_compile_error();
+            quote::quote!({ #errors })
+        })
+        .into()
+}

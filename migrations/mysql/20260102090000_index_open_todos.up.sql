@@ -1,0 +1,1 @@
+CREATE INDEX todos_open_idx ON todos (done, created_at);

@@ -1,0 +1,2 @@
+-- stowage:no-transaction
+DROP INDEX CONCURRENTLY todos_open_idx;

@@ -1,0 +1,83 @@
+//! SQL migrations compiled into the binary and applied when it starts.
+//!
+//! [`embed_migrations!`] reads a migrations folder when the crate compiles,
+//! validates and checksums every file and embeds it as a [`Migrator`]; the
+//! binary needs no migration files at run time.
+//!
+//! # Example
+//!
+//! ```
+//! // In an application, `embed_migrations!()` reads `./migrations`.
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//!
+//! let postgres = MIGRATOR.set(stowage::Dialect::Postgres).unwrap();
+//! for migration in postgres {
+//!     println!("{} {} ({} bytes)", migration.version(), migration.description(), migration.up_sql().len());
+//! }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `include_dir` | [`Migrator::from_dir`], for folders embedded with the include_dir crate |
+//!
+//! # Recompilation
+//!
+//! Editing an embedded file rebuilds the crate: the macro embeds each file with
+//! `include_str!`. Adding a file does not, unless `build.rs` calls
+//! [`build::rerun_if_changed`]; debug builds print a warning when they find
+//! files on disk that the binary does not hold ([`Migrator::stale_files`]).
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod build;
+mod error;
+#[cfg(feature = "include_dir")]
+mod from_dir;
+#[cfg(feature = "include_dir")]
+mod layout;
+mod migration;
+mod migrator;
+mod stale;
+
+pub use error::Error;
+pub use migration::{Dialect, Head, Migration, MigrationSet};
+pub use migrator::Migrator;
+
+/// Embed a migrations folder into the binary as a [`Migrator`].
+///
+/// `embed_migrations!()` reads `migrations/` beside the crate's `Cargo.toml`;
+/// `embed_migrations!("db/migrations")` reads another folder, relative to the
+/// same place. The folder is read, validated and checksummed when the crate
+/// compiles; every problem is a compile error that names its file.
+///
+/// Accepted layouts, detected per file:
+///
+/// | layout | example |
+/// |---|---|
+/// | sqlx simple | `20260101120000_create_users.sql` |
+/// | sqlx reversible | `20260101120000_create_users.up.sql` + `.down.sql` |
+/// | refinery / Flyway | `V3__create_users.sql` |
+/// | diesel | `2026-01-01-120000_create_users/up.sql` + `down.sql` (+ `metadata.toml`) |
+///
+/// A folder whose subfolders are `postgres/`, `mysql/` and/or `sqlite/` holds
+/// one set per dialect. A leading `-- stowage:no-transaction` comment (or
+/// sqlx's `-- no-transaction`, or diesel's `run_in_transaction = false`) marks
+/// a migration that must run outside a transaction.
+///
+/// ```
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+///
+/// let sqlite = MIGRATOR.set(stowage::Dialect::Sqlite).unwrap();
+/// assert!(sqlite.len() > 0);
+/// ```
+pub use stowage_macros::embed_migrations;
+
+/// Plumbing for the code `embed_migrations!` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::migration::{Migration, MigrationSet};
+    pub use crate::migrator::Migrator;
+    pub use crate::stale::Source;
+}

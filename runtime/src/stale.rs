@@ -1,0 +1,101 @@
+//! Detecting a binary built before a migration file was added or removed.
+//!
+//! Editing an embedded file rebuilds the crate (`include_str!` tracks it), but
+//! stable Rust offers a proc macro no way to track a folder, so a new file goes
+//! unseen until something else triggers a rebuild. `build::rerun_if_changed`
+//! fixes that in `build.rs`; this module warns when it was forgotten.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+/// The folder a migrator was embedded from and the files it held then.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// Canonical path of the folder; only kept in debug builds.
+    dir: Option<&'static str>,
+    /// Every file read, relative to `dir`, sorted.
+    files: &'static [&'static str],
+}
+
+impl Source {
+    /// Built by `embed_migrations!`.
+    pub const fn embedded(dir: Option<&'static str>, files: &'static [&'static str]) -> Self {
+        Source { dir, files }
+    }
+
+    pub(crate) fn stale_files(&self) -> Vec<String> {
+        let Some(dir) = self.dir else {
+            return Vec::new();
+        };
+        let root = Path::new(dir);
+        if !root.is_dir() {
+            // Not on the build machine: nothing to compare with.
+            return Vec::new();
+        }
+        let mut on_disk = Vec::new();
+        list_files(root, "", &mut on_disk);
+        let embedded: HashSet<&str> = self.files.iter().copied().collect();
+        let on_disk_set: HashSet<&str> = on_disk.iter().map(String::as_str).collect();
+        let mut stale: Vec<String> = on_disk
+            .iter()
+            .filter(|file| !embedded.contains(file.as_str()))
+            .cloned()
+            .chain(
+                self.files
+                    .iter()
+                    .filter(|file| !on_disk_set.contains(**file))
+                    .map(|file| (*file).to_owned()),
+            )
+            .collect();
+        stale.sort();
+        stale
+    }
+
+    /// Print a warning, once per folder and process, when the binary is stale.
+    pub(crate) fn warn_if_stale(&self) {
+        let Some(dir) = self.dir else { return };
+        static WARNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+        let first = WARNED
+            .get_or_init(Default::default)
+            .lock()
+            .map(|mut seen| seen.insert(dir))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        let stale = self.stale_files();
+        if stale.is_empty() {
+            return;
+        }
+        let message = format!(
+            "stowage: this binary is stale: the migrations folder {dir} has changed since it was \
+             built ({}). Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
+             `stowage::build::rerun_if_changed(\"migrations\")` to build.rs so cargo rebuilds by itself.",
+            stale.join(", ")
+        );
+        tracing::warn!(folder = dir, files = ?stale, "{message}");
+        eprintln!("warning: {message}");
+    }
+}
+
+fn list_files(dir: &Path, prefix: &str, files: &mut Vec<String>) {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in listing.flatten() {
+        let Ok(name) = item.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = item.path();
+        if path.is_dir() {
+            list_files(&path, &format!("{prefix}{name}/"), files);
+        } else {
+            files.push(format!("{prefix}{name}"));
+        }
+    }
+}

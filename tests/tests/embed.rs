@@ -1,0 +1,250 @@
+//! What `embed_migrations!` embeds, for every layout, and that
+//! `Migrator::from_dir` builds the very same model.
+
+use include_dir::{Dir, include_dir};
+use sha2::{Digest, Sha256};
+use stowage::{Dialect, Migration, Migrator};
+
+static SIMPLE: Migrator = stowage::embed_migrations!("fixtures/simple");
+static REVERSIBLE: Migrator = stowage::embed_migrations!("fixtures/reversible");
+static REFINERY: Migrator = stowage::embed_migrations!("fixtures/refinery");
+static DIESEL: Migrator = stowage::embed_migrations!("fixtures/diesel");
+static MULTI: Migrator = stowage::embed_migrations!("fixtures/multi");
+static LF: Migrator = stowage::embed_migrations!("fixtures/lf");
+static CRLF: Migrator = stowage::embed_migrations!("fixtures/crlf");
+static EXAMPLE: Migrator = stowage::embed_migrations!("../migrations");
+
+static SIMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/simple");
+static REVERSIBLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/reversible");
+static REFINERY_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/refinery");
+static DIESEL_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/diesel");
+static MULTI_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/multi");
+static LF_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/lf");
+static CRLF_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/crlf");
+static EXAMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations");
+static BROKEN_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/ui/fixtures/many_problems");
+
+fn versions(migrator: &Migrator) -> Vec<i64> {
+    migrator.iter().map(Migration::version).collect()
+}
+
+fn file(path: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn sqlx_simple_layout() {
+    assert_eq!(versions(&SIMPLE), [1, 2]);
+    let [first, second] = [
+        &SIMPLE.iter().next().unwrap(),
+        &SIMPLE.iter().nth(1).unwrap(),
+    ];
+    assert_eq!(first.description(), "create users");
+    assert_eq!(first.source_path(), "1_create_users.sql");
+    assert_eq!(first.up_sql(), file("fixtures/simple/1_create_users.sql"));
+    assert_eq!(first.down_sql(), None);
+    assert!(!first.no_transaction());
+    assert_eq!(second.description(), "add email");
+    assert!(
+        second.no_transaction(),
+        "sqlx's `-- no-transaction` is a directive"
+    );
+}
+
+#[test]
+fn sqlx_reversible_layout() {
+    assert_eq!(
+        versions(&REVERSIBLE),
+        [20_260_101_120_000, 20_260_102_120_000]
+    );
+    let first = REVERSIBLE.iter().next().unwrap();
+    assert_eq!(first.source_path(), "20260101120000_create_users.up.sql");
+    assert_eq!(
+        first.up_sql(),
+        file("fixtures/reversible/20260101120000_create_users.up.sql")
+    );
+    assert_eq!(
+        first.down_sql(),
+        Some(&*file(
+            "fixtures/reversible/20260101120000_create_users.down.sql"
+        ))
+    );
+    assert!(!first.no_transaction());
+    let second = REVERSIBLE.iter().nth(1).unwrap();
+    assert_eq!(second.description(), "add index");
+    assert_eq!(second.down_sql(), Some("DROP INDEX users_id;\n"));
+    assert!(second.no_transaction());
+}
+
+#[test]
+fn refinery_layout_sorts_numerically() {
+    assert_eq!(versions(&REFINERY), [1, 2, 10]);
+    let descriptions: Vec<&str> = REFINERY.iter().map(Migration::description).collect();
+    assert_eq!(descriptions, ["create users", "add email", "index email"]);
+    assert_eq!(
+        REFINERY.iter().last().unwrap().source_path(),
+        "V10__index_email.sql"
+    );
+    assert!(REFINERY.iter().all(|m| m.down_sql().is_none()));
+}
+
+#[test]
+fn diesel_layout() {
+    assert_eq!(
+        versions(&DIESEL),
+        [20_260_101_120_000, 202_601_021_200_000_000]
+    );
+    let first = DIESEL.iter().next().unwrap();
+    assert_eq!(first.source_path(), "2026-01-01-120000_create_users");
+    assert_eq!(first.description(), "create users");
+    assert_eq!(
+        first.up_sql(),
+        file("fixtures/diesel/2026-01-01-120000_create_users/up.sql")
+    );
+    assert_eq!(first.down_sql(), Some("DROP TABLE users;\n"));
+    assert!(!first.no_transaction());
+    let second = DIESEL.iter().nth(1).unwrap();
+    assert_eq!(second.down_sql(), None);
+    assert!(
+        second.no_transaction(),
+        "metadata.toml says run_in_transaction = false"
+    );
+}
+
+#[test]
+fn multi_dialect_folder() {
+    let dialects: Vec<_> = MULTI
+        .sets()
+        .iter()
+        .map(stowage::MigrationSet::dialect)
+        .collect();
+    assert_eq!(dialects, [Some(Dialect::Postgres), Some(Dialect::Sqlite)]);
+    let postgres = MULTI.set(Dialect::Postgres).unwrap();
+    assert_eq!(postgres.len(), 2);
+    assert!(
+        postgres
+            .iter()
+            .next()
+            .unwrap()
+            .up_sql()
+            .contains("BIGSERIAL")
+    );
+    assert_eq!(MULTI.set(Dialect::Sqlite).unwrap().len(), 1);
+    assert!(MULTI.set(Dialect::MySql).is_none(), "no mysql/ folder");
+    assert_eq!(MULTI.len(), 3);
+    assert_eq!(MULTI.head(), None, "each dialect has its own head");
+    assert_eq!(postgres.head().unwrap().version, 2);
+    // A plain folder serves every dialect.
+    assert_eq!(SIMPLE.set(Dialect::MySql).unwrap().len(), 2);
+    assert_eq!(
+        SIMPLE.head().unwrap().chain,
+        *SIMPLE.iter().last().unwrap().chain()
+    );
+}
+
+#[test]
+fn crlf_and_bom_do_not_change_checksums() {
+    assert!(
+        file("fixtures/crlf/1_create_users.sql").contains("\r\n"),
+        "the fixture must keep its CRLF"
+    );
+    assert_eq!(LF.len(), 2);
+    for (lf, crlf) in LF.iter().zip(CRLF.iter()) {
+        assert_eq!(lf.checksum(), crlf.checksum(), "{}", lf.source_path());
+        assert_eq!(lf.chain(), crlf.chain());
+        assert_eq!(lf.up_sql(), crlf.up_sql(), "the embedded SQL is normalised");
+        assert_eq!(lf.no_transaction(), crlf.no_transaction());
+    }
+    assert_eq!(LF.head(), CRLF.head());
+}
+
+/// The chain of DESIGN.md, computed here independently of stowage.
+fn expected_chain(set: &stowage::MigrationSet) -> Vec<[u8; 32]> {
+    let mut chain: [u8; 32] = Sha256::digest(b"stowage-chain-v1").into();
+    set.iter()
+        .map(|m| {
+            let mut hasher = Sha256::new();
+            hasher.update(chain);
+            hasher.update(m.version().to_be_bytes());
+            hasher.update(Sha256::digest(m.up_sql().as_bytes()));
+            chain = hasher.finalize().into();
+            chain
+        })
+        .collect()
+}
+
+fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 8] {
+    [
+        ("simple", &SIMPLE, &SIMPLE_DIR),
+        ("reversible", &REVERSIBLE, &REVERSIBLE_DIR),
+        ("refinery", &REFINERY, &REFINERY_DIR),
+        ("diesel", &DIESEL, &DIESEL_DIR),
+        ("multi", &MULTI, &MULTI_DIR),
+        ("lf", &LF, &LF_DIR),
+        ("crlf", &CRLF, &CRLF_DIR),
+        ("example", &EXAMPLE, &EXAMPLE_DIR),
+    ]
+}
+
+#[test]
+fn compile_time_checksums_match_a_rehash() {
+    for (name, migrator, _) in all() {
+        for set in migrator.sets() {
+            for (migration, chain) in set.iter().zip(expected_chain(set)) {
+                let checksum: [u8; 32] = Sha256::digest(migration.up_sql().as_bytes()).into();
+                assert_eq!(
+                    *migration.checksum(),
+                    checksum,
+                    "{name}: {}",
+                    migration.source_path()
+                );
+                assert_eq!(
+                    *migration.chain(),
+                    chain,
+                    "{name}: {}",
+                    migration.source_path()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn from_dir_builds_the_same_model() {
+    for (name, migrator, dir) in all() {
+        let from_dir = Migrator::from_dir(dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(from_dir.sets(), migrator.sets(), "{name}");
+        assert!(!from_dir.is_empty());
+    }
+}
+
+#[test]
+fn from_dir_reports_every_problem() {
+    let error = Migrator::from_dir(&BROKEN_DIR).unwrap_err();
+    let stowage::Error::InvalidSource { problems } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    let message = error.to_string();
+    for file in ["1_a.sql", "1_b.sql", "2_c.up.sql", "notes.sql"] {
+        assert!(message.contains(file), "{message}");
+    }
+}
+
+#[test]
+fn example_migrations_cover_every_dialect() {
+    for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
+        let set = EXAMPLE.set(dialect).unwrap();
+        assert_eq!(set.dialect(), Some(dialect));
+        assert!(
+            set.iter().all(|m| m.down_sql().is_some()),
+            "{dialect}: the example is reversible"
+        );
+    }
+    assert!(
+        EXAMPLE.stale_files().is_empty(),
+        "{:?}",
+        EXAMPLE.stale_files()
+    );
+}

@@ -1,0 +1,5 @@
+static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../../../../tests/ui/fixtures/duplicate_version");
+
+fn main() {
+    let _ = MIGRATOR.len();
+}

@@ -1,0 +1,5 @@
+static MIGRATOR: stowage::Migrator = stowage::embed_migrations!(migrations);
+
+fn main() {
+    let _ = MIGRATOR.len();
+}
