@@ -31,19 +31,72 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod apply;
 pub mod build;
+mod config;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod conn;
 mod error;
 #[cfg(feature = "include_dir")]
 mod from_dir;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod history;
 #[cfg(feature = "include_dir")]
 mod layout;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod lock;
 mod migration;
 mod migrator;
+mod report;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod split;
 mod stale;
 
+pub use config::{Config, Policy};
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+pub use conn::Target;
 pub use error::Error;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+pub use history::{HistoryRow, RowState};
 pub use migration::{Dialect, Head, Migration, MigrationSet};
 pub use migrator::Migrator;
+pub use report::{Applied, Report};
 
 /// Embed a migrations folder into the binary as a [`Migrator`].
 ///

@@ -1,5 +1,6 @@
 //! [`Migrator`]: the embedded migrations of an application.
 
+use crate::config::{Config, Policy};
 use crate::migration::{Dialect, Head, Migration, MigrationSet};
 use crate::stale::Source;
 use std::borrow::Cow;
@@ -19,6 +20,7 @@ use std::borrow::Cow;
 pub struct Migrator {
     sets: Cow<'static, [MigrationSet]>,
     source: Source,
+    config: Config,
 }
 
 impl Migrator {
@@ -28,6 +30,7 @@ impl Migrator {
         Migrator {
             sets: Cow::Borrowed(sets),
             source,
+            config: Config::DEFAULT,
         }
     }
 
@@ -36,6 +39,7 @@ impl Migrator {
         Migrator {
             sets: Cow::Owned(sets),
             source: Source::embedded(None, &[]),
+            config: Config::DEFAULT,
         }
     }
 
@@ -91,5 +95,65 @@ impl Migrator {
     /// to `build.rs` so that cargo rebuilds when a file is added.
     pub fn stale_files(&self) -> Vec<String> {
         self.source.stale_files()
+    }
+
+    /// The settings this migrator applies with.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Use another history table than `stowage_migrations`. The name is
+    /// checked (ASCII letters, digits, `_`) when the migrator is used, and
+    /// always quoted.
+    ///
+    /// ```
+    /// static MIGRATOR: stowage::Migrator =
+    ///     stowage::embed_migrations!("../migrations").with_table("schema_history");
+    /// assert_eq!(MIGRATOR.config().table(), "schema_history");
+    /// ```
+    #[must_use]
+    pub const fn with_table(mut self, table: &'static str) -> Self {
+        self.config.table = table;
+        self
+    }
+
+    /// Keep the history table in this schema (PostgreSQL schema, MySQL
+    /// database), created if missing. Without it, the connection's default.
+    #[must_use]
+    pub const fn with_schema(mut self, schema: &'static str) -> Self {
+        self.config.schema = Some(schema);
+        self
+    }
+
+    /// How long to wait for another process's migration lock (default 60 s).
+    #[must_use]
+    pub const fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.config.lock_timeout = timeout;
+        self
+    }
+
+    /// What to do with an applied migration whose checksum differs from the
+    /// binary's (default: [`Policy::Error`]).
+    #[must_use]
+    pub const fn with_modified(mut self, policy: Policy) -> Self {
+        self.config.on_modified = policy;
+        self
+    }
+
+    /// What to do with a version applied in the database that the binary
+    /// does not have, as after deploying an older binary (default: [`Policy::Error`]).
+    #[must_use]
+    pub const fn with_missing(mut self, policy: Policy) -> Self {
+        self.config.on_missing = policy;
+        self
+    }
+
+    /// What to do with a pending migration older than the newest applied one,
+    /// as after merging branches (default: [`Policy::Error`]). Allowed, it is
+    /// applied.
+    #[must_use]
+    pub const fn with_out_of_order(mut self, policy: Policy) -> Self {
+        self.config.on_out_of_order = policy;
+        self
     }
 }

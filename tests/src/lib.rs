@@ -1,4 +1,225 @@
 //! Integration tests of stowage; the helpers they share live here.
 //!
+//! Database tests need real servers: `STOWAGE_TEST_PG_URL` and
+//! `STOWAGE_TEST_MYSQL_URL` (`scripts/test` starts throwaway ones and sets
+//! them). A missing variable fails the test with a message saying so; no
+//! test is skipped.
+//!
 //! The README follows, so that its examples are compiled and run as doctests.
 #![doc = include_str!("../../README.md")]
+
+use sqlx::{AssertSqlSafe, Connection, Executor, Row};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub mod count;
+
+/// A backend the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL, from `STOWAGE_TEST_PG_URL`.
+    Postgres,
+    /// MariaDB or MySQL, from `STOWAGE_TEST_MYSQL_URL`.
+    MySql,
+    /// SQLite, a file in a temporary folder.
+    Sqlite,
+}
+
+/// The server URL of a backend, from its environment variable.
+///
+/// # Panics
+///
+/// When the variable is not set, with a message saying how to get a server.
+pub fn server_url(backend: Backend) -> String {
+    let var = match backend {
+        Backend::Postgres => "STOWAGE_TEST_PG_URL",
+        Backend::MySql => "STOWAGE_TEST_MYSQL_URL",
+        Backend::Sqlite => return "sqlite://".to_owned(),
+    };
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set. Run the tests with `scripts/test`, which starts throwaway PostgreSQL and \
+             MariaDB servers (installing them with apt-get if needed), or set {var} to a server you \
+             can create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres or \
+             mysql://root@127.0.0.1:3306/test"
+        )
+    })
+}
+
+/// A fresh, empty database of its own for one test.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    /// The backend.
+    pub backend: Backend,
+    /// The URL of the new database.
+    pub url: String,
+    /// Its name (the file path for SQLite).
+    pub name: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_name(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "stowage_{label}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Replace the database name (the URL path) of a server URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Create a fresh database on a backend; its name carries `label`.
+pub async fn fresh(backend: Backend, label: &str) -> Fresh {
+    let name = unique_name(label);
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("stowage-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{name}.db"));
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            Fresh {
+                backend,
+                url,
+                name: path.display().to_string(),
+            }
+        }
+        Backend::Postgres => {
+            let server = server_url(backend);
+            let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+            conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            Fresh {
+                backend,
+                url: with_database(&server, &name),
+                name,
+            }
+        }
+        Backend::MySql => {
+            let server = server_url(backend);
+            let mut conn = sqlx::MySqlConnection::connect(&server).await.unwrap();
+            conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            Fresh {
+                backend,
+                url: with_database(&server, &name),
+                name,
+            }
+        }
+    }
+}
+
+/// A pool of one of the backends, for driving a scenario written once.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+    /// MySQL / MariaDB.
+    MySql(sqlx::MySqlPool),
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+}
+
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Postgres($p) => $body,
+            Pool::MySql($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
+impl Fresh {
+    /// A pool on the fresh database.
+    pub async fn pool(&self) -> Pool {
+        match self.backend {
+            Backend::Postgres => Pool::Postgres(sqlx::PgPool::connect(&self.url).await.unwrap()),
+            Backend::MySql => Pool::MySql(sqlx::MySqlPool::connect(&self.url).await.unwrap()),
+            Backend::Sqlite => Pool::Sqlite(sqlx::SqlitePool::connect(&self.url).await.unwrap()),
+        }
+    }
+}
+
+impl Pool {
+    /// Run a migrator on this pool.
+    pub async fn run(
+        &self,
+        migrator: &stowage::Migrator,
+    ) -> Result<stowage::Report, stowage::Error> {
+        on_pool!(self, p => migrator.run(p).await)
+    }
+
+    /// Run a migrator up to a version on this pool.
+    pub async fn run_to(
+        &self,
+        migrator: &stowage::Migrator,
+        version: i64,
+    ) -> Result<stowage::Report, stowage::Error> {
+        on_pool!(self, p => migrator.run_to(p, version).await)
+    }
+
+    /// Execute a script.
+    pub async fn execute(&self, sql: &str) {
+        on_pool!(self, p => { sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(p).await.unwrap(); })
+    }
+
+    /// The first column of the first row, as an `i64`.
+    pub async fn i64(&self, sql: &str) -> i64 {
+        on_pool!(self, p => sqlx::query(AssertSqlSafe(sql.to_owned())).fetch_one(p).await.unwrap().get::<i64, _>(0))
+    }
+
+    /// The user tables of the database, sorted.
+    pub async fn tables(&self) -> Vec<String> {
+        let sql = match self {
+            Pool::Postgres(_) => {
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            }
+            Pool::MySql(_) => {
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1"
+            }
+            Pool::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
+            }
+        };
+        on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap())
+    }
+
+    /// The history table as `(version, state, failed_statement)`.
+    pub async fn history(&self) -> Vec<(i64, String, Option<i64>)> {
+        let sql =
+            "SELECT version, state, failed_statement FROM stowage_migrations ORDER BY version";
+        on_pool!(self, p => sqlx::query_as::<_, (i64, String, Option<i64>)>(sql).fetch_all(p).await.unwrap())
+    }
+
+    /// The history table's `error` column of a version.
+    pub async fn history_error(&self, version: i64) -> Option<String> {
+        let sql = format!("SELECT error FROM stowage_migrations WHERE version = {version}");
+        on_pool!(self, p => sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql)).fetch_one(p).await.unwrap())
+    }
+
+    /// Close the pool.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await);
+    }
+}

@@ -1,0 +1,494 @@
+//! [`Migrator::run`]: bring a database up to date.
+
+use crate::conn::{Conn, Target, Value};
+use crate::error::short_hex;
+use crate::history::{self, HistoryRow, RowState, Table};
+use crate::split::split;
+use crate::{Dialect, Error, Migration, MigrationSet, Migrator, Policy, Report, lock};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tracing::Instrument;
+
+impl Migrator {
+    /// Apply every pending migration.
+    ///
+    /// When the database is up to date this costs one query: the newest row
+    /// of the history table, whose chain value vouches for every migration up
+    /// to it. Otherwise stowage takes the migration lock (so that replicas
+    /// starting together apply each migration once), checks the history
+    /// against the binary, and applies what is pending, each migration with
+    /// its history row in one transaction where the database allows it.
+    ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    ///
+    /// let report = MIGRATOR.run(&pool).await?;
+    /// println!("{report}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the database and the binary disagree ([`Error::ChecksumMismatch`],
+    /// [`Error::UnknownVersion`], [`Error::OutOfOrder`], [`Error::FailedMigration`]),
+    /// when a migration fails ([`Error::MigrationFailed`]), when another
+    /// process holds the lock too long ([`Error::LockTimeout`]), and when the
+    /// database cannot be reached ([`Error::Database`]).
+    pub async fn run<'a>(&self, target: impl Target<'a>) -> Result<Report, Error> {
+        self.run_to_inner(target, None).await
+    }
+
+    /// Apply the pending migrations up to and including `version`.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    pub async fn run_to<'a>(&self, target: impl Target<'a>, version: i64) -> Result<Report, Error> {
+        self.run_to_inner(target, Some(version)).await
+    }
+
+    async fn run_to_inner<'a>(
+        &self,
+        target: impl Target<'a>,
+        up_to: Option<i64>,
+    ) -> Result<Report, Error> {
+        let mut conn = target
+            .connect()
+            .await
+            .map_err(Error::db("cannot connect to the database"))?;
+        let dialect = conn.dialect();
+        let span = tracing::info_span!("stowage.run", %dialect);
+        async move {
+            let set = self
+                .set(dialect)
+                .ok_or(Error::NoMigrationsForDialect { dialect })?;
+            let table = Table::new(self.config(), dialect)?;
+            if up_to_date(&mut conn, &table, set).await? {
+                tracing::debug!(head = set.head().map(|h| h.version), "database up to date");
+                return Ok(Report::new(
+                    dialect,
+                    Vec::new(),
+                    set.head().map(|h| h.version),
+                ));
+            }
+            locked(conn, &table, self.config().lock_timeout, async |conn| {
+                apply_pending(self, conn, &table, set, up_to).await
+            })
+            .await
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The fast path: one query, no lock, no DDL.
+async fn up_to_date(conn: &mut Conn<'_>, table: &Table, set: &MigrationSet) -> Result<bool, Error> {
+    match conn
+        .fetch(table.head_sql(), Vec::new(), &Table::HEAD_TYPES)
+        .await
+    {
+        Ok(rows) => {
+            let Some(row) = rows.first() else {
+                return Ok(set.is_empty());
+            };
+            let head = set.head();
+            Ok(head.is_some_and(|head| {
+                row.first().and_then(|c| c.i64()) == Some(head.version)
+                    && row.get(1).map(|c| c.bytes()) == Some(&head.chain[..])
+                    && row.get(2).and_then(|c| c.text()) == Some("applied")
+            }))
+        }
+        Err(error) if history::is_undefined_table(&error) => Ok(set.is_empty()),
+        Err(error) => Err(Error::db(format!(
+            "cannot read the history table {}",
+            table.name
+        ))(error)),
+    }
+}
+
+/// Run `work` under the migration lock, and release the lock on every path.
+/// When releasing fails, the connection is closed, which releases it too.
+pub(crate) async fn locked<T>(
+    mut conn: Conn<'_>,
+    table: &Table,
+    timeout: std::time::Duration,
+    work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let waiting = Instant::now();
+    if let Err(error) = lock::acquire(&mut conn, table, timeout).await {
+        conn.close().await;
+        return Err(error);
+    }
+    tracing::debug!(waited = ?waiting.elapsed(), "migration lock taken");
+    let result = work(&mut conn).await;
+    // On SQLite the lock is the run's transaction: keep the migrations that
+    // succeeded (a failed one was rolled back to its savepoint already).
+    let keep = matches!(result, Ok(_) | Err(Error::MigrationFailed { .. }));
+    match lock::release(&mut conn, table, keep).await {
+        Ok(()) => result,
+        Err(release_error) => {
+            conn.close().await;
+            result.and(Err(release_error))
+        }
+    }
+}
+
+/// Compare the history with the binary: the errors that stop a run.
+pub(crate) fn check_policies(
+    migrator: &Migrator,
+    set: &MigrationSet,
+    rows: &[HistoryRow],
+) -> Vec<Error> {
+    let config = migrator.config();
+    let mut problems = Vec::new();
+    let newest_applied = rows.iter().map(|r| r.version).max();
+    let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+    for row in rows {
+        if row.state == RowState::Failed {
+            problems.push(Error::FailedMigration {
+                version: row.version,
+                description: row.description.clone(),
+                statement: row.failed_statement,
+                error: row.error.clone(),
+            });
+            continue;
+        }
+        match set.get(row.version) {
+            None => {
+                let error = Error::UnknownVersion {
+                    version: row.version,
+                    description: row.description.clone(),
+                };
+                allow_or_push(config.on_missing, error, &mut problems);
+            }
+            Some(migration) if row.checksum != migration.checksum() => {
+                let error = Error::ChecksumMismatch {
+                    version: row.version,
+                    source_path: migration.source_path().to_owned(),
+                    applied: short_hex(&row.checksum),
+                    embedded: short_hex(migration.checksum()),
+                };
+                allow_or_push(config.on_modified, error, &mut problems);
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(newest) = newest_applied {
+        for migration in set
+            .iter()
+            .filter(|m| m.version() < newest && !recorded.contains_key(&m.version()))
+        {
+            let error = Error::OutOfOrder {
+                version: migration.version(),
+                source_path: migration.source_path().to_owned(),
+                newest_applied: newest,
+            };
+            allow_or_push(config.on_out_of_order, error, &mut problems);
+        }
+    }
+    problems
+}
+
+fn allow_or_push(policy: Policy, error: Error, problems: &mut Vec<Error>) {
+    match policy {
+        Policy::Allow => tracing::warn!("allowed by policy: {error}"),
+        _ => problems.push(error),
+    }
+}
+
+/// The slow path, under the lock.
+async fn apply_pending(
+    migrator: &Migrator,
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    up_to: Option<i64>,
+) -> Result<Report, Error> {
+    conn.script(table.create_sql())
+        .await
+        .map_err(Error::db(format!(
+            "cannot create the history table {}",
+            table.name
+        )))?;
+    let rows = table.rows(conn).await?;
+    if let Some(problem) = check_policies(migrator, set, &rows).into_iter().next() {
+        return Err(problem);
+    }
+    let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+    let applied_by = history::applied_by();
+    let mut applied = Vec::new();
+    for migration in set.iter() {
+        if recorded.contains_key(&migration.version())
+            || up_to.is_some_and(|v| migration.version() > v)
+        {
+            continue;
+        }
+        let started = Instant::now();
+        apply_one(conn, table, migration, &applied_by)
+            .instrument(tracing::info_span!(
+                "stowage.migration",
+                version = migration.version()
+            ))
+            .await?;
+        let duration = started.elapsed();
+        tracing::info!(
+            version = migration.version(),
+            description = migration.description(),
+            ?duration,
+            "applied migration"
+        );
+        applied.push(crate::report::Applied {
+            version: migration.version(),
+            description: migration.description().to_owned(),
+            duration,
+        });
+    }
+    // Rows written under other binaries (out of order, accepted checksums)
+    // carry another chain value; record this binary's so the next start-up
+    // takes the fast path.
+    for row in &rows {
+        if let Some(migration) = set.get(row.version)
+            && row.chain != migration.chain()
+        {
+            let sql = format!(
+                "UPDATE {} SET chain = {} WHERE version = {}",
+                table.name,
+                table.param(1),
+                table.param(2)
+            );
+            conn.execute(
+                sql,
+                vec![
+                    Value::Bytes(migration.chain().to_vec()),
+                    Value::I64(row.version),
+                ],
+            )
+            .await
+            .map_err(Error::db("cannot update the history table's chain"))?;
+        }
+    }
+    let head = set
+        .iter()
+        .map(Migration::version)
+        .filter(|v| recorded.contains_key(v) || applied.iter().any(|a| a.version == *v))
+        .max();
+    Ok(Report::new(table.dialect, applied, head))
+}
+
+/// Apply one migration with its history row.
+async fn apply_one(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    match (table.dialect, m.no_transaction()) {
+        (Dialect::Postgres, false) => apply_postgres_transaction(conn, table, m, applied_by).await,
+        (Dialect::Sqlite, false) => apply_sqlite_savepoint(conn, table, m, applied_by).await,
+        (Dialect::MySql, _) => apply_mysql_script(conn, table, m, applied_by).await,
+        (Dialect::Postgres | Dialect::Sqlite, true) => {
+            apply_stepwise(conn, table, m, applied_by).await
+        }
+    }
+}
+
+fn failed(
+    m: &Migration,
+    statement: Option<i64>,
+    transactional: bool,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::MigrationFailed {
+        version: m.version(),
+        source_path: m.source_path().to_owned(),
+        statement,
+        transactional,
+        source,
+    }
+}
+
+/// PostgreSQL: SQL, history row and commit in one round trip.
+async fn apply_postgres_transaction(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let insert = format!(
+        "INSERT INTO {} (version, description, checksum, chain, state, duration_ms, applied_by) VALUES \
+         ({}, {}, {}, {}, 'applied', (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, {})",
+        table.name,
+        m.version(),
+        table.text_literal(m.description()),
+        table.bytes_literal(m.checksum()),
+        table.bytes_literal(m.chain()),
+        table.text_literal(applied_by),
+    );
+    let script = format!("BEGIN;\n{}\n;\n{insert};\nCOMMIT;", m.up_sql());
+    if let Err(error) = conn.script(script).await {
+        conn.script("ROLLBACK".to_owned())
+            .await
+            .map_err(Error::db(format!(
+                "cannot roll back migration {}",
+                m.version()
+            )))?;
+        return Err(failed(m, None, true)(error));
+    }
+    Ok(())
+}
+
+/// SQLite: inside the run's `BEGIN IMMEDIATE`, each migration in a savepoint.
+async fn apply_sqlite_savepoint(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let result = conn
+        .script(format!("SAVEPOINT stowage_migration;\n{}\n;", m.up_sql()))
+        .await;
+    let result = match result {
+        Ok(()) => {
+            let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            conn.execute(
+                table.insert_sql("applied", &duration.to_string()),
+                history::insert_values(m, applied_by),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(_) => conn
+            .script("RELEASE stowage_migration".to_owned())
+            .await
+            .map_err(Error::db("cannot release the migration's savepoint")),
+        Err(error) => {
+            conn.script("ROLLBACK TO stowage_migration; RELEASE stowage_migration;".to_owned())
+                .await
+                .map_err(Error::db(format!(
+                    "cannot roll back migration {}",
+                    m.version()
+                )))?;
+            Err(failed(m, None, true)(error))
+        }
+    }
+}
+
+/// MySQL, whose DDL commits by itself: a `failed` row first, then each
+/// statement followed by the count of statements done, then `applied`; all in
+/// one multi-statement round trip. A crash leaves the row saying how far it got.
+async fn apply_mysql_script(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let statements = split(m.up_sql(), Dialect::MySql);
+    let t = &table.name;
+    let version = m.version();
+    let mut script = format!(
+        "INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) VALUES \
+         ({version}, {}, {}, {}, 'failed', 0, {});\n",
+        table.text_literal(m.description()),
+        table.bytes_literal(m.checksum()),
+        table.bytes_literal(m.chain()),
+        table.text_literal(applied_by),
+    );
+    for (done, statement) in statements.iter().enumerate() {
+        script.push_str(statement);
+        script.push_str(";\n");
+        script.push_str(&format!(
+            "UPDATE {t} SET failed_statement = {} WHERE version = {version};\n",
+            done + 1
+        ));
+    }
+    script.push_str(&format!(
+        "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
+         duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version}"
+    ));
+    match conn.script(script).await {
+        Ok(()) => Ok(()),
+        Err(error) => Err(record_failure(conn, table, m, error).await),
+    }
+}
+
+/// PostgreSQL and SQLite `no-transaction` migrations: statement by statement,
+/// each outside any transaction, with the count of statements done recorded
+/// after each.
+async fn apply_stepwise(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let sqlite = table.dialect == Dialect::Sqlite;
+    if sqlite {
+        // The run's write transaction ends here; statements like VACUUM need none.
+        conn.script("COMMIT".to_owned())
+            .await
+            .map_err(Error::db("cannot commit before a no-transaction migration"))?;
+    }
+    let started = Instant::now();
+    let result = async {
+        conn.execute(table.insert_sql("failed", "0"), history::insert_values(m, applied_by))
+            .await
+            .map_err(Error::db(format!("cannot record migration {}", m.version())))?;
+        for (done, statement) in split(m.up_sql(), table.dialect).iter().enumerate() {
+            if let Err(error) = conn.script((*statement).to_owned()).await {
+                return Err(record_failure(conn, table, m, error).await);
+            }
+            let sql = format!(
+                "UPDATE {} SET failed_statement = {} WHERE version = {}",
+                table.name,
+                done + 1,
+                m.version()
+            );
+            conn.script(sql).await.map_err(Error::db("cannot record a migration's progress"))?;
+        }
+        let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let sql = format!(
+            "UPDATE {} SET state = 'applied', failed_statement = NULL, duration_ms = {duration} WHERE version = {}",
+            table.name,
+            m.version()
+        );
+        conn.script(sql).await.map_err(Error::db("cannot record a migration as applied"))
+    }
+    .await;
+    if sqlite {
+        conn.script("BEGIN IMMEDIATE".to_owned())
+            .await
+            .map_err(Error::db(
+                "cannot lock the SQLite database again after a no-transaction migration",
+            ))?;
+    }
+    result
+}
+
+/// Record the error of a statement-by-statement migration on its failed row,
+/// and turn it into [`Error::MigrationFailed`] naming the statement.
+async fn record_failure(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    error: sqlx::Error,
+) -> Error {
+    let message = error.to_string();
+    let sql = format!(
+        "UPDATE {} SET error = {} WHERE version = {}",
+        table.name,
+        table.param(1),
+        table.param(2)
+    );
+    let _ = conn
+        .execute(sql, vec![Value::Text(message), Value::I64(m.version())])
+        .await;
+    let done = table
+        .rows(conn)
+        .await
+        .ok()
+        .and_then(|rows| rows.into_iter().find(|r| r.version == m.version()))
+        .and_then(|row| row.failed_statement);
+    failed(m, done, false)(error)
+}

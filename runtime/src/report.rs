@@ -1,0 +1,84 @@
+//! [`Report`]: what a run did.
+
+use crate::Dialect;
+use std::fmt;
+use std::time::Duration;
+
+/// What [`Migrator::run`](crate::Migrator::run) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    dialect: Dialect,
+    applied: Vec<Applied>,
+    head: Option<i64>,
+}
+
+/// One migration applied by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Applied {
+    /// Its version.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// How long it took, history row included.
+    pub duration: Duration,
+}
+
+impl Report {
+    pub(crate) fn new(dialect: Dialect, applied: Vec<Applied>, head: Option<i64>) -> Report {
+        Report {
+            dialect,
+            applied,
+            head,
+        }
+    }
+
+    /// The migrations applied by this run, oldest first; empty when the
+    /// database was up to date.
+    pub fn applied(&self) -> &[Applied] {
+        &self.applied
+    }
+
+    /// The newest applied version after the run, or `None` for an empty history.
+    pub fn head(&self) -> Option<i64> {
+        self.head
+    }
+
+    /// The dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The time spent applying migrations.
+    pub fn total_duration(&self) -> Duration {
+        self.applied.iter().map(|a| a.duration).sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = self
+            .head
+            .map_or_else(|| "no migrations".to_owned(), |v| format!("version {v}"));
+        match self.applied.len() {
+            0 => write!(f, "{} database up to date at {head}", self.dialect),
+            n => {
+                write!(
+                    f,
+                    "applied {n} migration{} to the {} database in {:.1?}, now at {head}",
+                    if n == 1 { "" } else { "s" },
+                    self.dialect,
+                    self.total_duration()
+                )?;
+                for applied in &self.applied {
+                    write!(
+                        f,
+                        "\n  {} {} ({:.1?})",
+                        applied.version, applied.description, applied.duration
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
