@@ -1,0 +1,56 @@
+//! The fast path: an up-to-date database costs exactly one statement.
+//!
+//! The statements are counted from sqlx's own `sqlx::query` log events, with a
+//! global subscriber; this file holds one test so that nothing else runs in
+//! its process.
+
+use sqlx::Connection;
+use stowage::Migrator;
+use stowage_tests::count::StatementCounter;
+use stowage_tests::{Backend, fresh};
+
+static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
+
+/// Count the statements sqlx sends during one run on a connection of its own.
+fn statements_of_a_run(backend: Backend, counter: &StatementCounter) -> (usize, usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = fresh(backend, "fast").await;
+        macro_rules! measure {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&db.url).await.unwrap();
+                let before = counter.count();
+                assert_eq!(V2.run(&mut conn).await.unwrap().applied().len(), 4);
+                let slow = counter.count() - before;
+                let before = counter.count();
+                assert!(V2.run(&mut conn).await.unwrap().applied().is_empty());
+                (slow, counter.count() - before)
+            }};
+        }
+        match backend {
+            Backend::Postgres => measure!(sqlx::PgConnection),
+            Backend::MySql => measure!(sqlx::MySqlConnection),
+            Backend::Sqlite => measure!(sqlx::SqliteConnection),
+        }
+    })
+}
+
+#[test]
+fn up_to_date_is_one_statement() {
+    let counter = StatementCounter::default();
+    tracing::subscriber::set_global_default(counter.clone()).unwrap();
+    for backend in [Backend::Postgres, Backend::MySql, Backend::Sqlite] {
+        let (slow, fast) = statements_of_a_run(backend, &counter);
+        assert!(
+            slow > 4,
+            "{backend:?}: the counter sees sqlx's statements ({slow})"
+        );
+        assert_eq!(
+            fast, 1,
+            "{backend:?}: an up-to-date run sends exactly one statement"
+        );
+    }
+}
