@@ -378,7 +378,13 @@ async fn apply_sqlite_savepoint(
 
 /// MySQL, whose DDL commits by itself: a `failed` row first, then each
 /// statement followed by the count of statements done, then `applied`; all in
-/// one multi-statement round trip. A crash leaves the row saying how far it got.
+/// one multi-statement round trip.
+///
+/// The script runs with `autocommit = 0`, so statements between two DDL
+/// statements commit together with their progress count, and the count after
+/// a DDL statement is committed before the next statement that is not DDL
+/// (the next DDL commits it implicitly). A crash therefore leaves the row
+/// saying how many statements are durably done.
 async fn apply_mysql_script(
     conn: &mut Conn<'_>,
     table: &Table,
@@ -389,7 +395,8 @@ async fn apply_mysql_script(
     let t = &table.name;
     let version = m.version();
     let mut script = format!(
-        "INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) VALUES \
+        "SET autocommit = 0;\n\
+         INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) VALUES \
          ({version}, {}, {}, {}, 'failed', 0, {});\n",
         table.text_literal(m.description()),
         table.bytes_literal(m.checksum()),
@@ -403,15 +410,80 @@ async fn apply_mysql_script(
             "UPDATE {t} SET failed_statement = {} WHERE version = {version};\n",
             done + 1
         ));
+        let next_commits = statements
+            .get(done + 1)
+            .is_some_and(|next| commits_implicitly(next));
+        if commits_implicitly(statement) && !next_commits {
+            script.push_str("COMMIT;\n");
+        }
     }
     script.push_str(&format!(
         "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
-         duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version}"
+         duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version};\n\
+         COMMIT;\n\
+         SET autocommit = 1"
     ));
     match conn.script(script).await {
         Ok(()) => Ok(()),
-        Err(error) => Err(record_failure(conn, table, m, error).await),
+        Err(error) => Err(mysql_failure(conn, table, m, error).await),
     }
+}
+
+/// Whether a MySQL statement commits the open transaction by itself.
+fn commits_implicitly(statement: &str) -> bool {
+    let first = statement
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with("--") && !line.starts_with('#'))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
+    )
+}
+
+/// After a MySQL migration failed: read how far it got (the session still
+/// sees its own uncommitted progress), roll back what is not durable, and
+/// record the error on the row if the row itself is durable.
+async fn mysql_failure(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    error: sqlx::Error,
+) -> Error {
+    let reached = progress(conn, table, m.version()).await;
+    let _ = conn.script("ROLLBACK; SET autocommit = 1".to_owned()).await;
+    let durable = table
+        .rows(conn)
+        .await
+        .ok()
+        .is_some_and(|rows| rows.iter().any(|r| r.version == m.version()));
+    if durable {
+        let sql = format!("UPDATE {} SET error = ? WHERE version = ?", table.name);
+        let _ = conn
+            .execute(
+                sql,
+                vec![Value::Text(error.to_string()), Value::I64(m.version())],
+            )
+            .await;
+    }
+    // Nothing durable happened when even the row was rolled back.
+    failed(m, reached, !durable)(error)
+}
+
+/// The `failed_statement` count of a version's row, as this session sees it.
+async fn progress(conn: &mut Conn<'_>, table: &Table, version: i64) -> Option<i64> {
+    let sql = format!(
+        "SELECT failed_statement FROM {} WHERE version = {version}",
+        table.name
+    );
+    let rows = conn
+        .fetch(sql, Vec::new(), &[crate::conn::Ty::OptI64])
+        .await
+        .ok()?;
+    rows.first()?.first()?.i64()
 }
 
 /// PostgreSQL and SQLite `no-transaction` migrations: statement by statement,
