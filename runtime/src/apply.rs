@@ -376,15 +376,16 @@ async fn apply_sqlite_savepoint(
     }
 }
 
-/// MySQL, whose DDL commits by itself: a `failed` row first, then each
-/// statement followed by the count of statements done, then `applied`; all in
-/// one multi-statement round trip.
+/// MySQL, whose DDL commits by itself: a `failed` row first, then the
+/// statements, then `applied`; all in one multi-statement round trip.
 ///
-/// The script runs with `autocommit = 0`, so statements between two DDL
-/// statements commit together with their progress count, and the count after
-/// a DDL statement is committed before the next statement that is not DDL
-/// (the next DDL commits it implicitly). A crash therefore leaves the row
-/// saying how many statements are durably done.
+/// The script runs with `autocommit = 0`, so the statements between two
+/// commit points commit together, and the row's count of statements done is
+/// updated just before each commit point (a DDL statement, which commits
+/// implicitly before and after itself, or an explicit `COMMIT` after a DDL
+/// statement). A crash therefore leaves the row saying how many statements
+/// are durably done; a failure names the statement from the count of results
+/// the server returned before its error.
 async fn apply_mysql_script(
     conn: &mut Conn<'_>,
     table: &Table,
@@ -394,38 +395,61 @@ async fn apply_mysql_script(
     let statements = split(m.up_sql(), Dialect::MySql);
     let t = &table.name;
     let version = m.version();
-    let mut script = format!(
-        "SET autocommit = 0;\n\
-         INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) VALUES \
-         ({version}, {}, {}, {}, 'failed', 0, {});\n",
-        table.text_literal(m.description()),
-        table.bytes_literal(m.checksum()),
-        table.bytes_literal(m.chain()),
-        table.text_literal(applied_by),
-    );
-    for (done, statement) in statements.iter().enumerate() {
-        script.push_str(statement);
-        script.push_str(";\n");
-        script.push_str(&format!(
-            "UPDATE {t} SET failed_statement = {} WHERE version = {version};\n",
-            done + 1
-        ));
-        let next_commits = statements
-            .get(done + 1)
+    // Each statement of the script, and the migration statement it is (if any).
+    let mut script: Vec<(String, Option<usize>)> = vec![
+        ("SET autocommit = 0".to_owned(), None),
+        (
+            format!(
+                "INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) \
+                 VALUES ({version}, {}, {}, {}, 'failed', 0, {})",
+                table.text_literal(m.description()),
+                table.bytes_literal(m.checksum()),
+                table.bytes_literal(m.chain()),
+                table.text_literal(applied_by),
+            ),
+            None,
+        ),
+    ];
+    let progress = |done: usize| {
+        (
+            format!("UPDATE {t} SET failed_statement = {done} WHERE version = {version}"),
+            None,
+        )
+    };
+    for (index, statement) in statements.iter().enumerate() {
+        let ddl = commits_implicitly(statement);
+        let last = index + 1 == statements.len();
+        let next_ddl = statements
+            .get(index + 1)
             .is_some_and(|next| commits_implicitly(next));
-        if commits_implicitly(statement) && !next_commits {
-            script.push_str("COMMIT;\n");
+        script.push(((*statement).to_owned(), Some(index)));
+        if !last && (ddl || next_ddl) {
+            script.push(progress(index + 1));
+            if ddl && !next_ddl {
+                script.push(("COMMIT".to_owned(), None));
+            }
         }
     }
-    script.push_str(&format!(
-        "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
-         duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version};\n\
-         COMMIT;\n\
-         SET autocommit = 1"
+    script.push((
+        format!(
+            "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
+             duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version}"
+        ),
+        None,
     ));
-    match conn.script(script).await {
+    script.push(("COMMIT".to_owned(), None));
+    script.push(("SET autocommit = 1".to_owned(), None));
+    let text = script
+        .iter()
+        .map(|(sql, _)| sql.as_str())
+        .collect::<Vec<_>>()
+        .join(";\n");
+    match conn.script_counted(text).await {
         Ok(()) => Ok(()),
-        Err(error) => Err(mysql_failure(conn, table, m, error).await),
+        Err((done, error)) => {
+            let statement = script.get(done).and_then(|(_, index)| *index);
+            Err(mysql_failure(conn, table, m, statement, error).await)
+        }
     }
 }
 
@@ -444,16 +468,15 @@ fn commits_implicitly(statement: &str) -> bool {
     )
 }
 
-/// After a MySQL migration failed: read how far it got (the session still
-/// sees its own uncommitted progress), roll back what is not durable, and
-/// record the error on the row if the row itself is durable.
+/// After a MySQL migration failed at `statement`: roll back what is not
+/// durable, and record the error on the row if the row itself is durable.
 async fn mysql_failure(
     conn: &mut Conn<'_>,
     table: &Table,
     m: &Migration,
+    statement: Option<usize>,
     error: sqlx::Error,
 ) -> Error {
-    let reached = progress(conn, table, m.version()).await;
     let _ = conn.script("ROLLBACK; SET autocommit = 1".to_owned()).await;
     let durable = table
         .rows(conn)
@@ -470,7 +493,8 @@ async fn mysql_failure(
             .await;
     }
     // Nothing durable happened when even the row was rolled back.
-    failed(m, reached, !durable)(error)
+    let statement = statement.and_then(|s| i64::try_from(s).ok());
+    failed(m, statement, !durable)(error)
 }
 
 /// The `failed_statement` count of a version's row, as this session sees it.
@@ -556,11 +580,5 @@ async fn record_failure(
     let _ = conn
         .execute(sql, vec![Value::Text(message), Value::I64(m.version())])
         .await;
-    let done = table
-        .rows(conn)
-        .await
-        .ok()
-        .and_then(|rows| rows.into_iter().find(|r| r.version == m.version()))
-        .and_then(|row| row.failed_statement);
-    failed(m, done, false)(error)
+    failed(m, progress(conn, table, m.version()).await, false)(error)
 }

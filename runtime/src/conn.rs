@@ -231,6 +231,23 @@ impl Conn<'_> {
         dispatch!(self, c => sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **c).await.map(drop))
     }
 
+    /// Run a script of several statements; on failure, also say how many
+    /// statements succeeded before the one that failed.
+    pub(crate) async fn script_counted(&mut self, sql: String) -> Result<(), (usize, sqlx::Error)> {
+        use futures_util::StreamExt;
+        dispatch!(self, c => {
+            let mut done = 0;
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(&mut **c);
+            while let Some(result) = results.next().await {
+                match result {
+                    Ok(_) => done += 1,
+                    Err(error) => return Err((done, error)),
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Close the connection instead of returning it to its pool, so that the
     /// server releases whatever it still holds (session locks, transactions).
     /// A borrowed connection is left to its owner.

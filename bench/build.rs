@@ -1,0 +1,47 @@
+//! Generate the benchmark's migration set: 500 migrations, each one table,
+//! one index and three rows, in sqlx's layout (read by stowage and
+//! `sqlx::migrate!`) and refinery's, for each dialect.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+const MIGRATIONS: usize = 500;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("generated");
+    for dialect in ["postgres", "mysql", "sqlite"] {
+        let id = match dialect {
+            "postgres" => "id BIGSERIAL PRIMARY KEY",
+            "mysql" => "id BIGINT AUTO_INCREMENT PRIMARY KEY",
+            _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        };
+        for i in 1..=MIGRATIONS {
+            let mut sql = String::new();
+            writeln!(
+                sql,
+                "CREATE TABLE t_{i} ({id}, name VARCHAR(64) NOT NULL, n INTEGER NOT NULL);"
+            )
+            .unwrap();
+            writeln!(sql, "CREATE INDEX t_{i}_name ON t_{i} (name);").unwrap();
+            for (n, name) in ["a", "b", "c"].iter().enumerate() {
+                writeln!(sql, "INSERT INTO t_{i} (name, n) VALUES ('{name}', {n});").unwrap();
+            }
+            write(
+                &root.join(format!("sqlx/{dialect}/{i:04}_table_{i}.sql")),
+                &sql,
+            );
+            write(
+                &root.join(format!("refinery/{dialect}/V{i}__table_{i}.sql")),
+                &sql,
+            );
+        }
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}

@@ -1,0 +1,136 @@
+# Throwaway PostgreSQL and MariaDB servers for scripts/test and scripts/bench.
+#
+# Source it from the repository root. `start_postgres` and `start_mariadb`
+# start a server from the installed binaries (installing Debian's packages
+# first when they are missing and this runs as root), on a free local port,
+# in a temporary folder; they export STOWAGE_TEST_PG_URL / STOWAGE_TEST_MYSQL_URL.
+# Everything started is stopped and removed when the script exits.
+
+root=$(pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/stowage-test.XXXXXX")
+chmod 755 "$work"
+pg_data="" pg_ctl="" mariadb_pid=""
+
+say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+cleanup() {
+    local status=$?
+    if [[ -n $pg_ctl && -n $pg_data ]]; then
+        as_postgres "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if [[ -n $mariadb_pid ]]; then
+        kill "$mariadb_pid" 2>/dev/null || true
+        wait "$mariadb_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Run a command as the `postgres` user when we are root (initdb refuses root).
+as_postgres() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    local port
+    for _ in $(seq 100); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    die "no free local port found"
+}
+
+apt_updated=""
+install_packages() {
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        die "$1 is not installed and this script cannot install it (needs root and apt-get).
+    Install it (Debian/Ubuntu: apt-get install $*), or point the tests at a running server:
+    STOWAGE_TEST_PG_URL=postgres://user@host:5432/db STOWAGE_TEST_MYSQL_URL=mysql://user@host:3306/db scripts/test"
+    fi
+    say "installing $* (apt-get)"
+    if [[ -z $apt_updated ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >&2
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null >&2
+}
+
+find_pg_bin() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [[ -n $dir && -x $dir/initdb ]]; then
+        echo "$dir"
+    elif command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+        dirname "$(command -v initdb)"
+    fi
+}
+
+start_postgres() {
+    local bin port
+    bin=$(find_pg_bin)
+    if [[ -z $bin ]]; then
+        install_packages postgresql
+        bin=$(find_pg_bin)
+        [[ -n $bin ]] || die "postgresql was installed but initdb is still missing"
+    fi
+    if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        die "running as root needs a 'postgres' user to own the throwaway cluster (Debian's postgresql package creates it)"
+    fi
+    port=$(free_port)
+    pg_data="$work/postgres"
+    mkdir -p "$pg_data"
+    [[ $(id -u) -eq 0 ]] && chown postgres: "$pg_data"
+    as_postgres "$bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --no-sync >"$work/initdb.log" 2>&1 \
+        || { cat "$work/initdb.log" >&2; die "initdb failed"; }
+    pg_ctl="$bin/pg_ctl"
+    as_postgres "$pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -t 60 start \
+        -o "-p $port -k $pg_data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        >/dev/null || { cat "$pg_data/server.log" >&2; die "PostgreSQL did not start"; }
+    export STOWAGE_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on port $port"
+}
+
+start_mariadb() {
+    local mariadbd install_db admin port data
+    mariadbd=$(command -v mariadbd || command -v /usr/sbin/mariadbd || true)
+    if [[ -z $mariadbd ]]; then
+        install_packages mariadb-server
+        mariadbd=$(command -v mariadbd || command -v /usr/sbin/mariadbd || true)
+        [[ -n $mariadbd ]] || die "mariadb-server was installed but mariadbd is still missing"
+    fi
+    install_db=$(command -v mariadb-install-db || command -v mysql_install_db || true)
+    admin=$(command -v mariadb-admin || command -v mysqladmin || true)
+    [[ -n $install_db && -n $admin ]] || die "mariadb-install-db or mariadb-admin is missing (apt-get install mariadb-server mariadb-client)"
+    port=$(free_port)
+    data="$work/mariadb"
+    mkdir -p "$data"
+    "$install_db" --no-defaults --datadir="$data" --user="$(id -un)" --auth-root-authentication-method=normal \
+        --skip-test-db >"$work/install-db.log" 2>&1 || { cat "$work/install-db.log" >&2; die "mariadb-install-db failed"; }
+    "$mariadbd" --no-defaults --datadir="$data" --user="$(id -un)" --port="$port" --bind-address=127.0.0.1 \
+        --socket="$data/mariadb.sock" --pid-file="$data/mariadb.pid" --skip-log-bin --innodb-flush-log-at-trx-commit=0 \
+        --innodb-doublewrite=0 --max-connections=300 --log-error="$data/server.log" 2>>"$data/stderr.log" &
+    mariadb_pid=$!
+    for _ in $(seq 120); do
+        if "$admin" --no-defaults --socket="$data/mariadb.sock" -uroot ping >/dev/null 2>&1; then
+            break
+        fi
+        kill -0 "$mariadb_pid" 2>/dev/null || { cat "$data/server.log" >&2; die "MariaDB exited while starting"; }
+        sleep 0.5
+    done
+    "$admin" --no-defaults --socket="$data/mariadb.sock" -uroot ping >/dev/null 2>&1 \
+        || { cat "$data/server.log" >&2; die "MariaDB did not start within 60 s"; }
+    "$admin" --no-defaults --socket="$data/mariadb.sock" -uroot create test >/dev/null
+    export STOWAGE_TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/test"
+    say "MariaDB $("$mariadbd" --version | awk '{print $3}') on port $port"
+}
+
