@@ -276,9 +276,15 @@ async fn floor(session: &mut Session) -> Result<()> {
 /// One `SELECT 1` round trip on the session's connection.
 async fn select_one(session: &mut Session) -> Result<()> {
     match session {
-        Session::Postgres(c) => drop(c.execute("SELECT 1").await?),
-        Session::MySql(c) => drop(c.execute("SELECT 1").await?),
-        Session::Sqlite(c) => drop(c.execute("SELECT 1").await?),
+        Session::Postgres(c) => {
+            c.execute("SELECT 1").await?;
+        }
+        Session::MySql(c) => {
+            c.execute("SELECT 1").await?;
+        }
+        Session::Sqlite(c) => {
+            c.execute("SELECT 1").await?;
+        }
         Session::RefineryPostgres(c) => drop(c.simple_query("SELECT 1").await?),
         Session::RefineryMySql(pool) => {
             use mysql_async::prelude::Queryable;
