@@ -6,6 +6,18 @@
 //!
 //! # Example
 //!
+//! ```no_run
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+//! let report = MIGRATOR.run(&pool).await?; // one query when nothing is pending
+//! println!("{report}");
+//! # Ok(()) }
+//! ```
+//!
+//! The embedded model can be inspected too:
+//!
 //! ```
 //! // In an application, `embed_migrations!()` reads `./migrations`.
 //! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
@@ -20,6 +32,10 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
+//! | `postgres` | [`Migrator::run`] on `PgPool` / `&mut PgConnection` |
+//! | `mysql` | [`Migrator::run`] on `MySqlPool` / `&mut MySqlConnection` (MySQL and MariaDB) |
+//! | `sqlite` | [`Migrator::run`] on `SqlitePool` / `&mut SqliteConnection` |
+//! | `any` | [`Migrator::run`] on `AnyPool` / `&mut AnyConnection`, the dialect taken from the URL |
 //! | `include_dir` | [`Migrator::from_dir`], for folders embedded with the include_dir crate |
 //!
 //! # Recompilation
