@@ -1,6 +1,6 @@
 //! [`Migrator::run`]: bring a database up to date.
 
-use crate::conn::{Conn, Target, Value};
+use crate::conn::{Conn, Database, Value};
 use crate::error::short_hex;
 use crate::history::{self, HistoryRow, RowState, Table};
 use crate::split::split;
@@ -35,8 +35,8 @@ impl Migrator {
     /// when a migration fails ([`Error::MigrationFailed`]), when another
     /// process holds the lock too long ([`Error::LockTimeout`]), and when the
     /// database cannot be reached ([`Error::Database`]).
-    pub async fn run<'a>(&self, target: impl Target<'a>) -> Result<Report, Error> {
-        self.run_to_inner(target, None).await
+    pub async fn run<'a>(&self, db: impl Database<'a>) -> Result<Report, Error> {
+        self.run_to_inner(db, None).await
     }
 
     /// Apply the pending migrations up to and including `version`.
@@ -44,16 +44,16 @@ impl Migrator {
     /// # Errors
     ///
     /// As [`run`](Self::run).
-    pub async fn run_to<'a>(&self, target: impl Target<'a>, version: i64) -> Result<Report, Error> {
-        self.run_to_inner(target, Some(version)).await
+    pub async fn run_to<'a>(&self, db: impl Database<'a>, version: i64) -> Result<Report, Error> {
+        self.run_to_inner(db, Some(version)).await
     }
 
     async fn run_to_inner<'a>(
         &self,
-        target: impl Target<'a>,
+        db: impl Database<'a>,
         up_to: Option<i64>,
     ) -> Result<Report, Error> {
-        let mut conn = target
+        let mut conn = db
             .connect()
             .await
             .map_err(Error::db("cannot connect to the database"))?;
@@ -124,7 +124,10 @@ pub(crate) async fn locked<T>(
     let result = work(&mut conn).await;
     // On SQLite the lock is the run's transaction: keep the migrations that
     // succeeded (a failed one was rolled back to its savepoint already).
-    let keep = matches!(result, Ok(_) | Err(Error::MigrationFailed { .. }));
+    let keep = matches!(
+        result,
+        Ok(_) | Err(Error::MigrationFailed { .. } | Error::UndoFailed { .. })
+    );
     match lock::release(&mut conn, table, keep).await {
         Ok(()) => result,
         Err(release_error) => {

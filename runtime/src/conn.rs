@@ -12,7 +12,7 @@ use std::ops::{Deref, DerefMut};
 ///
 /// From a pool, stowage takes one connection for the whole operation: the
 /// migration lock is held on it.
-pub trait Target<'a>: sealed::Sealed {
+pub trait Database<'a>: sealed::Sealed {
     #[doc(hidden)]
     fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send;
 }
@@ -65,7 +65,7 @@ macro_rules! backends {
             #[cfg(feature = $feature)]
             impl sealed::Sealed for &sqlx::Pool<$db> {}
             #[cfg(feature = $feature)]
-            impl<'a> Target<'a> for &'a sqlx::Pool<$db> {
+            impl<'a> Database<'a> for &'a sqlx::Pool<$db> {
                 #[allow(clippy::manual_async_fn)]
                 fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send {
                     async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?))) }
@@ -74,7 +74,7 @@ macro_rules! backends {
             #[cfg(feature = $feature)]
             impl sealed::Sealed for &mut $conn {}
             #[cfg(feature = $feature)]
-            impl<'a> Target<'a> for &'a mut $conn {
+            impl<'a> Database<'a> for &'a mut $conn {
                 #[allow(clippy::manual_async_fn)]
                 fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send {
                     async move { Ok(Conn::$variant(Held::Borrowed(self))) }

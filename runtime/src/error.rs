@@ -30,6 +30,73 @@ pub enum Error {
         dialect: crate::Dialect,
     },
 
+    /// An operation was given a target it cannot go to.
+    #[error("{0}")]
+    InvalidTarget(String),
+
+    /// A migration to revert has no down SQL.
+    #[error(
+        "migration {version} ({source_path}) has no down SQL, so it cannot be undone; nothing was \
+         changed. Add a `.down.sql` (or diesel `down.sql`), or undo fewer migrations"
+    )]
+    Irreversible {
+        /// The version.
+        version: i64,
+        /// Its file, relative to the migrations folder.
+        source_path: String,
+    },
+
+    /// Reverting a migration failed.
+    #[error(
+        "undoing migration {version} ({source_path}) failed{}: {source}; its history row was kept. \
+         Fix the down SQL or the database, then undo again",
+        statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default()
+    )]
+    UndoFailed {
+        /// The version.
+        version: i64,
+        /// Its file, relative to the migrations folder.
+        source_path: String,
+        /// The index (from 0) of the failing statement, for migrations run
+        /// statement by statement.
+        statement: Option<i64>,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A recorded chain value does not match the binary's, although the
+    /// checksum does: migrations were inserted before it or reordered.
+    #[error(
+        "the history row of migration {version} ({source_path}) vouches for another sequence of \
+         migrations than the binary's (were migrations added before it?); run the binary's `run` with \
+         out-of-order allowed, or `repair --accept-checksums` if the history is right"
+    )]
+    ChainMismatch {
+        /// The version.
+        version: i64,
+        /// Its file, relative to the migrations folder.
+        source_path: String,
+    },
+
+    /// The database could not be reached (after waiting for it), or refused
+    /// the connection.
+    #[error(
+        "cannot connect to {url} ({attempts} attempt{} over {waited:.1?}): {reason}; check that the \
+         server is running and reachable from here, and the URL's host, port, user and password",
+        if *attempts == 1 { "" } else { "s" }
+    )]
+    Connect {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// How many times stowage tried.
+        attempts: u32,
+        /// How long it tried.
+        waited: Duration,
+        /// The last error, without the password.
+        reason: String,
+    },
+
     /// A database operation failed.
     #[error("{context}: {source}")]
     Database {

@@ -73,6 +73,13 @@ mod config;
     feature = "any"
 ))]
 mod conn;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod connect;
 mod error;
 #[cfg(feature = "include_dir")]
 mod from_dir;
@@ -94,6 +101,13 @@ mod layout;
 mod lock;
 mod migration;
 mod migrator;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+mod ops;
 mod report;
 #[cfg(any(
     feature = "postgres",
@@ -111,7 +125,14 @@ pub use config::{Config, Policy};
     feature = "sqlite",
     feature = "any"
 ))]
-pub use conn::Target;
+pub use conn::Database;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+pub use connect::{Backend, ConnectOptions, connect, connect_with};
 pub use error::Error;
 #[cfg(any(
     feature = "postgres",
@@ -122,6 +143,13 @@ pub use error::Error;
 pub use history::{HistoryRow, RowState};
 pub use migration::{Dialect, Head, Migration, MigrationSet};
 pub use migrator::Migrator;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+pub use ops::{MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target};
 pub use report::{Applied, Report};
 
 /// Embed a migrations folder into the binary as a [`Migrator`].

@@ -5,6 +5,11 @@ use std::fmt;
 
 /// A SQL dialect, as served by one of sqlx's drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 #[non_exhaustive]
 pub enum Dialect {
     /// PostgreSQL (folder `postgres/` of a multi-dialect set).

@@ -9,10 +9,11 @@ use std::time::Duration;
 pub struct Report {
     dialect: Dialect,
     applied: Vec<Applied>,
+    reverted: Vec<Applied>,
     head: Option<i64>,
 }
 
-/// One migration applied by a run.
+/// One migration applied (or, by [`undo`](crate::Migrator::undo), reverted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
@@ -29,8 +30,23 @@ impl Report {
         Report {
             dialect,
             applied,
+            reverted: Vec::new(),
             head,
         }
+    }
+
+    pub(crate) fn undone(dialect: Dialect, reverted: Vec<Applied>, head: Option<i64>) -> Report {
+        Report {
+            dialect,
+            applied: Vec::new(),
+            reverted,
+            head,
+        }
+    }
+
+    /// The migrations reverted by [`undo`](crate::Migrator::undo), newest first.
+    pub fn reverted(&self) -> &[Applied] {
+        &self.reverted
     }
 
     /// The migrations applied by this run, oldest first; empty when the
@@ -49,9 +65,13 @@ impl Report {
         self.dialect
     }
 
-    /// The time spent applying migrations.
+    /// The time spent applying (or reverting) migrations.
     pub fn total_duration(&self) -> Duration {
-        self.applied.iter().map(|a| a.duration).sum()
+        self.applied
+            .iter()
+            .chain(&self.reverted)
+            .map(|a| a.duration)
+            .sum()
     }
 }
 
@@ -60,17 +80,22 @@ impl fmt::Display for Report {
         let head = self
             .head
             .map_or_else(|| "no migrations".to_owned(), |v| format!("version {v}"));
-        match self.applied.len() {
+        let (verb, list) = if self.reverted.is_empty() {
+            ("applied", &self.applied)
+        } else {
+            ("reverted", &self.reverted)
+        };
+        match list.len() {
             0 => write!(f, "{} database up to date at {head}", self.dialect),
             n => {
                 write!(
                     f,
-                    "applied {n} migration{} to the {} database in {:.1?}, now at {head}",
+                    "{verb} {n} migration{} on the {} database in {:.1?}, now at {head}",
                     if n == 1 { "" } else { "s" },
                     self.dialect,
                     self.total_duration()
                 )?;
-                for applied in &self.applied {
+                for applied in list {
                     write!(
                         f,
                         "\n  {} {} ({:.1?})",

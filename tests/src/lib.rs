@@ -179,6 +179,81 @@ impl Pool {
         on_pool!(self, p => migrator.run_to(p, version).await)
     }
 
+    /// Undo migrations on this pool.
+    pub async fn undo(
+        &self,
+        migrator: &stowage::Migrator,
+        target: stowage::Target,
+    ) -> Result<stowage::Report, stowage::Error> {
+        on_pool!(self, p => migrator.undo(p, target).await)
+    }
+
+    /// Stamp on this pool.
+    pub async fn stamp(
+        &self,
+        migrator: &stowage::Migrator,
+        target: stowage::Target,
+    ) -> Result<stowage::Report, stowage::Error> {
+        on_pool!(self, p => migrator.stamp(p, target).await)
+    }
+
+    /// Status on this pool.
+    pub async fn status(
+        &self,
+        migrator: &stowage::Migrator,
+    ) -> Result<stowage::Status, stowage::Error> {
+        on_pool!(self, p => migrator.status(p).await)
+    }
+
+    /// Verify on this pool.
+    pub async fn verify(
+        &self,
+        migrator: &stowage::Migrator,
+    ) -> Result<Vec<stowage::Error>, stowage::Error> {
+        on_pool!(self, p => migrator.verify(p).await)
+    }
+
+    /// Plan on this pool.
+    pub async fn plan(
+        &self,
+        migrator: &stowage::Migrator,
+        target: stowage::Target,
+    ) -> Result<stowage::Plan, stowage::Error> {
+        on_pool!(self, p => migrator.plan(p, target).await)
+    }
+
+    /// Repair on this pool.
+    pub async fn repair(
+        &self,
+        migrator: &stowage::Migrator,
+        action: stowage::RepairAction,
+    ) -> Result<usize, stowage::Error> {
+        on_pool!(self, p => migrator.repair(p, action).await)
+    }
+
+    /// The schema as the catalog describes it: tables, columns and indexes,
+    /// one line each, sorted; the history table left out.
+    pub async fn schema(&self) -> Vec<String> {
+        let sql = match self {
+            Pool::Postgres(_) => {
+                "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') \
+                 FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'stowage_migrations' \
+                 UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'stowage_migrations' ORDER BY 1"
+            }
+            Pool::MySql(_) => {
+                "SELECT CAST(CONCAT(table_name, '.', column_name, ' ', column_type, ' ', is_nullable, ' ', coalesce(column_default, ''), ' ', extra) AS CHAR) \
+                 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name <> 'stowage_migrations' \
+                 UNION ALL SELECT CAST(CONCAT(table_name, ' index ', index_name, ' ', seq_in_index, ' ', column_name, ' ', non_unique) AS CHAR) \
+                 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name <> 'stowage_migrations' ORDER BY 1"
+            }
+            Pool::Sqlite(_) => {
+                "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master \
+                 WHERE name NOT LIKE 'sqlite_%' AND tbl_name <> 'stowage_migrations' ORDER BY 1"
+            }
+        };
+        on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap())
+    }
+
     /// Execute a script.
     pub async fn execute(&self, sql: &str) {
         on_pool!(self, p => { sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(p).await.unwrap(); })

@@ -1,0 +1,290 @@
+//! [`connect`]: a pool that waits for the database to come up, creates the
+//! database when it is missing, and never shows a password.
+
+use crate::Error;
+use sqlx::migrate::MigrateDatabase;
+use std::time::{Duration, Instant};
+
+/// How [`connect_with`] connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// How long to keep retrying while the server is unreachable or starting
+    /// (default 60 s).
+    pub timeout: Duration,
+    /// Create the database when it does not exist (default `true`).
+    pub create_database: bool,
+    /// The pool's size (default 10).
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Duration::from_secs(60),
+            create_database: true,
+            max_connections: 10,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Set [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Set [`create_database`](Self::create_database).
+    #[must_use]
+    pub fn create_database(mut self, create: bool) -> Self {
+        self.create_database = create;
+        self
+    }
+
+    /// Set [`max_connections`](Self::max_connections).
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+}
+
+/// A backend [`connect`] can open a pool for: `sqlx::Postgres`,
+/// `sqlx::MySql`, `sqlx::Sqlite` or `sqlx::Any`.
+pub trait Backend: sqlx::Database + MigrateDatabase + sealed::Sealed {
+    #[doc(hidden)]
+    fn prepare() {}
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+#[cfg(feature = "postgres")]
+impl sealed::Sealed for sqlx::Postgres {}
+#[cfg(feature = "postgres")]
+impl Backend for sqlx::Postgres {}
+#[cfg(feature = "mysql")]
+impl sealed::Sealed for sqlx::MySql {}
+#[cfg(feature = "mysql")]
+impl Backend for sqlx::MySql {}
+#[cfg(feature = "sqlite")]
+impl sealed::Sealed for sqlx::Sqlite {}
+#[cfg(feature = "sqlite")]
+impl Backend for sqlx::Sqlite {}
+#[cfg(feature = "any")]
+impl sealed::Sealed for sqlx::Any {}
+#[cfg(feature = "any")]
+impl Backend for sqlx::Any {
+    fn prepare() {
+        sqlx::any::install_default_drivers();
+    }
+}
+
+/// Open a pool on `url` with the default [`ConnectOptions`]: wait up to 60 s
+/// for the server, create the database if it is missing.
+///
+/// The pool type follows from the annotation:
+///
+/// ```no_run
+/// # async fn start() -> Result<(), stowage::Error> {
+/// let pool: sqlx::PgPool = stowage::connect("postgres://app:secret@db/app").await?;
+/// let any: sqlx::AnyPool = stowage::connect("sqlite://app.db").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Connect`] when the server is still unreachable after the
+/// timeout, or refuses the connection for a reason waiting cannot fix
+/// (authentication, a bad URL); its message holds the URL with the password
+/// replaced by `***`.
+pub async fn connect<DB: Backend>(url: &str) -> Result<sqlx::Pool<DB>, Error> {
+    connect_with(url, ConnectOptions::default()).await
+}
+
+/// [`connect`] with options.
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_with<DB: Backend>(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<sqlx::Pool<DB>, Error> {
+    DB::prepare();
+    let shown = redact(url);
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    let mut pause = Duration::from_millis(100);
+    let fail = |attempts: u32, reason: &dyn std::fmt::Display| Error::Connect {
+        url: shown.clone(),
+        attempts,
+        waited: started.elapsed(),
+        reason: scrub(&reason.to_string(), url),
+    };
+    loop {
+        attempts += 1;
+        let attempt = async {
+            if options.create_database && !DB::database_exists(url).await? {
+                tracing::info!(url = %shown, "creating the database");
+                match DB::create_database(url).await {
+                    Ok(()) => {}
+                    // Another replica created it first.
+                    Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
+                        tracing::debug!(%error, "the database was created meanwhile");
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            sqlx::pool::PoolOptions::<DB>::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+        };
+        let error = match attempt.await {
+            Ok(pool) => {
+                tracing::debug!(url = %shown, attempts, "connected");
+                return Ok(pool);
+            }
+            Err(error) => error,
+        };
+        if !is_transient(&error) {
+            return Err(fail(attempts, &error));
+        }
+        let waited = started.elapsed();
+        if waited >= options.timeout {
+            return Err(fail(attempts, &error));
+        }
+        let reason = scrub(&error.to_string(), url);
+        tracing::warn!(url = %shown, attempt = attempts, ?waited, %reason, "database not reachable yet; retrying");
+        let jitter = Duration::from_nanos(u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+                % 100_000_000,
+        ));
+        tokio::time::sleep((pause + jitter).min(options.timeout.saturating_sub(waited))).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Whether waiting may fix the error: the server is not up or not ready yet.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // PostgreSQL: starting up, shutting down, too many clients.
+            matches!(
+                db.code().as_deref(),
+                Some("57P03" | "57P01" | "53300" | "08006" | "08001")
+            ) || db.message().contains("starting up")
+        }
+        sqlx::Error::Protocol(message) => message.contains("reset") || message.contains("closed"),
+        _ => false,
+    }
+}
+
+/// The URL with its password (in the user-info part or a `password=`
+/// parameter) replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = out[authority_start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| authority_start + i);
+        if let Some(at) = out[authority_start..authority_end].rfind('@') {
+            let userinfo = &out[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let password_start = authority_start + colon + 1;
+                out.replace_range(password_start..authority_start + at, "***");
+            }
+        }
+    }
+    if let Some(query_start) = out.find('?') {
+        let (base, query) = out.split_at(query_start + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+/// Remove the URL's password from a driver's message, should it hold it.
+fn scrub(message: &str, url: &str) -> String {
+    let mut message = message.replace(url, &redact(url));
+    for secret in passwords(url) {
+        if secret.len() >= 3 {
+            message = message.replace(&secret, "***");
+        }
+    }
+    message
+}
+
+fn passwords(url: &str) -> Vec<String> {
+    let redacted = redact(url);
+    // The characters that differ between the URL and its redacted form.
+    let mut secrets = Vec::new();
+    let (a, b) = (url.as_bytes(), redacted.as_bytes());
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if prefix + suffix < a.len() {
+        secrets.push(url[prefix..a.len() - suffix].to_owned());
+    }
+    secrets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, scrub};
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(
+            redact("mysql://root:p%40ss@db/x?ssl-mode=off"),
+            "mysql://root:***@db/x?ssl-mode=off"
+        );
+        assert_eq!(
+            redact("postgres://db/app?user=a&password=hunter2"),
+            "postgres://db/app?user=a&password=***"
+        );
+        assert_eq!(redact("sqlite://app.db"), "sqlite://app.db");
+        assert_eq!(
+            redact("postgres://u:p@ss@host/db"),
+            "postgres://u:***@host/db"
+        );
+    }
+
+    #[test]
+    fn scrubs_messages() {
+        let url = "postgres://app:hunter2@db/app";
+        assert_eq!(
+            scrub("cannot use hunter2 at postgres://app:hunter2@db/app", url),
+            "cannot use *** at postgres://app:***@db/app"
+        );
+    }
+}
