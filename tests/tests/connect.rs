@@ -1,0 +1,159 @@
+//! `stowage::connect`: waits for a server that is still starting, gives up
+//! after its timeout with the password hidden, and creates missing databases.
+
+use sqlx::migrate::MigrateDatabase;
+use std::time::{Duration, Instant};
+use stowage::{ConnectOptions, Error};
+use stowage_tests::{Backend, server_url, with_database};
+
+/// A local port with nothing listening on it (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The host:port of a server URL.
+fn address(url: &str) -> String {
+    let rest = &url[url
+        .find('@')
+        .map_or_else(|| url.find("://").unwrap() + 3, |i| i + 1)..];
+    rest.split(['/', '?']).next().unwrap().to_owned()
+}
+
+/// After `delay`, forward every connection on `port` to `target`: a server
+/// that comes up late.
+fn late_proxy(port: u16, target: String, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        loop {
+            let (mut inbound, _) = listener.accept().await.unwrap();
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+fn through_port(url: &str, port: u16) -> String {
+    url.replace(&address(url), &format!("127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_a_server_that_comes_up_after_3_seconds() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let server = server_url(backend);
+        let port = free_port();
+        late_proxy(port, address(&server), Duration::from_secs(3));
+        let url = through_port(&server, port);
+        let started = Instant::now();
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(30))
+            .create_database(false);
+        let count: i64 = match backend {
+            Backend::Postgres => {
+                let pool: sqlx::PgPool = stowage::connect_with(&url, options).await.unwrap();
+                sqlx::query_scalar("SELECT 1::bigint")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            _ => {
+                let pool: sqlx::MySqlPool = stowage::connect_with(&url, options).await.unwrap();
+                sqlx::query_scalar("SELECT CAST(1 AS SIGNED)")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count, 1);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3),
+            "{backend:?}: connected after {waited:?}, before the server was up"
+        );
+        assert!(waited < Duration::from_secs(15), "{backend:?}: {waited:?}");
+    }
+}
+
+#[tokio::test]
+async fn gives_up_after_the_timeout_without_showing_the_password() {
+    let port = free_port();
+    let url = format!("postgres://app:hunter2secret@127.0.0.1:{port}/app");
+    let started = Instant::now();
+    let options = ConnectOptions::default().timeout(Duration::from_secs(2));
+    let error = stowage::connect_with::<sqlx::Postgres>(&url, options)
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let Error::Connect {
+        url: shown,
+        attempts,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert!(*attempts > 1, "it retried");
+    assert_eq!(shown, &format!("postgres://app:***@127.0.0.1:{port}/app"));
+    let message = error.to_string();
+    assert!(!message.contains("hunter2secret"), "{message}");
+    assert!(!format!("{error:?}").contains("hunter2secret"), "{error:?}");
+    assert!(message.contains("app:***@"), "{message}");
+
+    // A URL that cannot work fails at once, also without the password.
+    let started = Instant::now();
+    let error =
+        stowage::connect::<sqlx::Postgres>("postgres://app:hunter2secret@127.0.0.1:notaport/app")
+            .await
+            .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no retry for a bad URL"
+    );
+    assert!(!error.to_string().contains("hunter2secret"), "{error}");
+}
+
+#[tokio::test]
+async fn creates_a_missing_database() {
+    let name = format!("stowage_created_{}", std::process::id());
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let url = with_database(&server_url(backend), &name);
+        match backend {
+            Backend::Postgres => {
+                assert!(!sqlx::Postgres::database_exists(&url).await.unwrap());
+                let pool: sqlx::PgPool = stowage::connect(&url).await.unwrap();
+                pool.close().await;
+                assert!(sqlx::Postgres::database_exists(&url).await.unwrap());
+                sqlx::Postgres::drop_database(&url).await.unwrap();
+            }
+            _ => {
+                assert!(!sqlx::MySql::database_exists(&url).await.unwrap());
+                let pool: sqlx::MySqlPool = stowage::connect(&url).await.unwrap();
+                pool.close().await;
+                assert!(sqlx::MySql::database_exists(&url).await.unwrap());
+                sqlx::MySql::drop_database(&url).await.unwrap();
+            }
+        }
+    }
+    let path = std::env::temp_dir().join(format!("{name}.db"));
+    let _ = std::fs::remove_file(&path);
+    let pool: sqlx::AnyPool = stowage::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(path.exists(), "the SQLite file was created");
+    std::fs::remove_file(&path).unwrap();
+}
