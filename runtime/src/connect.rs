@@ -152,6 +152,12 @@ pub async fn connect_with<DB: Backend>(
             }
             Err(error) => error,
         };
+        if let sqlx::Error::Configuration(reason) = &error {
+            return Err(Error::InvalidUrl {
+                url: shown,
+                reason: scrub(&reason.to_string(), url),
+            });
+        }
         if !is_transient(&error) {
             return Err(fail(attempts, &error));
         }

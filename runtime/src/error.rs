@@ -97,6 +97,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database URL cannot be used.
+    #[error(
+        "the database URL {url} is not valid: {reason}; it should look like \
+         postgres://user:password@host:5432/db, mysql://user:password@host:3306/db or sqlite://file.db"
+    )]
+    InvalidUrl {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// What is wrong with it, without the password.
+        reason: String,
+    },
+
     /// A database operation failed.
     #[error("{context}: {source}")]
     Database {

@@ -36,6 +36,8 @@
 //! | `mysql` | [`Migrator::run`] on `MySqlPool` / `&mut MySqlConnection` (MySQL and MariaDB) |
 //! | `sqlite` | [`Migrator::run`] on `SqlitePool` / `&mut SqliteConnection` |
 //! | `any` | [`Migrator::run`] on `AnyPool` / `&mut AnyConnection`, the dialect taken from the URL |
+//! | `serde` | `Serialize` for [`Status`] |
+//! | `cli` | [`cli`]: `app migrate up/down/status/stamp/verify/plan/repair` in the application's binary |
 //! | `include_dir` | [`Migrator::from_dir`], for folders embedded with the include_dir crate |
 //!
 //! # Recompilation
@@ -65,6 +67,8 @@
 ))]
 mod apply;
 pub mod build;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 #[cfg(any(
     feature = "postgres",

@@ -1,0 +1,321 @@
+//! The `migrate` subcommands, for the application's own binary (feature `cli`).
+//!
+//! Nest [`MigrateCommand`] in the application's clap parser:
+//!
+//! ```no_run
+//! use clap::Parser;
+//!
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//!
+//! #[derive(clap::Parser)]
+//! enum Cli {
+//!     /// Serve requests.
+//!     Serve,
+//!     /// Inspect and change the database's migrations.
+//!     Migrate(stowage::cli::MigrateCommand),
+//! }
+//!
+//! match Cli::parse() {
+//!     Cli::Serve => { /* … */ }
+//!     Cli::Migrate(command) => std::process::exit(command.run_blocking(&MIGRATOR)),
+//! }
+//! ```
+//!
+//! or, without clap, hand over the process: `stowage::cli::main(&MIGRATOR)`
+//! reads `[migrate] <subcommand> …` from the command line.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | error: the database refused, a policy stopped the run, a migration failed |
+//! | 2 | usage: bad arguments, or `down` without `--yes` |
+//! | 3 | `verify` found problems |
+
+use crate::{ConnectOptions, Error, Migrator, RepairAction, Target};
+use std::time::Duration;
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// An error; the message is on stderr.
+pub const EXIT_ERROR: i32 = 1;
+/// Bad usage.
+pub const EXIT_USAGE: i32 = 2;
+/// `verify` found problems.
+pub const EXIT_PROBLEMS: i32 = 3;
+
+/// `migrate`: inspect and change the database's migrations with the ones
+/// embedded in this binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateCommand {
+    /// The database, e.g. postgres://user:password@host/db, mysql://…, sqlite://file.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// How long to wait for the database to come up, in seconds.
+    #[arg(long, default_value_t = 60, global = true)]
+    pub connect_timeout: u64,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// A `migrate` subcommand.
+#[derive(Debug, Clone, clap::Subcommand)]
+#[non_exhaustive]
+pub enum Action {
+    /// Apply pending migrations (all, or up to a version).
+    Up {
+        /// Stop after this version.
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Revert applied migrations, newest first (one by default).
+    Down {
+        /// How many to revert.
+        #[arg(long, conflicts_with_all = ["to", "base"])]
+        steps: Option<u32>,
+        /// Revert everything above this version.
+        #[arg(long, conflicts_with = "base")]
+        to: Option<i64>,
+        /// Revert everything.
+        #[arg(long)]
+        base: bool,
+        /// Really do it (without it, `down` prints the plan and changes nothing).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show every migration and its state.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record migrations as applied without running them (`head`, `base` or a version).
+    Stamp {
+        /// `head`, `base`, or a version.
+        target: String,
+    },
+    /// Check the history against the binary, read-only; exit 3 on problems.
+    Verify,
+    /// Print the SQL that `up` (or `down`) would run; runs nothing.
+    Plan {
+        /// Plan up (or down) to this version.
+        #[arg(long, conflicts_with = "down")]
+        to: Option<i64>,
+        /// Plan reverting this many migrations.
+        #[arg(long)]
+        down: Option<u32>,
+    },
+    /// Fix the history table explicitly.
+    Repair {
+        /// Accept the binary's checksums for migrations whose files changed.
+        #[arg(
+            long,
+            conflicts_with = "clear_failed",
+            required_unless_present = "clear_failed"
+        )]
+        accept_checksums: bool,
+        /// Delete the failed row of this version, after fixing the database by hand.
+        #[arg(long, value_name = "VERSION")]
+        clear_failed: Option<i64>,
+    },
+}
+
+impl MigrateCommand {
+    /// Run the command on a Tokio runtime of its own; the exit code.
+    pub fn run_blocking(&self, migrator: &Migrator) -> i32 {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(self.run(migrator)),
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                EXIT_ERROR
+            }
+        }
+    }
+
+    /// Run the command; the exit code. Output goes to stdout, errors to stderr.
+    pub async fn run(&self, migrator: &Migrator) -> i32 {
+        match self.execute(migrator).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error}");
+                EXIT_ERROR
+            }
+        }
+    }
+
+    async fn execute(&self, migrator: &Migrator) -> Result<i32, Error> {
+        let Some(url) = self
+            .database_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            eprintln!("error: no database: set DATABASE_URL or pass --database-url");
+            return Ok(EXIT_USAGE);
+        };
+        let target = match &self.action {
+            Action::Stamp { target } => match parse_target(target) {
+                Some(target) => Some(target),
+                None => {
+                    eprintln!(
+                        "error: stamp takes `head`, `base` or a version number, not `{target}`"
+                    );
+                    return Ok(EXIT_USAGE);
+                }
+            },
+            _ => None,
+        };
+        let options = ConnectOptions::default().timeout(Duration::from_secs(self.connect_timeout));
+        let pool: sqlx::AnyPool = crate::connect_with(url, options).await?;
+        let code = match &self.action {
+            Action::Up { to } => {
+                let report = match to {
+                    Some(version) => migrator.run_to(&pool, *version).await?,
+                    None => migrator.run(&pool).await?,
+                };
+                println!("{report}");
+                EXIT_OK
+            }
+            Action::Down {
+                steps,
+                to,
+                base,
+                yes,
+            } => {
+                let target = match (steps, to, base) {
+                    (_, _, true) => Target::Base,
+                    (_, Some(version), _) => Target::Version(*version),
+                    (Some(steps), _, _) => Target::Steps(*steps),
+                    _ => Target::Steps(1),
+                };
+                if !yes {
+                    let plan = migrator.plan(&pool, target).await?;
+                    println!("{plan}");
+                    eprintln!(
+                        "nothing changed: `down` reverts {} migration{} as above; run it again with --yes",
+                        plan.steps.len(),
+                        if plan.steps.len() == 1 { "" } else { "s" }
+                    );
+                    return Ok(EXIT_USAGE);
+                }
+                println!("{}", migrator.undo(&pool, target).await?);
+                EXIT_OK
+            }
+            Action::Status { json } => {
+                let status = migrator.status(&pool).await?;
+                if *json {
+                    match serde_json::to_string_pretty(&status) {
+                        Ok(text) => println!("{text}"),
+                        Err(error) => {
+                            eprintln!("error: cannot write JSON: {error}");
+                            return Ok(EXIT_ERROR);
+                        }
+                    }
+                } else {
+                    println!("{status}");
+                }
+                EXIT_OK
+            }
+            Action::Stamp { .. } => {
+                let report = migrator
+                    .stamp(&pool, target.unwrap_or(Target::Head))
+                    .await?;
+                println!(
+                    "stamped {} migration{} as applied without running them; now at {}",
+                    report.applied().len(),
+                    if report.applied().len() == 1 { "" } else { "s" },
+                    report
+                        .head()
+                        .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+                );
+                EXIT_OK
+            }
+            Action::Verify => {
+                let problems = migrator.verify(&pool).await?;
+                if problems.is_empty() {
+                    println!("ok: the history matches the binary");
+                    EXIT_OK
+                } else {
+                    for problem in &problems {
+                        println!("problem: {problem}");
+                    }
+                    eprintln!(
+                        "{} problem{} found",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    );
+                    EXIT_PROBLEMS
+                }
+            }
+            Action::Plan { to, down } => {
+                let target = match (to, down) {
+                    (_, Some(steps)) => Target::Steps(*steps),
+                    (Some(version), _) => Target::Version(*version),
+                    _ => Target::Head,
+                };
+                println!("{}", migrator.plan(&pool, target).await?);
+                EXIT_OK
+            }
+            Action::Repair {
+                accept_checksums,
+                clear_failed,
+            } => {
+                let action = match (accept_checksums, clear_failed) {
+                    (_, Some(version)) => RepairAction::ClearFailed(*version),
+                    _ => RepairAction::AcceptChecksums,
+                };
+                let changed = migrator.repair(&pool, action).await?;
+                println!(
+                    "repaired: {changed} history row{} changed",
+                    if changed == 1 { "" } else { "s" }
+                );
+                EXIT_OK
+            }
+        };
+        pool.close().await;
+        Ok(code)
+    }
+}
+
+fn parse_target(text: &str) -> Option<Target> {
+    match text {
+        "head" => Some(Target::Head),
+        "base" => Some(Target::Base),
+        number => number.parse().ok().map(Target::Version),
+    }
+}
+
+/// The command line of [`main`]: `[migrate] <subcommand> …`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "Apply, inspect and revert the migrations embedded in this binary")]
+struct Standalone {
+    #[command(flatten)]
+    command: MigrateCommand,
+}
+
+/// Run `migrate` from the process's command line and exit with its code:
+/// for applications without clap. A leading `migrate` argument is skipped,
+/// so `app migrate status` and `app status` both work.
+pub fn main(migrator: &Migrator) -> ! {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| arg == "migrate") {
+        args.remove(1);
+    }
+    let parsed = <Standalone as clap::Parser>::try_parse_from(args);
+    let code = match parsed {
+        Ok(cli) => cli.command.run_blocking(migrator),
+        Err(error) => {
+            let _ = error.print();
+            if error.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            }
+        }
+    };
+    std::process::exit(code)
+}
