@@ -78,6 +78,32 @@ async fn undo_refuses_without_down_sql(backend: Backend) {
     assert_eq!((db.schema().await, db.history().await), before);
 }
 
+async fn undo_refuses_a_modified_migration(backend: Backend) {
+    let db = fresh(backend, "undo_modified").await.pool().await;
+    db.run(&OPERATE).await.unwrap();
+    // As if migration 3 had been applied from another version of its file.
+    let bytes = if backend == Backend::Postgres {
+        "'\\x00'::bytea"
+    } else {
+        "X'00'"
+    };
+    db.execute(&format!(
+        "UPDATE stowage_migrations SET checksum = {bytes} WHERE version = 3"
+    ))
+    .await;
+    let before = (db.schema().await, db.history().await);
+    let error = db.undo(&OPERATE, Target::Version(2)).await.unwrap_err();
+    assert!(
+        matches!(error, Error::ChecksumMismatch { version: 3, .. }),
+        "{error}"
+    );
+    assert_eq!(
+        (db.schema().await, db.history().await),
+        before,
+        "not even 4 was reverted"
+    );
+}
+
 async fn up_down_up_leaves_the_same_schema(backend: Backend) {
     let db = fresh(backend, "roundtrip").await.pool().await;
     db.run(&OPERATE).await.unwrap();
@@ -397,6 +423,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     undo_steps_version_and_base,
     undo_refuses_without_down_sql,
+    undo_refuses_a_modified_migration,
     up_down_up_leaves_the_same_schema,
     stamp_then_run_applies_only_later,
     status_shows_every_state,
