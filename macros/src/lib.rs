@@ -4,6 +4,7 @@
 mod expand;
 mod layout;
 mod read;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -16,5 +17,13 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
             let errors = errors.into_compile_error();
             quote::quote!({ #errors })
         })
+        .into()
+}
+
+/// See `stowage::test`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

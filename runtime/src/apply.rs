@@ -72,10 +72,9 @@ impl Migrator {
                     set.head().map(|h| h.version),
                 ));
             }
-            locked(conn, &table, self.config().lock_timeout, async |conn| {
-                apply_pending(self, conn, &table, set, up_to).await
-            })
-            .await
+            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+            let result = apply_pending(self, &mut conn, &table, set, up_to).await;
+            unlock(conn, &table, result).await
         }
         .instrument(span)
         .await
@@ -107,21 +106,28 @@ async fn up_to_date(conn: &mut Conn<'_>, table: &Table, set: &MigrationSet) -> R
     }
 }
 
-/// Run `work` under the migration lock, and release the lock on every path.
-/// When releasing fails, the connection is closed, which releases it too.
-pub(crate) async fn locked<T>(
-    mut conn: Conn<'_>,
+/// Take the migration lock on the connection; on failure it is closed.
+pub(crate) async fn lock<'a>(
+    mut conn: Conn<'a>,
     table: &Table,
     timeout: std::time::Duration,
-    work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T, Error>,
-) -> Result<T, Error> {
+) -> Result<Conn<'a>, Error> {
     let waiting = Instant::now();
     if let Err(error) = lock::acquire(&mut conn, table, timeout).await {
         conn.close().await;
         return Err(error);
     }
     tracing::debug!(waited = ?waiting.elapsed(), "migration lock taken");
-    let result = work(&mut conn).await;
+    Ok(conn)
+}
+
+/// Release the lock after the work that gave `result`, on every path; when
+/// releasing fails, the connection is closed, which releases it too.
+pub(crate) async fn unlock<T>(
+    mut conn: Conn<'_>,
+    table: &Table,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
     // On SQLite the lock is the run's transaction: keep the migrations that
     // succeeded (a failed one was rolled back to its savepoint already).
     let keep = matches!(

@@ -14,8 +14,15 @@ use std::ops::{Deref, DerefMut};
 /// migration lock is held on it.
 pub trait Database<'a>: sealed::Sealed {
     #[doc(hidden)]
-    fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send;
+    fn connect(self) -> Connecting<'a>;
 }
+
+/// The future of [`Database::connect`]: boxed, because a future type that
+/// names the trait's lifetime would keep `run`'s future from being `Send`
+/// for `tokio::spawn` (rust-lang/rust#100013).
+#[doc(hidden)]
+pub type Connecting<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Conn<'a>, sqlx::Error>> + Send + 'a>>;
 
 mod sealed {
     pub trait Sealed {}
@@ -66,18 +73,16 @@ macro_rules! backends {
             impl sealed::Sealed for &sqlx::Pool<$db> {}
             #[cfg(feature = $feature)]
             impl<'a> Database<'a> for &'a sqlx::Pool<$db> {
-                #[allow(clippy::manual_async_fn)]
-                fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send {
-                    async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?))) }
+                fn connect(self) -> Connecting<'a> {
+                    Box::pin(async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?))) })
                 }
             }
             #[cfg(feature = $feature)]
             impl sealed::Sealed for &mut $conn {}
             #[cfg(feature = $feature)]
             impl<'a> Database<'a> for &'a mut $conn {
-                #[allow(clippy::manual_async_fn)]
-                fn connect(self) -> impl Future<Output = Result<Conn<'a>, sqlx::Error>> + Send {
-                    async move { Ok(Conn::$variant(Held::Borrowed(self))) }
+                fn connect(self) -> Connecting<'a> {
+                    Box::pin(async move { Ok(Conn::$variant(Held::Borrowed(self))) })
                 }
             }
         )*

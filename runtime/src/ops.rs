@@ -1,7 +1,7 @@
 //! The operations beside `run`: `undo`, `stamp`, `status`, `verify`, `plan`
 //! and `repair`.
 
-use crate::apply::{check_policies, locked};
+use crate::apply::{check_policies, lock, unlock};
 use crate::conn::{Conn, Database, Value};
 use crate::history::{self, HistoryRow, RowState, Table};
 use crate::report::Applied;
@@ -282,27 +282,33 @@ impl Migrator {
     pub async fn undo<'a>(&self, db: impl Database<'a>, target: Target) -> Result<Report, Error> {
         let Session { conn, table, set } = self.session(db).await?;
         let span = tracing::info_span!("stowage.undo", dialect = %table.dialect, %target);
-        let work = locked(conn, &table, self.config().lock_timeout, async |conn| {
-            let rows = read_rows(conn, &table).await?;
-            let range = undo_range(set, &rows, target)?;
-            let mut reverted = Vec::new();
-            for migration in &range {
-                let started = Instant::now();
-                revert_one(conn, &table, migration).await?;
-                tracing::info!(version = migration.version(), "reverted migration");
-                reverted.push(Applied {
-                    version: migration.version(),
-                    description: migration.description().to_owned(),
-                    duration: started.elapsed(),
-                });
+        let work = async {
+            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+            let result = async {
+                let conn = &mut conn;
+                let rows = read_rows(conn, &table).await?;
+                let range = undo_range(set, &rows, target)?;
+                let mut reverted = Vec::new();
+                for migration in &range {
+                    let started = Instant::now();
+                    revert_one(conn, &table, migration).await?;
+                    tracing::info!(version = migration.version(), "reverted migration");
+                    reverted.push(Applied {
+                        version: migration.version(),
+                        description: migration.description().to_owned(),
+                        duration: started.elapsed(),
+                    });
+                }
+                let head = rows
+                    .iter()
+                    .map(|r| r.version)
+                    .filter(|v| !range.iter().any(|m| m.version() == *v))
+                    .max();
+                Ok(Report::undone(table.dialect, reverted, head))
             }
-            let head = rows
-                .iter()
-                .map(|r| r.version)
-                .filter(|v| !range.iter().any(|m| m.version() == *v))
-                .max();
-            Ok(Report::undone(table.dialect, reverted, head))
-        });
+            .await;
+            unlock(conn, &table, result).await
+        };
         tracing::Instrument::instrument(work, span).await
     }
 
@@ -332,49 +338,54 @@ impl Migrator {
                 ));
             }
         };
-        locked(conn, &table, self.config().lock_timeout, async |conn| {
-            conn.script(table.create_sql())
-                .await
-                .map_err(Error::db(format!(
-                    "cannot create the history table {}",
-                    table.name
-                )))?;
-            let rows = table.rows(conn).await?;
-            let recorded: BTreeMap<i64, &HistoryRow> =
-                rows.iter().map(|r| (r.version, r)).collect();
-            let by = format!("stamp by {}", history::applied_by());
-            let mut stamped = Vec::new();
-            for migration in set
-                .iter()
-                .filter(|m| up_to.is_some_and(|v| m.version() <= v))
-            {
-                match recorded.get(&migration.version()) {
-                    Some(row) if row.state == RowState::Applied => continue,
-                    Some(_) => delete_row(conn, &table, migration.version()).await?,
-                    None => {}
+        {
+            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+            let result = async {
+                let conn = &mut conn;
+                conn.script(table.create_sql())
+                    .await
+                    .map_err(Error::db(format!(
+                        "cannot create the history table {}",
+                        table.name
+                    )))?;
+                let rows = table.rows(conn).await?;
+                let recorded: BTreeMap<i64, &HistoryRow> =
+                    rows.iter().map(|r| (r.version, r)).collect();
+                let by = format!("stamp by {}", history::applied_by());
+                let mut stamped = Vec::new();
+                for migration in set
+                    .iter()
+                    .filter(|m| up_to.is_some_and(|v| m.version() <= v))
+                {
+                    match recorded.get(&migration.version()) {
+                        Some(row) if row.state == RowState::Applied => continue,
+                        Some(_) => delete_row(conn, &table, migration.version()).await?,
+                        None => {}
+                    }
+                    conn.execute(
+                        table.insert_sql("applied", "0"),
+                        history::insert_values(migration, &by),
+                    )
+                    .await
+                    .map_err(Error::db(format!(
+                        "cannot stamp migration {}",
+                        migration.version()
+                    )))?;
+                    stamped.push(Applied {
+                        version: migration.version(),
+                        description: migration.description().to_owned(),
+                        duration: std::time::Duration::ZERO,
+                    });
                 }
-                conn.execute(
-                    table.insert_sql("applied", "0"),
-                    history::insert_values(migration, &by),
-                )
-                .await
-                .map_err(Error::db(format!(
-                    "cannot stamp migration {}",
-                    migration.version()
-                )))?;
-                stamped.push(Applied {
-                    version: migration.version(),
-                    description: migration.description().to_owned(),
-                    duration: std::time::Duration::ZERO,
-                });
+                for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
+                    delete_row(conn, &table, row.version).await?;
+                }
+                tracing::info!(stamped = stamped.len(), head = ?up_to, "stamped");
+                Ok(Report::new(table.dialect, stamped, up_to))
             }
-            for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
-                delete_row(conn, &table, row.version).await?;
-            }
-            tracing::info!(stamped = stamped.len(), head = ?up_to, "stamped");
-            Ok(Report::new(table.dialect, stamped, up_to))
-        })
-        .await
+            .await;
+            unlock(conn, &table, result).await
+        }
     }
 
     /// Every embedded and every recorded migration with its state. Reads
@@ -509,7 +520,10 @@ impl Migrator {
         action: RepairAction,
     ) -> Result<usize, Error> {
         let Session { conn, table, set } = self.session(db).await?;
-        locked(conn, &table, self.config().lock_timeout, async |conn| {
+        {
+            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+            let result = async {
+ let conn = &mut conn;
             let rows = read_rows(conn, &table).await?;
             match action {
                 RepairAction::AcceptChecksums => {
@@ -549,8 +563,11 @@ impl Migrator {
                     Ok(1)
                 }
             }
-        })
-        .await
+
+ }
+ .await;
+            unlock(conn, &table, result).await
+        }
     }
 }
 

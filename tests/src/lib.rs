@@ -8,8 +8,9 @@
 //! The README follows, so that its examples are compiled and run as doctests.
 #![doc = include_str!("../../README.md")]
 
-use sqlx::{AssertSqlSafe, Connection, Executor, Row};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use sqlx::{AssertSqlSafe, Row};
+use std::sync::Arc;
+use stowage::testing::TestDb;
 
 pub mod count;
 
@@ -45,29 +46,18 @@ pub fn server_url(backend: Backend) -> String {
     })
 }
 
-/// A fresh, empty database of its own for one test.
+/// A fresh, empty database of its own for one test: a
+/// [`stowage::testing::TestDb`], dropped when the last handle to it goes
+/// (kept, and named, when the test fails).
 #[derive(Debug, Clone)]
 pub struct Fresh {
     /// The backend.
     pub backend: Backend,
     /// The URL of the new database.
     pub url: String,
-    /// Its name (the file path for SQLite).
+    /// Its name.
     pub name: String,
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique_name(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "stowage_{label}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    db: Arc<TestDb>,
 }
 
 /// Replace the database name (the URL path) of a server URL.
@@ -87,51 +77,31 @@ pub fn with_database(url: &str, database: &str) -> String {
     out
 }
 
-/// Create a fresh database on a backend; its name carries `label`.
+/// Create a fresh, empty database on a backend (`label` says what for, in
+/// failure messages).
 pub async fn fresh(backend: Backend, label: &str) -> Fresh {
-    let name = unique_name(label);
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join("stowage-tests");
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join(format!("{name}.db"));
-            let url = format!("sqlite://{}?mode=rwc", path.display());
-            Fresh {
-                backend,
-                url,
-                name: path.display().to_string(),
-            }
-        }
-        Backend::Postgres => {
-            let server = server_url(backend);
-            let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-            conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            Fresh {
-                backend,
-                url: with_database(&server, &name),
-                name,
-            }
-        }
-        Backend::MySql => {
-            let server = server_url(backend);
-            let mut conn = sqlx::MySqlConnection::connect(&server).await.unwrap();
-            conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            Fresh {
-                backend,
-                url: with_database(&server, &name),
-                name,
-            }
-        }
+    let db = TestDb::empty_on(&server_url(backend))
+        .await
+        .unwrap_or_else(|error| panic!("{label}: cannot create a test database: {error}"));
+    Fresh {
+        backend,
+        url: db.url().to_owned(),
+        name: db.name().to_owned(),
+        db: Arc::new(db),
     }
 }
 
-/// A pool of one of the backends, for driving a scenario written once.
+/// A pool on a test database, for driving a scenario written once; it keeps
+/// its database alive.
 #[derive(Debug, Clone)]
-pub enum Pool {
+pub struct Pool {
+    kind: Kind,
+    _db: Arc<TestDb>,
+}
+
+/// The pool of one of the backends.
+#[derive(Debug, Clone)]
+pub enum Kind {
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
     /// MySQL / MariaDB.
@@ -142,10 +112,10 @@ pub enum Pool {
 
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Postgres($p) => $body,
-            Pool::MySql($p) => $body,
-            Pool::Sqlite($p) => $body,
+        match &$pool.kind {
+            Kind::Postgres($p) => $body,
+            Kind::MySql($p) => $body,
+            Kind::Sqlite($p) => $body,
         }
     };
 }
@@ -153,15 +123,24 @@ macro_rules! on_pool {
 impl Fresh {
     /// A pool on the fresh database.
     pub async fn pool(&self) -> Pool {
-        match self.backend {
-            Backend::Postgres => Pool::Postgres(sqlx::PgPool::connect(&self.url).await.unwrap()),
-            Backend::MySql => Pool::MySql(sqlx::MySqlPool::connect(&self.url).await.unwrap()),
-            Backend::Sqlite => Pool::Sqlite(sqlx::SqlitePool::connect(&self.url).await.unwrap()),
+        let kind = match self.backend {
+            Backend::Postgres => Kind::Postgres(sqlx::PgPool::connect(&self.url).await.unwrap()),
+            Backend::MySql => Kind::MySql(sqlx::MySqlPool::connect(&self.url).await.unwrap()),
+            Backend::Sqlite => Kind::Sqlite(sqlx::SqlitePool::connect(&self.url).await.unwrap()),
+        };
+        Pool {
+            kind,
+            _db: Arc::clone(&self.db),
         }
     }
 }
 
 impl Pool {
+    /// The backend's own pool.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
     /// Run a migrator on this pool.
     pub async fn run(
         &self,
@@ -234,19 +213,19 @@ impl Pool {
     /// The schema as the catalog describes it: tables, columns and indexes,
     /// one line each, sorted; the history table left out.
     pub async fn schema(&self) -> Vec<String> {
-        let sql = match self {
-            Pool::Postgres(_) => {
+        let sql = match self.kind {
+            Kind::Postgres(_) => {
                 "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') \
                  FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'stowage_migrations' \
                  UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'stowage_migrations' ORDER BY 1"
             }
-            Pool::MySql(_) => {
+            Kind::MySql(_) => {
                 "SELECT CAST(CONCAT(table_name, '.', column_name, ' ', column_type, ' ', is_nullable, ' ', coalesce(column_default, ''), ' ', extra) AS CHAR) \
                  FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name <> 'stowage_migrations' \
                  UNION ALL SELECT CAST(CONCAT(table_name, ' index ', index_name, ' ', seq_in_index, ' ', column_name, ' ', non_unique) AS CHAR) \
                  FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name <> 'stowage_migrations' ORDER BY 1"
             }
-            Pool::Sqlite(_) => {
+            Kind::Sqlite(_) => {
                 "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master \
                  WHERE name NOT LIKE 'sqlite_%' AND tbl_name <> 'stowage_migrations' ORDER BY 1"
             }
@@ -266,14 +245,14 @@ impl Pool {
 
     /// The user tables of the database, sorted.
     pub async fn tables(&self) -> Vec<String> {
-        let sql = match self {
-            Pool::Postgres(_) => {
+        let sql = match self.kind {
+            Kind::Postgres(_) => {
                 "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
             }
-            Pool::MySql(_) => {
+            Kind::MySql(_) => {
                 "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1"
             }
-            Pool::Sqlite(_) => {
+            Kind::Sqlite(_) => {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
             }
         };

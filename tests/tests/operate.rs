@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use stowage::{Error, MigrationState, Migrator, RepairAction, Target};
-use stowage_tests::{Backend, Pool, fresh};
+use stowage_tests::{Backend, Kind, fresh};
 
 static OPERATE: Migrator = stowage::embed_migrations!("fixtures/operate");
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
@@ -379,20 +379,20 @@ async fn repair_needs_the_lock(backend: Backend) {
         .await;
     let before = db.history().await;
     let holder = fresh_db.pool().await;
-    let _held = match &holder {
-        Pool::Postgres(p) => {
+    let _held = match holder.kind() {
+        Kind::Postgres(p) => {
             let mut c = p.acquire().await.unwrap();
             sqlx::raw_sql("SELECT pg_advisory_lock(hashtextextended('stowage:' || current_database() || ':' || '.stowage_migrations', 0))")
                 .execute(&mut *c).await.unwrap();
             Box::new(c) as Box<dyn std::any::Any>
         }
-        Pool::MySql(p) => {
+        Kind::MySql(p) => {
             let mut c = p.acquire().await.unwrap();
             sqlx::raw_sql("SELECT GET_LOCK(CONCAT('stowage:', LEFT(SHA1(CONCAT(DATABASE(), ':', '.stowage_migrations')), 40)), 0)")
                 .execute(&mut *c).await.unwrap();
             Box::new(c)
         }
-        Pool::Sqlite(p) => {
+        Kind::Sqlite(p) => {
             let mut c = p.acquire().await.unwrap();
             sqlx::raw_sql("BEGIN IMMEDIATE")
                 .execute(&mut *c)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use stowage::{Error, Migrator, Policy};
-use stowage_tests::{Backend, Pool, fresh};
+use stowage_tests::{Backend, Kind, fresh};
 
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
@@ -250,10 +250,10 @@ async fn lock_timeout_names_the_holder(backend: Backend) {
         Backend::Sqlite => "BEGIN IMMEDIATE",
     };
     // Hold the lock on a connection of its own, as another replica would.
-    let held = match &holder {
-        Pool::Postgres(p) => HeldConn::Postgres(held(p, hold).await),
-        Pool::MySql(p) => HeldConn::MySql(held(p, hold).await),
-        Pool::Sqlite(p) => HeldConn::Sqlite(held(p, hold).await),
+    let held = match holder.kind() {
+        Kind::Postgres(p) => HeldConn::Postgres(held(p, hold).await),
+        Kind::MySql(p) => HeldConn::MySql(held(p, hold).await),
+        Kind::Sqlite(p) => HeldConn::Sqlite(held(p, hold).await),
     };
     let quick = V1.clone().with_lock_timeout(Duration::from_millis(700));
     let error = db.run(&quick).await.unwrap_err();

@@ -1,0 +1,808 @@
+//! Throwaway, fully migrated databases for tests, in constant time whatever
+//! the number of migrations (feature `testing`).
+//!
+//! The migrations run once per migration set, into a template named by the
+//! set's chain head; each test then gets a copy:
+//!
+//! - PostgreSQL: `CREATE DATABASE … TEMPLATE …`;
+//! - MySQL/MariaDB: the template schema's tables (with their rows), views,
+//!   triggers and routines recreated from their own definitions;
+//! - SQLite: a copy of the template file.
+//!
+//! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
+//! without either, SQLite files in the temporary folder. A test's database is
+//! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
+//! kept and its name printed, for a look after the fact. [`cleanup`] sweeps
+//! the leftovers.
+//!
+//! ```no_run
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//!
+//! #[stowage::test(migrator = "MIGRATOR")]
+//! async fn creates_a_todo(pool: sqlx::AnyPool) {
+//!     sqlx::query("INSERT INTO todos (title) VALUES ('write tests')")
+//!         .execute(&pool)
+//!         .await
+//!         .unwrap();
+//! }
+//! ```
+
+use crate::connect::redact;
+use crate::{Dialect, Error, Migrator};
+use sqlx::{AssertSqlSafe, Connection, Executor, Row};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The prefix of every database [`TestDb`] creates; [`cleanup`] drops only these.
+const PREFIX: &str = "stowage_test_";
+
+/// A fresh database for one test, migrated to head (or empty).
+#[derive(Debug)]
+pub struct TestDb {
+    dialect: Dialect,
+    server: String,
+    name: String,
+    url: String,
+    keep: bool,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn dialect_of(url: &str) -> Result<Dialect, Error> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Dialect::Postgres)
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        Ok(Dialect::MySql)
+    } else if url.starts_with("sqlite:") {
+        Ok(Dialect::Sqlite)
+    } else {
+        Err(Error::InvalidUrl {
+            url: redact(url),
+            reason: "the scheme is not postgres, mysql or sqlite".to_owned(),
+        })
+    }
+}
+
+/// Replace the database (the URL's path) of a server URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+fn sqlite_dir() -> PathBuf {
+    std::env::temp_dir().join("stowage-testdb")
+}
+
+/// The server tests use: `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`,
+/// else SQLite in the temporary folder.
+pub fn server_from_env() -> String {
+    std::env::var("STOWAGE_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "sqlite://".to_owned())
+}
+
+fn test_error(what: &str, server: &str) -> impl FnOnce(sqlx::Error) -> Error + use<> {
+    let (what, server) = (what.to_owned(), redact(server));
+    move |source| {
+        let hint = match source
+            .as_database_error()
+            .and_then(|db| db.code())
+            .as_deref()
+        {
+            Some("42501") => {
+                " (the user may not create databases: `ALTER ROLE … CREATEDB` on PostgreSQL)"
+            }
+            Some("42000") => {
+                " (the user may not create databases: `GRANT ALL ON *.* TO …` on MySQL)"
+            }
+            _ => "",
+        };
+        Error::Database {
+            context: format!("{what} on {server}{hint}"),
+            source,
+        }
+    }
+}
+
+impl TestDb {
+    /// A fresh database on the server from the environment
+    /// ([`server_from_env`]), migrated to head.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, the user may not create databases,
+    /// or the migrations fail.
+    pub async fn new(migrator: &Migrator) -> Result<TestDb, Error> {
+        TestDb::on(&server_from_env(), migrator).await
+    }
+
+    /// A fresh database on `server`, migrated to head.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub async fn on(server: &str, migrator: &Migrator) -> Result<TestDb, Error> {
+        let mut db = TestDb::create(server).await?;
+        let template = template(server, db.dialect, migrator).await?;
+        db.fill_from(&template).await?;
+        Ok(db)
+    }
+
+    /// A fresh, empty database on `server`, with the same life cycle.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the user may not create databases.
+    pub async fn empty_on(server: &str) -> Result<TestDb, Error> {
+        let db = TestDb::create(server).await?;
+        match db.dialect {
+            Dialect::Postgres => {
+                let mut conn = maintenance_pg(server).await?;
+                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
+                    .await
+                    .map_err(test_error("cannot create a test database", server))?;
+            }
+            Dialect::MySql => {
+                let mut conn = maintenance_mysql(server).await?;
+                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
+                    .await
+                    .map_err(test_error("cannot create a test database", server))?;
+            }
+            Dialect::Sqlite => {
+                std::fs::File::create(sqlite_dir().join(format!("{}.db", db.name))).map_err(
+                    |e| Error::InvalidConfig(format!("cannot create a SQLite test file: {e}")),
+                )?;
+            }
+        }
+        Ok(db)
+    }
+
+    /// Name and URL of a new test database; nothing created yet.
+    async fn create(server: &str) -> Result<TestDb, Error> {
+        let dialect = dialect_of(server)?;
+        let name = format!(
+            "{PREFIX}{}_{}_{}",
+            now_secs(),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let url = match dialect {
+            Dialect::Sqlite => {
+                std::fs::create_dir_all(sqlite_dir()).map_err(|e| {
+                    Error::InvalidConfig(format!("cannot create {}: {e}", sqlite_dir().display()))
+                })?;
+                format!(
+                    "sqlite://{}",
+                    sqlite_dir().join(format!("{name}.db")).display()
+                )
+            }
+            _ => with_database(server, &name),
+        };
+        Ok(TestDb {
+            dialect,
+            server: server.to_owned(),
+            name,
+            url,
+            keep: false,
+        })
+    }
+
+    async fn fill_from(&mut self, template: &str) -> Result<(), Error> {
+        match self.dialect {
+            Dialect::Postgres => clone_postgres(&self.server, template, &self.name).await,
+            Dialect::MySql => clone_mysql(&self.server, template, &self.name).await,
+            Dialect::Sqlite => {
+                let from = sqlite_dir().join(format!("{template}.db"));
+                let to = sqlite_dir().join(format!("{}.db", self.name));
+                std::fs::copy(&from, &to).map(drop).map_err(|e| {
+                    Error::InvalidConfig(format!(
+                        "cannot copy the SQLite template {}: {e}",
+                        from.display()
+                    ))
+                })
+            }
+        }
+    }
+
+    /// The database's URL (with its password, for connecting).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name (for SQLite, the file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A new pool on the database: `PgPool`, `MySqlPool`, `SqlitePool` or `AnyPool`.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached.
+    pub async fn pool<DB: crate::Backend>(&self) -> Result<sqlx::Pool<DB>, Error> {
+        let options = crate::ConnectOptions::default()
+            .timeout(Duration::from_secs(10))
+            .create_database(false);
+        crate::connect_with(&self.url, options).await
+    }
+
+    /// Keep the database when this value is dropped, and print its name.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            // Moved into the test by `#[stowage::test]`.
+            return;
+        }
+        if self.keep || std::thread::panicking() {
+            eprintln!(
+                "stowage: kept the database of a failing test: {} ({})",
+                self.name,
+                redact(&self.url)
+            );
+            return;
+        }
+        let (dialect, server, name) = (self.dialect, self.server.clone(), self.name.clone());
+        // Drop runs in sync code, perhaps inside a runtime: use a thread of our own.
+        let dropped = std::thread::spawn(move || drop_database(dialect, &server, &name)).join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!(
+                "stowage: could not drop the test database {}: {error}",
+                self.name
+            );
+        }
+    }
+}
+
+fn drop_database(dialect: Dialect, server: &str, name: &str) -> Result<(), Error> {
+    if dialect == Dialect::Sqlite {
+        let _ = std::fs::remove_file(sqlite_dir().join(format!("{name}.db")));
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidConfig(format!("cannot start a runtime to drop {name}: {e}")))?;
+    runtime.block_on(drop_server_database(dialect, server, name))
+}
+
+async fn drop_server_database(dialect: Dialect, server: &str, name: &str) -> Result<(), Error> {
+    let sql = match dialect {
+        Dialect::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        _ => format!("DROP DATABASE IF EXISTS {name}"),
+    };
+    match dialect {
+        Dialect::Postgres => maintenance_pg(server)
+            .await?
+            .execute(AssertSqlSafe(sql))
+            .await
+            .map(drop),
+        _ => maintenance_mysql(server)
+            .await?
+            .execute(AssertSqlSafe(sql))
+            .await
+            .map(drop),
+    }
+    .map_err(test_error("cannot drop a test database", server))
+}
+
+async fn maintenance_pg(server: &str) -> Result<sqlx::PgConnection, Error> {
+    let options = crate::ConnectOptions::default()
+        .timeout(Duration::from_secs(10))
+        .create_database(false);
+    let pool: sqlx::PgPool = crate::connect_with(server, options.max_connections(1)).await?;
+    let conn = pool
+        .acquire()
+        .await
+        .map_err(test_error("cannot connect", server))?;
+    Ok(conn.detach())
+}
+
+async fn maintenance_mysql(server: &str) -> Result<sqlx::MySqlConnection, Error> {
+    let options = crate::ConnectOptions::default()
+        .timeout(Duration::from_secs(10))
+        .create_database(false);
+    let pool: sqlx::MySqlPool = crate::connect_with(server, options.max_connections(1)).await?;
+    let conn = pool
+        .acquire()
+        .await
+        .map_err(test_error("cannot connect", server))?;
+    Ok(conn.detach())
+}
+
+/// The template's name: the dialect's chain head, so that a changed set of
+/// migrations gets a template of its own.
+///
+/// # Errors
+///
+/// When the migrator has no migrations for `dialect`.
+pub fn template_name(migrator: &Migrator, dialect: Dialect) -> Result<String, Error> {
+    let set = migrator
+        .set(dialect)
+        .ok_or(Error::NoMigrationsForDialect { dialect })?;
+    let chain = set.head().map_or([0; 32], |head| head.chain);
+    let hex: String = chain.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("stowage_tpl_{hex}"))
+}
+
+/// Make sure the template of `migrator` exists on `server`; its name.
+async fn template(server: &str, dialect: Dialect, migrator: &Migrator) -> Result<String, Error> {
+    let name = template_name(migrator, dialect)?;
+    match dialect {
+        Dialect::Postgres => postgres_template(server, &name, migrator).await?,
+        Dialect::MySql => mysql_template(server, &name, migrator).await?,
+        Dialect::Sqlite => sqlite_template(&name, migrator).await?,
+    }
+    Ok(name)
+}
+
+async fn postgres_template(server: &str, name: &str, migrator: &Migrator) -> Result<(), Error> {
+    let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate";
+    let mut conn = maintenance_pg(server).await?;
+    let count: i64 = sqlx::query_scalar(ready)
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(test_error("cannot look for the template", server))?;
+    if count == 1 {
+        return Ok(());
+    }
+    // One process builds it; the others wait on the lock, then find it ready.
+    let lock = "SELECT pg_advisory_lock(hashtext('stowage-template:' || $1))";
+    sqlx::query(lock)
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .map_err(test_error("cannot lock", server))?;
+    let result = async {
+        let count: i64 = sqlx::query_scalar(ready)
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(test_error("cannot look for the template", server))?;
+        if count == 1 {
+            return Ok(());
+        }
+        // A template left half-built by a crash is rebuilt.
+        conn.execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .map_err(test_error("cannot drop a half-built template", server))?;
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .map_err(test_error("cannot create the template database", server))?;
+        let url = with_database(server, name);
+        let mut template = sqlx::PgConnection::connect(&url)
+            .await
+            .map_err(test_error("cannot connect to the template", server))?;
+        migrator.run(&mut template).await?;
+        template
+            .close()
+            .await
+            .map_err(test_error("cannot close the template", server))?;
+        // No one may connect to it from now on, so copies never find it busy.
+        conn.execute(AssertSqlSafe(format!(
+            "ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+        )))
+        .await
+        .map_err(test_error("cannot mark the template", server))?;
+        Ok(())
+    }
+    .await;
+    let unlock = "SELECT pg_advisory_unlock(hashtext('stowage-template:' || $1))";
+    let _ = sqlx::query(unlock).bind(name).execute(&mut conn).await;
+    result
+}
+
+async fn clone_postgres(server: &str, template: &str, name: &str) -> Result<(), Error> {
+    let mut conn = maintenance_pg(server).await?;
+    let mut attempt = 0;
+    loop {
+        let result = conn
+            .execute(AssertSqlSafe(format!(
+                "CREATE DATABASE {name} TEMPLATE {template}"
+            )))
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            // "source database is being accessed by other users": a moment while
+            // its builder disconnects.
+            Err(error)
+                if attempt < 50
+                    && error
+                        .as_database_error()
+                        .and_then(|db| db.code())
+                        .as_deref()
+                        == Some("55006") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(test_error(
+                    &format!("cannot copy the template {template} (is a session connected to it?)"),
+                    server,
+                )(error));
+            }
+        }
+    }
+}
+
+async fn mysql_template(server: &str, name: &str, migrator: &Migrator) -> Result<(), Error> {
+    let marker = "stowage_template_ready";
+    let ready =
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+    let mut conn = maintenance_mysql(server).await?;
+    let is_ready = async |conn: &mut sqlx::MySqlConnection| -> Result<bool, Error> {
+        let count: i64 = sqlx::query_scalar(ready)
+            .bind(name)
+            .bind(marker)
+            .fetch_one(conn)
+            .await
+            .map_err(test_error("cannot look for the template", server))?;
+        Ok(count == 1)
+    };
+    if is_ready(&mut conn).await? {
+        return Ok(());
+    }
+    let lock: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-template:', ?), 600)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(test_error("cannot lock", server))?;
+    if lock != Some(1) {
+        return Err(Error::LockTimeout {
+            waited: Duration::from_secs(600),
+            holder: None,
+        });
+    }
+    let result = async {
+        if is_ready(&mut conn).await? {
+            return Ok(());
+        }
+        conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .await
+            .map_err(test_error("cannot drop a half-built template", server))?;
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .map_err(test_error("cannot create the template schema", server))?;
+        let url = with_database(server, name);
+        let mut template = sqlx::MySqlConnection::connect(&url)
+            .await
+            .map_err(test_error("cannot connect to the template", server))?;
+        migrator.run(&mut template).await?;
+        template
+            .execute(AssertSqlSafe(format!("CREATE TABLE {marker} (ready INT)")))
+            .await
+            .map_err(test_error("cannot mark the template", server))?;
+        Ok(())
+    }
+    .await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('stowage-template:', ?))")
+        .bind(name)
+        .execute(&mut conn)
+        .await;
+    result
+}
+
+/// Recreate the template schema's objects in a new schema, from their own
+/// definitions, in one multi-statement round trip per kind.
+async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Error> {
+    let fail = |what: &str| {
+        test_error(
+            &format!("cannot copy the template {template}: {what}"),
+            server,
+        )
+    };
+    let mut conn = maintenance_mysql(server).await?;
+    let names = |kind: &str| {
+        format!(
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{template}' \
+             AND TABLE_TYPE = '{kind}' AND TABLE_NAME <> 'stowage_template_ready' ORDER BY TABLE_NAME"
+        )
+    };
+    let tables: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("BASE TABLE")))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(fail("tables"))?;
+    let views: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("VIEW")))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(fail("views"))?;
+    let mut script = vec![
+        format!("CREATE DATABASE {name}"),
+        format!("USE {name}"),
+        "SET FOREIGN_KEY_CHECKS = 0".to_owned(),
+    ];
+    for table in &tables {
+        let row = conn
+            .fetch_one(AssertSqlSafe(format!(
+                "SHOW CREATE TABLE `{template}`.`{table}`"
+            )))
+            .await
+            .map_err(fail("table definitions"))?;
+        script.push(
+            row.try_get::<String, _>(1)
+                .map_err(fail("table definitions"))?,
+        );
+        script.push(format!(
+            "INSERT INTO `{name}`.`{table}` SELECT * FROM `{template}`.`{table}`"
+        ));
+    }
+    for view in &views {
+        let row = conn
+            .fetch_one(AssertSqlSafe(format!(
+                "SHOW CREATE VIEW `{template}`.`{view}`"
+            )))
+            .await
+            .map_err(fail("view definitions"))?;
+        let definition = row
+            .try_get::<String, _>(1)
+            .map_err(fail("view definitions"))?;
+        script.push(definition.replace(&format!("`{template}`."), ""));
+    }
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+    )
+    .bind(template)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(fail("triggers"))?;
+    for trigger in &triggers {
+        let row = conn
+            .fetch_one(AssertSqlSafe(format!(
+                "SHOW CREATE TRIGGER `{template}`.`{trigger}`"
+            )))
+            .await
+            .map_err(fail("trigger definitions"))?;
+        script.push(
+            row.try_get::<String, _>(2)
+                .map_err(fail("trigger definitions"))?,
+        );
+    }
+    let routines: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(ROUTINE_TYPE AS CHAR), CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
+         WHERE ROUTINE_SCHEMA = ?",
+    )
+    .bind(template)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(fail("routines"))?;
+    for (kind, routine) in &routines {
+        let row = conn
+            .fetch_one(AssertSqlSafe(format!(
+                "SHOW CREATE {kind} `{template}`.`{routine}`"
+            )))
+            .await
+            .map_err(fail("routine definitions"))?;
+        script.push(
+            row.try_get::<String, _>(2)
+                .map_err(fail("routine definitions"))?,
+        );
+    }
+    script.push("SET FOREIGN_KEY_CHECKS = 1".to_owned());
+    sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
+        .execute(&mut conn)
+        .await
+        .map_err(fail("recreating its objects"))?;
+    Ok(())
+}
+
+async fn sqlite_template(name: &str, migrator: &Migrator) -> Result<(), Error> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| Error::InvalidConfig(format!("SQLite template: {what}: {e}"))
+    };
+    let dir = sqlite_dir();
+    std::fs::create_dir_all(&dir).map_err(io("cannot create the folder"))?;
+    let path = dir.join(format!("{name}.db"));
+    if path.exists() {
+        return Ok(());
+    }
+    // One process builds it under a file lock, into a temporary file that is
+    // renamed into place when complete.
+    let lock = std::fs::File::create(dir.join(format!("{name}.lock")))
+        .map_err(io("cannot create the lock"))?;
+    lock.lock().map_err(io("cannot lock"))?;
+    if path.exists() {
+        return Ok(());
+    }
+    let building = dir.join(format!("{name}.{}.building", std::process::id()));
+    let url = format!("sqlite://{}?mode=rwc", building.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .map_err(test_error("cannot create the template", "sqlite"))?;
+    migrator.run(&mut conn).await?;
+    conn.close()
+        .await
+        .map_err(test_error("cannot close the template", "sqlite"))?;
+    std::fs::rename(&building, &path).map_err(io("cannot move the template into place"))?;
+    Ok(())
+}
+
+/// Drop the test databases (and SQLite test files) older than `older_than`
+/// on `server`, such as those kept by failing tests; the number dropped.
+/// Databases with open connections are in use and left alone.
+///
+/// # Errors
+///
+/// When the server cannot be reached or refuses to drop a database.
+pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error> {
+    let cutoff = now_secs().saturating_sub(older_than.as_secs());
+    let created =
+        |name: &str| -> Option<u64> { name.strip_prefix(PREFIX)?.split('_').next()?.parse().ok() };
+    let mut dropped = 0;
+    match dialect_of(server)? {
+        Dialect::Sqlite => {
+            let Ok(entries) = std::fs::read_dir(sqlite_dir()) else {
+                return Ok(0);
+            };
+            for entry in entries.flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                if created(file.trim_end_matches(".db")).is_some_and(|t| t < cutoff)
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    dropped += 1;
+                }
+            }
+        }
+        dialect => {
+            let list = match dialect {
+                Dialect::Postgres => {
+                    "SELECT datname::text FROM pg_database WHERE datname LIKE 'stowage\\_test\\_%'"
+                }
+                _ => {
+                    "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'stowage\\_test\\_%'"
+                }
+            };
+            let names: Vec<String> = match dialect {
+                Dialect::Postgres => {
+                    sqlx::query_scalar(list)
+                        .fetch_all(&mut maintenance_pg(server).await?)
+                        .await
+                }
+                _ => {
+                    sqlx::query_scalar(list)
+                        .fetch_all(&mut maintenance_mysql(server).await?)
+                        .await
+                }
+            }
+            .map_err(test_error("cannot list test databases", server))?;
+            for name in names
+                .iter()
+                .filter(|n| created(n).is_some_and(|t| t < cutoff))
+            {
+                drop_server_database(dialect, server, name).await?;
+                dropped += 1;
+            }
+        }
+    }
+    Ok(dropped)
+}
+
+/// Plumbing for `#[stowage::test]`.
+#[doc(hidden)]
+pub mod private {
+    use super::TestDb;
+    use crate::{Error, Migrator};
+
+    /// What a `#[stowage::test]` function can take.
+    pub trait FromTestDb: Sized {
+        fn from_test_db(db: &mut TestDb) -> impl Future<Output = Result<Self, Error>>;
+    }
+
+    impl<DB: crate::Backend> FromTestDb for sqlx::Pool<DB> {
+        async fn from_test_db(db: &mut TestDb) -> Result<Self, Error> {
+            db.pool().await
+        }
+    }
+
+    /// The test gets the `TestDb` itself; it is dropped (or kept) by the test.
+    impl FromTestDb for TestDb {
+        async fn from_test_db(db: &mut TestDb) -> Result<Self, Error> {
+            // The shell left behind, with no name, drops nothing.
+            let name = std::mem::take(&mut db.name);
+            Ok(TestDb {
+                dialect: db.dialect,
+                server: db.server.clone(),
+                url: db.url.clone(),
+                name,
+                keep: false,
+            })
+        }
+    }
+
+    /// What a test function may return: `()` or a `Result`.
+    pub trait TestResult {
+        fn failure(self) -> Option<String>;
+    }
+
+    impl TestResult for () {
+        fn failure(self) -> Option<String> {
+            None
+        }
+    }
+
+    impl<E: std::fmt::Debug> TestResult for Result<(), E> {
+        fn failure(self) -> Option<String> {
+            self.err().map(|e| format!("{e:?}"))
+        }
+    }
+
+    /// Run one test: a migrated database, the argument, the body. The server
+    /// comes from the environment variable `server_env` when given.
+    #[allow(clippy::panic)]
+    pub fn run<T, F, Fut>(migrator: &Migrator, server_env: Option<&str>, test: F)
+    where
+        T: FromTestDb,
+        F: FnOnce(T) -> Fut,
+        Fut: Future,
+        Fut::Output: TestResult,
+    {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => panic!("stowage: cannot start a Tokio runtime for the test: {error}"),
+        };
+        let server = match server_env {
+            Some(var) => match std::env::var(var) {
+                Ok(url) if !url.trim().is_empty() => url,
+                _ => panic!(
+                    "stowage: {var} is not set; set it to the URL of a server this test may create databases on"
+                ),
+            },
+            None => super::server_from_env(),
+        };
+        let mut db = match runtime.block_on(TestDb::on(&server, migrator)) {
+            Ok(db) => db,
+            Err(error) => panic!("stowage: cannot create the test database: {error}"),
+        };
+        let argument = match runtime.block_on(T::from_test_db(&mut db)) {
+            Ok(argument) => argument,
+            Err(error) => panic!(
+                "stowage: cannot connect to the test database {}: {error}",
+                db.name()
+            ),
+        };
+        if let Some(failure) = runtime.block_on(test(argument)).failure() {
+            db.keep();
+            panic!("test failed: {failure}");
+        }
+        drop(runtime);
+        drop(db);
+    }
+}

@@ -1,0 +1,272 @@
+//! `stowage::testing::TestDb` on every backend: migrated copies of a template,
+//! isolated from each other, safe in parallel threads and processes, a new
+//! template for a changed migration set, and kept databases for failing tests.
+
+use std::process::Command;
+use stowage::Migrator;
+use stowage::testing::{TestDb, cleanup};
+use stowage_tests::{Backend, server_url};
+
+static OBJECTS: Migrator = stowage::embed_migrations!("fixtures/objects");
+static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
+static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
+
+const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
+
+fn server(backend: Backend) -> String {
+    server_url(backend)
+}
+
+async fn scalar(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn each_test_gets_a_migrated_database(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let db = TestDb::on(&server(backend), &OBJECTS).await.unwrap();
+    assert!(db.name().starts_with("stowage_test_"));
+    let pool: sqlx::AnyPool = db.pool().await.unwrap();
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM stowage_migrations WHERE state = 'applied'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM parent_names WHERE name = 'seed'"
+        )
+        .await,
+        1,
+        "seed rows and views"
+    );
+    sqlx::query("INSERT INTO child VALUES (1, 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM counts WHERE n = 1").await,
+        1,
+        "the trigger fired"
+    );
+    let orphan = sqlx::query("INSERT INTO child VALUES (2, 999)")
+        .execute(&pool)
+        .await;
+    assert!(orphan.is_err(), "the foreign key holds");
+    if backend == Backend::MySql {
+        sqlx::query("CALL add_parent(7, 'from a procedure')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            scalar(&pool, "SELECT COUNT(*) FROM parent WHERE id = 7").await,
+            1,
+            "routines are copied"
+        );
+    }
+    // The migrated database reports itself up to date.
+    assert!(OBJECTS.run(&pool).await.unwrap().applied().is_empty());
+    pool.close().await;
+}
+
+async fn two_databases_do_not_see_each_other(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let (a, b) = (
+        TestDb::on(&server(backend), &OBJECTS).await.unwrap(),
+        TestDb::on(&server(backend), &OBJECTS).await.unwrap(),
+    );
+    assert_ne!(a.name(), b.name());
+    for db in [&a, &b] {
+        let pool: sqlx::AnyPool = db.pool().await.unwrap();
+        sqlx::query("INSERT INTO parent VALUES (100, 'same row')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            scalar(&pool, "SELECT COUNT(*) FROM parent").await,
+            2,
+            "the seed and this row only"
+        );
+        pool.close().await;
+    }
+}
+
+async fn fifty_in_parallel_threads(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let server = server(backend);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let db = TestDb::on(&server, &OBJECTS).await.unwrap();
+                let pool: sqlx::AnyPool = db.pool().await.unwrap();
+                sqlx::query("INSERT INTO parent VALUES (100, 'same row')")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let count = scalar(&pool, "SELECT COUNT(*) FROM parent").await;
+                pool.close().await;
+                (db.name().to_owned(), count)
+            })
+        })
+        .collect();
+    let mut names = Vec::new();
+    for task in tasks {
+        let (name, count) = task.await.unwrap();
+        assert_eq!(count, 2);
+        names.push(name);
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 50, "fifty different databases");
+}
+
+async fn fifty_in_parallel_processes(backend: Backend) {
+    let server = server(backend);
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            Command::new(APP)
+                .args([&server, "ok"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{backend:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+async fn a_changed_set_gets_a_new_template(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let dialect = match backend {
+        Backend::Postgres => stowage::Dialect::Postgres,
+        Backend::MySql => stowage::Dialect::MySql,
+        Backend::Sqlite => stowage::Dialect::Sqlite,
+    };
+    let (one, two) = (
+        stowage::testing::template_name(&V1, dialect).unwrap(),
+        stowage::testing::template_name(&V2, dialect).unwrap(),
+    );
+    assert_ne!(one, two);
+    let db = TestDb::on(&server(backend), &V2).await.unwrap();
+    let pool: sqlx::AnyPool = db.pool().await.unwrap();
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM stowage_migrations").await,
+        4
+    );
+    pool.close().await;
+    let db = TestDb::on(&server(backend), &V1).await.unwrap();
+    let pool: sqlx::AnyPool = db.pool().await.unwrap();
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM stowage_migrations").await,
+        3
+    );
+    pool.close().await;
+}
+
+async fn exists(backend: Backend, name: &str) -> bool {
+    match backend {
+        Backend::Sqlite => std::env::temp_dir()
+            .join("stowage-testdb")
+            .join(format!("{name}.db"))
+            .exists(),
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                == 1
+        }
+        Backend::MySql => {
+            let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            )
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 1
+        }
+    }
+}
+
+async fn a_failing_test_keeps_its_database(backend: Backend) {
+    let passing = Command::new(APP)
+        .args([&server(backend), "ok"])
+        .output()
+        .unwrap();
+    assert!(
+        passing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passing.stderr)
+    );
+    let name = String::from_utf8_lossy(&passing.stdout).trim().to_owned();
+    assert!(
+        !exists(backend, &name).await,
+        "a passing test's database is dropped"
+    );
+
+    let failing = Command::new(APP)
+        .args([&server(backend), "fail"])
+        .output()
+        .unwrap();
+    assert!(!failing.status.success());
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let name = kept.split(' ').next().unwrap();
+    assert!(
+        stderr.contains(&format!("a deliberate failure in {name}")),
+        "{stderr}"
+    );
+    assert!(exists(backend, name).await, "{name} was kept");
+
+    // cleanup sweeps it once it is old enough.
+    assert!(
+        cleanup(&server(backend), std::time::Duration::from_secs(3600))
+            .await
+            .is_ok()
+    );
+    assert!(exists(backend, name).await, "not older than an hour");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let dropped = cleanup(&server(backend), std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(dropped >= 1);
+    assert!(!exists(backend, name).await, "{name} was swept");
+}
+
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )* }
+        mod mysql { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::MySql).await } )* }
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )* }
+    };
+}
+
+on_every_backend!(
+    each_test_gets_a_migrated_database,
+    two_databases_do_not_see_each_other,
+    fifty_in_parallel_threads,
+    fifty_in_parallel_processes,
+    a_changed_set_gets_a_new_template,
+    a_failing_test_keeps_its_database,
+);
