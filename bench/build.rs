@@ -1,6 +1,7 @@
-//! Generate the benchmark's migration set: 500 migrations, each one table,
+//! Generate the benchmark's migration sets: 500 migrations, each one table,
 //! one index and three rows, in sqlx's layout (read by stowage and
-//! `sqlx::migrate!`) and refinery's, for each dialect.
+//! `sqlx::migrate!`) and refinery's, for each dialect; and the first 10 and
+//! 100 of them, for the test-database benchmark.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -31,6 +32,14 @@ fn main() {
                 &root.join(format!("sqlx/{dialect}/{i:04}_table_{i}.sql")),
                 &sql,
             );
+            for size in [10, 100] {
+                if i <= size {
+                    write(
+                        &root.join(format!("sqlx{size}/{dialect}/{i:04}_table_{i}.sql")),
+                        &sql,
+                    );
+                }
+            }
             write(
                 &root.join(format!("refinery/{dialect}/V{i}__table_{i}.sql")),
                 &sql,

@@ -12,6 +12,8 @@
 //! of many up-to-date runs on one connection, next to the median of
 //! `SELECT 1` on the same connection.
 
+mod testdb;
+
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use std::time::{Duration, Instant};
 
@@ -64,6 +66,7 @@ struct Options {
     trials: usize,
     noop_iterations: usize,
     backends: Vec<Backend>,
+    testdb: bool,
 }
 
 fn options() -> Result<Options> {
@@ -71,6 +74,7 @@ fn options() -> Result<Options> {
         trials: 3,
         noop_iterations: 300,
         backends: Vec::new(),
+        testdb: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -82,6 +86,7 @@ fn options() -> Result<Options> {
                     .ok_or("--noop-iterations needs a number")?
                     .parse()?;
             }
+            "testdb" => options.testdb = true,
             "postgres" => options.backends.push(Backend::Postgres),
             "mysql" => options.backends.push(Backend::MySql),
             "sqlite" => options.backends.push(Backend::Sqlite),
@@ -375,6 +380,10 @@ async fn measure_noop(
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let options = options()?;
+    if options.testdb {
+        println!("{}", testdb::run(&options.backends, options.trials).await?);
+        return Ok(());
+    }
     let mut out = String::new();
     out.push_str(&format!(
         "500 migrations (one table, one index, three rows each). apply-all: median of {} trials, each tool on \

@@ -556,10 +556,15 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
             row.try_get::<String, _>(1)
                 .map_err(fail("table definitions"))?,
         );
+    }
+    // The rows (seed data, the history) in one transaction: one commit.
+    script.push("START TRANSACTION".to_owned());
+    for table in &tables {
         script.push(format!(
             "INSERT INTO `{name}`.`{table}` SELECT * FROM `{template}`.`{table}`"
         ));
     }
+    script.push("COMMIT".to_owned());
     for view in &views {
         let row = conn
             .fetch_one(AssertSqlSafe(format!(

@@ -1,0 +1,105 @@
+//! The test-database benchmark: one migrated database for one test, with
+//! `stowage::testing::TestDb` (a copy of a template) and with the approach of
+//! `#[sqlx::test]` (create an empty database, run every migration), at 10,
+//! 100 and 500 migrations.
+
+use crate::{Backend, Result, fresh, median};
+use std::time::{Duration, Instant};
+use stowage::Migrator;
+use stowage::testing::TestDb;
+
+static STOWAGE_10: Migrator = stowage::embed_migrations!("generated/sqlx10");
+static STOWAGE_100: Migrator = stowage::embed_migrations!("generated/sqlx100");
+static SQLX_10: [sqlx::migrate::Migrator; 3] = [
+    sqlx::migrate!("generated/sqlx10/postgres"),
+    sqlx::migrate!("generated/sqlx10/mysql"),
+    sqlx::migrate!("generated/sqlx10/sqlite"),
+];
+static SQLX_100: [sqlx::migrate::Migrator; 3] = [
+    sqlx::migrate!("generated/sqlx100/postgres"),
+    sqlx::migrate!("generated/sqlx100/mysql"),
+    sqlx::migrate!("generated/sqlx100/sqlite"),
+];
+
+fn sets(backend: Backend) -> [(usize, &'static Migrator, &'static sqlx::migrate::Migrator); 3] {
+    let index = match backend {
+        Backend::Postgres => 0,
+        Backend::MySql => 1,
+        Backend::Sqlite => 2,
+    };
+    let sqlx_500 = match backend {
+        Backend::Postgres => &crate::SQLX_POSTGRES,
+        Backend::MySql => &crate::SQLX_MYSQL,
+        Backend::Sqlite => &crate::SQLX_SQLITE,
+    };
+    [
+        (10, &STOWAGE_10, &SQLX_10[index]),
+        (100, &STOWAGE_100, &SQLX_100[index]),
+        (500, &crate::STOWAGE, sqlx_500),
+    ]
+}
+
+/// `#[sqlx::test]`'s way: a new empty database, then every migration.
+async fn sqlx_way(
+    backend: Backend,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(Duration, crate::Fresh)> {
+    let started = Instant::now();
+    let db = fresh(backend).await?;
+    match backend {
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await?;
+            migrator.run(&mut conn).await?;
+        }
+        Backend::MySql => {
+            let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&db.url).await?;
+            migrator.run(&mut conn).await?;
+        }
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await?;
+            migrator.run(&mut conn).await?;
+        }
+    }
+    Ok((started.elapsed(), db))
+}
+
+pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
+    let mut out = format!(
+        "One migrated database for one test: median of {trials} trials; the template is built once per \
+         migration set (its time is shown apart).\n\n\
+         | backend | migrations | stowage TestDb | `#[sqlx::test]` way | stowage ÷ sqlx | template, once |\n\
+         |---|---:|---:|---:|---:|---:|\n"
+    );
+    for &backend in backends {
+        let server = match backend {
+            Backend::Sqlite => "sqlite://".to_owned(),
+            _ => crate::server_url(backend)?,
+        };
+        for (count, stowage_set, sqlx_set) in sets(backend) {
+            let started = Instant::now();
+            drop(TestDb::on(&server, stowage_set).await?);
+            let template = started.elapsed();
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            for _ in 0..trials {
+                let started = Instant::now();
+                let db = TestDb::on(&server, stowage_set).await?;
+                ours.push(started.elapsed());
+                drop(db);
+                let (elapsed, db) = sqlx_way(backend, sqlx_set).await?;
+                theirs.push(elapsed);
+                db.drop_it().await?;
+            }
+            let (ours, theirs) = (median(ours), median(theirs));
+            eprintln!("{backend:?} {count}: stowage {ours:.2?}, sqlx {theirs:.2?}");
+            out.push_str(&format!(
+                "| {backend:?} | {count} | {:.1} ms | {:.1} ms | {:.1} % | {:.0} ms |\n",
+                ours.as_secs_f64() * 1e3,
+                theirs.as_secs_f64() * 1e3,
+                100.0 * ours.as_secs_f64() / theirs.as_secs_f64(),
+                template.as_secs_f64() * 1e3,
+            ));
+        }
+    }
+    Ok(out)
+}
