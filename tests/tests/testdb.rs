@@ -270,3 +270,28 @@ on_every_backend!(
     a_changed_set_gets_a_new_template,
     a_failing_test_keeps_its_database,
 );
+
+/// A user who may not create databases gets an error that says what to grant.
+#[tokio::test]
+async fn no_permission_to_create_databases_says_what_to_do() {
+    let admin = server(Backend::Postgres);
+    let role = format!("stowage_nocreate_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN NOCREATEDB"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // The same server, as that role (the throwaway servers trust local logins).
+    let at = admin.find('@').unwrap();
+    let scheme_end = admin.find("://").unwrap() + 3;
+    let as_role = format!("{}{role}{}", &admin[..scheme_end], &admin[at..]);
+    let error = TestDb::on(&as_role, &OBJECTS).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("CREATEDB"), "{message}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
