@@ -49,113 +49,50 @@
 //! files on disk that the binary does not hold ([`Migrator::stale_files`]).
 #![deny(missing_docs)]
 // Without a driver, the pieces that apply migrations have no caller.
-#![cfg_attr(
-    not(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    )),
-    allow(dead_code)
-)]
+#![cfg_attr(not(driver), allow(dead_code))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod apply;
 pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod conn;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod connect;
 mod error;
 #[cfg(feature = "include_dir")]
 mod from_dir;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod history;
 #[cfg(feature = "include_dir")]
 mod layout;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod lock;
 mod migration;
 mod migrator;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod ops;
 mod report;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 mod split;
 mod stale;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{Config, Policy};
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 pub use conn::Database;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 pub use connect::{Backend, ConnectOptions, connect, connect_with};
 pub use error::Error;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 pub use history::{HistoryRow, RowState};
 pub use migration::{Dialect, Head, Migration, MigrationSet};
 pub use migrator::Migrator;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 pub use ops::{MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target};
 pub use report::{Applied, Report};
 

@@ -546,14 +546,10 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
         "SET FOREIGN_KEY_CHECKS = 0".to_owned(),
     ];
     for table in &tables {
-        let row = conn
-            .fetch_one(AssertSqlSafe(format!(
-                "SHOW CREATE TABLE `{template}`.`{table}`"
-            )))
-            .await
-            .map_err(fail("table definitions"))?;
+        let sql = format!("SHOW CREATE TABLE `{template}`.`{table}`");
         script.push(
-            row.try_get::<String, _>(1)
+            show_create(&mut conn, sql, 1)
+                .await
                 .map_err(fail("table definitions"))?,
         );
     }
@@ -566,14 +562,9 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
     }
     script.push("COMMIT".to_owned());
     for view in &views {
-        let row = conn
-            .fetch_one(AssertSqlSafe(format!(
-                "SHOW CREATE VIEW `{template}`.`{view}`"
-            )))
+        let sql = format!("SHOW CREATE VIEW `{template}`.`{view}`");
+        let definition = show_create(&mut conn, sql, 1)
             .await
-            .map_err(fail("view definitions"))?;
-        let definition = row
-            .try_get::<String, _>(1)
             .map_err(fail("view definitions"))?;
         script.push(definition.replace(&format!("`{template}`."), ""));
     }
@@ -585,14 +576,10 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
     .await
     .map_err(fail("triggers"))?;
     for trigger in &triggers {
-        let row = conn
-            .fetch_one(AssertSqlSafe(format!(
-                "SHOW CREATE TRIGGER `{template}`.`{trigger}`"
-            )))
-            .await
-            .map_err(fail("trigger definitions"))?;
+        let sql = format!("SHOW CREATE TRIGGER `{template}`.`{trigger}`");
         script.push(
-            row.try_get::<String, _>(2)
+            show_create(&mut conn, sql, 2)
+                .await
                 .map_err(fail("trigger definitions"))?,
         );
     }
@@ -605,14 +592,10 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
     .await
     .map_err(fail("routines"))?;
     for (kind, routine) in &routines {
-        let row = conn
-            .fetch_one(AssertSqlSafe(format!(
-                "SHOW CREATE {kind} `{template}`.`{routine}`"
-            )))
-            .await
-            .map_err(fail("routine definitions"))?;
+        let sql = format!("SHOW CREATE {kind} `{template}`.`{routine}`");
         script.push(
-            row.try_get::<String, _>(2)
+            show_create(&mut conn, sql, 2)
+                .await
                 .map_err(fail("routine definitions"))?,
         );
     }
@@ -622,6 +605,17 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
         .await
         .map_err(fail("recreating its objects"))?;
     Ok(())
+}
+
+/// The definition in column `column` of a MySQL `SHOW CREATE …` statement.
+async fn show_create(
+    conn: &mut sqlx::MySqlConnection,
+    sql: String,
+    column: usize,
+) -> Result<String, sqlx::Error> {
+    conn.fetch_one(AssertSqlSafe(sql))
+        .await?
+        .try_get::<String, _>(column)
 }
 
 async fn sqlite_template(name: &str, migrator: &Migrator) -> Result<(), Error> {

@@ -233,6 +233,34 @@ impl Pool {
         on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap())
     }
 
+    /// Take the migration lock of the default history table on a connection
+    /// of its own, as another replica would; it is held until the returned
+    /// value is dropped.
+    pub async fn hold_migration_lock(&self) -> Box<dyn std::any::Any + Send> {
+        const POSTGRES: &str = "SELECT pg_advisory_lock(hashtextextended('stowage:' || current_database() || ':' || '.stowage_migrations', 0))";
+        const MYSQL: &str = "SELECT GET_LOCK(CONCAT('stowage:', LEFT(SHA1(CONCAT(DATABASE(), ':', '.stowage_migrations')), 40)), 0)";
+        match &self.kind {
+            Kind::Postgres(p) => {
+                let mut conn = p.acquire().await.unwrap();
+                sqlx::raw_sql(POSTGRES).execute(&mut *conn).await.unwrap();
+                Box::new(conn)
+            }
+            Kind::MySql(p) => {
+                let mut conn = p.acquire().await.unwrap();
+                sqlx::raw_sql(MYSQL).execute(&mut *conn).await.unwrap();
+                Box::new(conn)
+            }
+            Kind::Sqlite(p) => {
+                let mut conn = p.acquire().await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                Box::new(conn)
+            }
+        }
+    }
+
     /// Execute a script.
     pub async fn execute(&self, sql: &str) {
         on_pool!(self, p => { sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(p).await.unwrap(); })

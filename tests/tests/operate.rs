@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use stowage::{Error, MigrationState, Migrator, RepairAction, Target};
-use stowage_tests::{Backend, Kind, fresh};
+use stowage_tests::{Backend, fresh};
 
 static OPERATE: Migrator = stowage::embed_migrations!("fixtures/operate");
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
@@ -379,28 +379,7 @@ async fn repair_needs_the_lock(backend: Backend) {
         .await;
     let before = db.history().await;
     let holder = fresh_db.pool().await;
-    let _held = match holder.kind() {
-        Kind::Postgres(p) => {
-            let mut c = p.acquire().await.unwrap();
-            sqlx::raw_sql("SELECT pg_advisory_lock(hashtextextended('stowage:' || current_database() || ':' || '.stowage_migrations', 0))")
-                .execute(&mut *c).await.unwrap();
-            Box::new(c) as Box<dyn std::any::Any>
-        }
-        Kind::MySql(p) => {
-            let mut c = p.acquire().await.unwrap();
-            sqlx::raw_sql("SELECT GET_LOCK(CONCAT('stowage:', LEFT(SHA1(CONCAT(DATABASE(), ':', '.stowage_migrations')), 40)), 0)")
-                .execute(&mut *c).await.unwrap();
-            Box::new(c)
-        }
-        Kind::Sqlite(p) => {
-            let mut c = p.acquire().await.unwrap();
-            sqlx::raw_sql("BEGIN IMMEDIATE")
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            Box::new(c)
-        }
-    };
+    let _held = holder.hold_migration_lock().await;
     let quick = V1.clone().with_lock_timeout(Duration::from_millis(500));
     let error = db
         .repair(&quick, RepairAction::ClearFailed(3))

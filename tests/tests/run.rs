@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use stowage::{Error, Migrator, Policy};
-use stowage_tests::{Backend, Kind, fresh};
+use stowage_tests::{Backend, fresh};
 
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
@@ -240,21 +240,7 @@ async fn lock_timeout_names_the_holder(backend: Backend) {
     let fresh_db = fresh(backend, "lock").await;
     let db = fresh_db.pool().await;
     let holder = fresh_db.pool().await;
-    let hold = match backend {
-        Backend::Postgres => {
-            "SELECT pg_advisory_lock(hashtextextended('stowage:' || current_database() || ':' || '.stowage_migrations', 0))"
-        }
-        Backend::MySql => {
-            "SELECT GET_LOCK(CONCAT('stowage:', LEFT(SHA1(CONCAT(DATABASE(), ':', '.stowage_migrations')), 40)), 0)"
-        }
-        Backend::Sqlite => "BEGIN IMMEDIATE",
-    };
-    // Hold the lock on a connection of its own, as another replica would.
-    let held = match holder.kind() {
-        Kind::Postgres(p) => HeldConn::Postgres(held(p, hold).await),
-        Kind::MySql(p) => HeldConn::MySql(held(p, hold).await),
-        Kind::Sqlite(p) => HeldConn::Sqlite(held(p, hold).await),
-    };
+    let held = holder.hold_migration_lock().await;
     let quick = V1.clone().with_lock_timeout(Duration::from_millis(700));
     let error = db.run(&quick).await.unwrap_err();
     let Error::LockTimeout { holder: who, .. } = &error else {
@@ -272,25 +258,6 @@ async fn lock_timeout_names_the_holder(backend: Backend) {
     holder.close().await;
     // Once the holder is gone, the run goes through.
     assert_eq!(versions(&db.run(&V1).await.unwrap()), [1, 2, 3]);
-}
-
-#[allow(dead_code)]
-enum HeldConn {
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
-    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-}
-
-async fn held<DB: sqlx::Database>(
-    pool: &sqlx::Pool<DB>,
-    sql: &'static str,
-) -> sqlx::pool::PoolConnection<DB>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-{
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
-    conn
 }
 
 /// The same scenarios through `AnyPool`, which picks the dialect's folder.
