@@ -25,6 +25,24 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Write a scenario once as `async fn name(backend: Backend)` and get a
+/// `#[tokio::test]` for it in modules `postgres`, `mysql` and `sqlite`.
+/// `on_every_backend!(multi_thread: a, b)` uses the multi-threaded runtime.
+#[macro_export]
+macro_rules! on_every_backend {
+    (@ $flavor:tt $($scenario:ident),*) => {
+        mod postgres { $( #[tokio::test $flavor] async fn $scenario() { super::$scenario($crate::Backend::Postgres).await } )* }
+        mod mysql { $( #[tokio::test $flavor] async fn $scenario() { super::$scenario($crate::Backend::MySql).await } )* }
+        mod sqlite { $( #[tokio::test $flavor] async fn $scenario() { super::$scenario($crate::Backend::Sqlite).await } )* }
+    };
+    (multi_thread: $($scenario:ident),* $(,)?) => {
+        $crate::on_every_backend!(@ (flavor = "multi_thread") $($scenario),*);
+    };
+    ($($scenario:ident),* $(,)?) => {
+        $crate::on_every_backend!(@ () $($scenario),*);
+    };
+}
+
 /// The server URL of a backend, from its environment variable.
 ///
 /// # Panics

@@ -391,15 +391,7 @@ async fn repair_needs_the_lock(backend: Backend) {
     assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
 }
 
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )* }
-        mod mysql { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::MySql).await } )* }
-        mod sqlite { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )* }
-    };
-}
-
-on_every_backend!(
+stowage_tests::on_every_backend!(
     undo_steps_version_and_base,
     undo_refuses_without_down_sql,
     undo_refuses_a_modified_migration,

@@ -146,12 +146,4 @@ async fn killed_in_the_middle(backend: Backend) {
     }
 }
 
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )* }
-        mod mysql { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::MySql).await } )* }
-        mod sqlite { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )* }
-    };
-}
-
-on_every_backend!(sixteen_replicas_at_once, killed_in_the_middle);
+stowage_tests::on_every_backend!(sixteen_replicas_at_once, killed_in_the_middle);

@@ -277,15 +277,7 @@ async fn any_pool_picks_the_dialect(backend: Backend) {
     assert!(V2.run(&pool).await.unwrap().applied().is_empty());
 }
 
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )* }
-        mod mysql { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::MySql).await } )* }
-        mod sqlite { $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )* }
-    };
-}
-
-on_every_backend!(
+stowage_tests::on_every_backend!(
     fresh_apply_then_no_op,
     a_new_migration_applies_alone,
     run_to_stops_at_the_version,

@@ -254,15 +254,8 @@ async fn a_failing_test_keeps_its_database(backend: Backend) {
     assert!(!exists(backend, name).await, "{name} was swept");
 }
 
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )* }
-        mod mysql { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::MySql).await } )* }
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )* }
-    };
-}
-
-on_every_backend!(
+stowage_tests::on_every_backend!(
+    multi_thread:
     each_test_gets_a_migrated_database,
     two_databases_do_not_see_each_other,
     fifty_in_parallel_threads,
