@@ -5,7 +5,6 @@ use crate::error::short_hex;
 use crate::history::{self, HistoryRow, RowState, Table};
 use crate::split::split;
 use crate::{Dialect, Error, Migration, MigrationSet, Migrator, Policy, Report, lock};
-use std::collections::BTreeMap;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -152,7 +151,7 @@ pub(crate) fn check_policies(
     let config = migrator.config();
     let mut problems = Vec::new();
     let newest_applied = rows.iter().map(|r| r.version).max();
-    let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+    let recorded = history::by_version(rows);
     for row in rows {
         if row.state == RowState::Failed {
             problems.push(Error::FailedMigration {
@@ -214,17 +213,12 @@ async fn apply_pending(
     set: &MigrationSet,
     up_to: Option<i64>,
 ) -> Result<Report, Error> {
-    conn.script(table.create_sql())
-        .await
-        .map_err(Error::db(format!(
-            "cannot create the history table {}",
-            table.name
-        )))?;
+    table.ensure(conn).await?;
     let rows = table.rows(conn).await?;
     if let Some(problem) = check_policies(migrator, set, &rows).into_iter().next() {
         return Err(problem);
     }
-    let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+    let recorded = history::by_version(&rows);
     let applied_by = history::applied_by();
     let mut applied = Vec::new();
     for migration in set.iter() {

@@ -2,6 +2,7 @@
 
 use crate::conn::{Cell, Conn, Ty, Value};
 use crate::{Dialect, Error, config::Config, config::is_identifier};
+use std::collections::BTreeMap;
 
 /// The state of a recorded migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +133,16 @@ impl Table {
         }
     }
 
+    /// Create the history table (and its schema) if it does not exist.
+    pub(crate) async fn ensure(&self, conn: &mut Conn<'_>) -> Result<(), Error> {
+        conn.script(self.create_sql())
+            .await
+            .map_err(Error::db(format!(
+                "cannot create the history table {}",
+                self.name
+            )))
+    }
+
     /// The fast path's one query: the newest row.
     pub(crate) fn head_sql(&self) -> String {
         format!(
@@ -228,6 +239,11 @@ impl Table {
             p(5)
         )
     }
+}
+
+/// The rows, by version.
+pub(crate) fn by_version(rows: &[HistoryRow]) -> BTreeMap<i64, &HistoryRow> {
+    rows.iter().map(|row| (row.version, row)).collect()
 }
 
 /// The cells of a history row, in the order of `rows_sql`.

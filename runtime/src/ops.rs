@@ -7,7 +7,6 @@ use crate::history::{self, HistoryRow, RowState, Table};
 use crate::report::Applied;
 use crate::split::split;
 use crate::{Dialect, Error, Migration, MigrationSet, Migrator, Report};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
@@ -284,29 +283,7 @@ impl Migrator {
         let span = tracing::info_span!("stowage.undo", dialect = %table.dialect, %target);
         let work = async {
             let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = async {
-                let conn = &mut conn;
-                let rows = read_rows(conn, &table).await?;
-                let range = undo_range(set, &rows, target)?;
-                let mut reverted = Vec::new();
-                for migration in &range {
-                    let started = Instant::now();
-                    revert_one(conn, &table, migration).await?;
-                    tracing::info!(version = migration.version(), "reverted migration");
-                    reverted.push(Applied {
-                        version: migration.version(),
-                        description: migration.description().to_owned(),
-                        duration: started.elapsed(),
-                    });
-                }
-                let head = rows
-                    .iter()
-                    .map(|r| r.version)
-                    .filter(|v| !range.iter().any(|m| m.version() == *v))
-                    .max();
-                Ok(Report::undone(table.dialect, reverted, head))
-            }
-            .await;
+            let result = undo_locked(&mut conn, &table, set, target).await;
             unlock(conn, &table, result).await
         };
         tracing::Instrument::instrument(work, span).await
@@ -338,54 +315,9 @@ impl Migrator {
                 ));
             }
         };
-        {
-            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = async {
-                let conn = &mut conn;
-                conn.script(table.create_sql())
-                    .await
-                    .map_err(Error::db(format!(
-                        "cannot create the history table {}",
-                        table.name
-                    )))?;
-                let rows = table.rows(conn).await?;
-                let recorded: BTreeMap<i64, &HistoryRow> =
-                    rows.iter().map(|r| (r.version, r)).collect();
-                let by = format!("stamp by {}", history::applied_by());
-                let mut stamped = Vec::new();
-                for migration in set
-                    .iter()
-                    .filter(|m| up_to.is_some_and(|v| m.version() <= v))
-                {
-                    match recorded.get(&migration.version()) {
-                        Some(row) if row.state == RowState::Applied => continue,
-                        Some(_) => delete_row(conn, &table, migration.version()).await?,
-                        None => {}
-                    }
-                    conn.execute(
-                        table.insert_sql("applied", "0"),
-                        history::insert_values(migration, &by),
-                    )
-                    .await
-                    .map_err(Error::db(format!(
-                        "cannot stamp migration {}",
-                        migration.version()
-                    )))?;
-                    stamped.push(Applied {
-                        version: migration.version(),
-                        description: migration.description().to_owned(),
-                        duration: std::time::Duration::ZERO,
-                    });
-                }
-                for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
-                    delete_row(conn, &table, row.version).await?;
-                }
-                tracing::info!(stamped = stamped.len(), head = ?up_to, "stamped");
-                Ok(Report::new(table.dialect, stamped, up_to))
-            }
-            .await;
-            unlock(conn, &table, result).await
-        }
+        let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+        let result = stamp_locked(&mut conn, &table, set, up_to).await;
+        unlock(conn, &table, result).await
     }
 
     /// Every embedded and every recorded migration with its state. Reads
@@ -401,7 +333,7 @@ impl Migrator {
             set,
         } = self.session(db).await?;
         let rows = read_rows(&mut conn, &table).await?;
-        let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+        let recorded = history::by_version(&rows);
         let mut migrations: Vec<StatusEntry> = set
             .iter()
             .map(|m| {
@@ -447,7 +379,7 @@ impl Migrator {
         // A row's chain must match while every migration up to it is
         // recorded with the binary's checksum; past the first difference the
         // chains differ as a consequence, already reported.
-        let recorded: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+        let recorded = history::by_version(&rows);
         for migration in set.iter() {
             let Some(row) = recorded.get(&migration.version()) else {
                 break;
@@ -520,53 +452,137 @@ impl Migrator {
         action: RepairAction,
     ) -> Result<usize, Error> {
         let Session { conn, table, set } = self.session(db).await?;
-        {
-            let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = async {
- let conn = &mut conn;
-            let rows = read_rows(conn, &table).await?;
-            match action {
-                RepairAction::AcceptChecksums => {
-                    let mut changed = 0;
-                    for row in rows.iter().filter(|r| r.state == RowState::Applied) {
-                        let Some(migration) = set.get(row.version) else { continue };
-                        if row.checksum == migration.checksum() && row.chain == migration.chain() {
-                            continue;
-                        }
-                        let sql = format!(
-                            "UPDATE {} SET checksum = {}, chain = {} WHERE version = {}",
-                            table.name,
-                            table.param(1),
-                            table.param(2),
-                            table.param(3)
-                        );
-                        let values = vec![
-                            Value::Bytes(migration.checksum().to_vec()),
-                            Value::Bytes(migration.chain().to_vec()),
-                            Value::I64(row.version),
-                        ];
-                        conn.execute(sql, values).await.map_err(Error::db("cannot update a checksum"))?;
-                        tracing::warn!(version = row.version, "repair: accepted the binary's checksum");
-                        changed += 1;
-                    }
-                    Ok(changed)
-                }
-                RepairAction::ClearFailed(version) => {
-                    let failed = rows.iter().any(|r| r.version == version && r.state == RowState::Failed);
-                    if !failed {
-                        return Err(Error::InvalidTarget(format!(
-                            "migration {version} has no failed row to clear; `status` lists the failed ones"
-                        )));
-                    }
-                    delete_row(conn, &table, version).await?;
-                    tracing::warn!(version, "repair: cleared the failed row");
-                    Ok(1)
-                }
-            }
+        let mut conn = lock(conn, &table, self.config().lock_timeout).await?;
+        let result = repair_locked(&mut conn, &table, set, action).await;
+        unlock(conn, &table, result).await
+    }
+}
 
- }
- .await;
-            unlock(conn, &table, result).await
+/// `undo`, under the lock.
+async fn undo_locked(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    target: Target,
+) -> Result<Report, Error> {
+    let rows = read_rows(conn, table).await?;
+    let range = undo_range(set, &rows, target)?;
+    let mut reverted = Vec::new();
+    for migration in &range {
+        let started = Instant::now();
+        revert_one(conn, table, migration).await?;
+        tracing::info!(version = migration.version(), "reverted migration");
+        reverted.push(Applied {
+            version: migration.version(),
+            description: migration.description().to_owned(),
+            duration: started.elapsed(),
+        });
+    }
+    let head = rows
+        .iter()
+        .map(|r| r.version)
+        .filter(|v| !range.iter().any(|m| m.version() == *v))
+        .max();
+    Ok(Report::undone(table.dialect, reverted, head))
+}
+
+/// `stamp`, under the lock: record every embedded migration up to `up_to`
+/// (none for `None`) as applied, and remove the rows above it.
+async fn stamp_locked(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    up_to: Option<i64>,
+) -> Result<Report, Error> {
+    table.ensure(conn).await?;
+    let rows = table.rows(conn).await?;
+    let recorded = history::by_version(&rows);
+    let by = format!("stamp by {}", history::applied_by());
+    let mut stamped = Vec::new();
+    for migration in set
+        .iter()
+        .filter(|m| up_to.is_some_and(|v| m.version() <= v))
+    {
+        match recorded.get(&migration.version()) {
+            Some(row) if row.state == RowState::Applied => continue,
+            Some(_) => delete_row(conn, table, migration.version()).await?,
+            None => {}
+        }
+        conn.execute(
+            table.insert_sql("applied", "0"),
+            history::insert_values(migration, &by),
+        )
+        .await
+        .map_err(Error::db(format!(
+            "cannot stamp migration {}",
+            migration.version()
+        )))?;
+        stamped.push(Applied {
+            version: migration.version(),
+            description: migration.description().to_owned(),
+            duration: std::time::Duration::ZERO,
+        });
+    }
+    for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
+        delete_row(conn, table, row.version).await?;
+    }
+    tracing::info!(stamped = stamped.len(), head = ?up_to, "stamped");
+    Ok(Report::new(table.dialect, stamped, up_to))
+}
+
+/// `repair`, under the lock; the number of rows changed.
+async fn repair_locked(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    action: RepairAction,
+) -> Result<usize, Error> {
+    let rows = read_rows(conn, table).await?;
+    match action {
+        RepairAction::AcceptChecksums => {
+            let mut changed = 0;
+            for row in rows.iter().filter(|r| r.state == RowState::Applied) {
+                let Some(migration) = set.get(row.version) else {
+                    continue;
+                };
+                if row.checksum == migration.checksum() && row.chain == migration.chain() {
+                    continue;
+                }
+                let sql = format!(
+                    "UPDATE {} SET checksum = {}, chain = {} WHERE version = {}",
+                    table.name,
+                    table.param(1),
+                    table.param(2),
+                    table.param(3)
+                );
+                let values = vec![
+                    Value::Bytes(migration.checksum().to_vec()),
+                    Value::Bytes(migration.chain().to_vec()),
+                    Value::I64(row.version),
+                ];
+                conn.execute(sql, values)
+                    .await
+                    .map_err(Error::db("cannot update a checksum"))?;
+                tracing::warn!(
+                    version = row.version,
+                    "repair: accepted the binary's checksum"
+                );
+                changed += 1;
+            }
+            Ok(changed)
+        }
+        RepairAction::ClearFailed(version) => {
+            let failed = rows
+                .iter()
+                .any(|r| r.version == version && r.state == RowState::Failed);
+            if !failed {
+                return Err(Error::InvalidTarget(format!(
+                    "migration {version} has no failed row to clear; `status` lists the failed ones"
+                )));
+            }
+            delete_row(conn, table, version).await?;
+            tracing::warn!(version, "repair: cleared the failed row");
+            Ok(1)
         }
     }
 }
