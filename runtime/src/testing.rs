@@ -142,9 +142,32 @@ impl TestDb {
     ///
     /// As [`new`](Self::new).
     pub async fn on(server: &str, migrator: &Migrator) -> Result<TestDb, Error> {
-        let mut db = TestDb::create(server).await?;
-        let template = template(server, db.dialect, migrator).await?;
-        db.fill_from(&template).await?;
+        let db = TestDb::create(server).await?;
+        let template = template_name(migrator, db.dialect)?;
+        // One maintenance connection makes sure of the template and copies it.
+        match db.dialect {
+            Dialect::Postgres => {
+                let mut conn = maintenance_pg(server).await?;
+                postgres_template(&mut conn, server, &template, migrator).await?;
+                clone_postgres(&mut conn, server, &template, &db.name).await?;
+            }
+            Dialect::MySql => {
+                let mut conn = maintenance_mysql(server).await?;
+                mysql_template(&mut conn, server, &template, migrator).await?;
+                clone_mysql(&mut conn, server, &template, &db.name).await?;
+            }
+            Dialect::Sqlite => {
+                sqlite_template(&template, migrator).await?;
+                let from = sqlite_dir().join(format!("{template}.db"));
+                let to = sqlite_dir().join(format!("{}.db", db.name));
+                std::fs::copy(&from, &to).map_err(|e| {
+                    Error::InvalidConfig(format!(
+                        "cannot copy the SQLite template {}: {e}",
+                        from.display()
+                    ))
+                })?;
+            }
+        }
         Ok(db)
     }
 
@@ -205,23 +228,6 @@ impl TestDb {
             url,
             keep: false,
         })
-    }
-
-    async fn fill_from(&mut self, template: &str) -> Result<(), Error> {
-        match self.dialect {
-            Dialect::Postgres => clone_postgres(&self.server, template, &self.name).await,
-            Dialect::MySql => clone_mysql(&self.server, template, &self.name).await,
-            Dialect::Sqlite => {
-                let from = sqlite_dir().join(format!("{template}.db"));
-                let to = sqlite_dir().join(format!("{}.db", self.name));
-                std::fs::copy(&from, &to).map(drop).map_err(|e| {
-                    Error::InvalidConfig(format!(
-                        "cannot copy the SQLite template {}: {e}",
-                        from.display()
-                    ))
-                })
-            }
-        }
     }
 
     /// The database's URL (with its password, for connecting).
@@ -354,23 +360,16 @@ pub fn template_name(migrator: &Migrator, dialect: Dialect) -> Result<String, Er
     Ok(format!("stowage_tpl_{hex}"))
 }
 
-/// Make sure the template of `migrator` exists on `server`; its name.
-async fn template(server: &str, dialect: Dialect, migrator: &Migrator) -> Result<String, Error> {
-    let name = template_name(migrator, dialect)?;
-    match dialect {
-        Dialect::Postgres => postgres_template(server, &name, migrator).await?,
-        Dialect::MySql => mysql_template(server, &name, migrator).await?,
-        Dialect::Sqlite => sqlite_template(&name, migrator).await?,
-    }
-    Ok(name)
-}
-
-async fn postgres_template(server: &str, name: &str, migrator: &Migrator) -> Result<(), Error> {
+async fn postgres_template(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    name: &str,
+    migrator: &Migrator,
+) -> Result<(), Error> {
     let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate";
-    let mut conn = maintenance_pg(server).await?;
     let count: i64 = sqlx::query_scalar(ready)
         .bind(name)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(test_error("cannot look for the template", server))?;
     if count == 1 {
@@ -380,25 +379,27 @@ async fn postgres_template(server: &str, name: &str, migrator: &Migrator) -> Res
     let lock = "SELECT pg_advisory_lock(hashtext('stowage-template:' || $1))";
     sqlx::query(lock)
         .bind(name)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(test_error("cannot lock", server))?;
     let result = async {
         let count: i64 = sqlx::query_scalar(ready)
             .bind(name)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(test_error("cannot look for the template", server))?;
         if count == 1 {
             return Ok(());
         }
         // A template left half-built by a crash is rebuilt.
-        conn.execute(AssertSqlSafe(format!(
+        sqlx::raw_sql(AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
+        .execute(&mut *conn)
         .await
         .map_err(test_error("cannot drop a half-built template", server))?;
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut *conn)
             .await
             .map_err(test_error("cannot create the template database", server))?;
         let url = with_database(server, name);
@@ -411,28 +412,33 @@ async fn postgres_template(server: &str, name: &str, migrator: &Migrator) -> Res
             .await
             .map_err(test_error("cannot close the template", server))?;
         // No one may connect to it from now on, so copies never find it busy.
-        conn.execute(AssertSqlSafe(format!(
+        sqlx::raw_sql(AssertSqlSafe(format!(
             "ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
         )))
+        .execute(&mut *conn)
         .await
         .map_err(test_error("cannot mark the template", server))?;
         Ok(())
     }
     .await;
     let unlock = "SELECT pg_advisory_unlock(hashtext('stowage-template:' || $1))";
-    let _ = sqlx::query(unlock).bind(name).execute(&mut conn).await;
+    let _ = sqlx::query(unlock).bind(name).execute(&mut *conn).await;
     result
 }
 
-async fn clone_postgres(server: &str, template: &str, name: &str) -> Result<(), Error> {
-    let mut conn = maintenance_pg(server).await?;
+async fn clone_postgres(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    template: &str,
+    name: &str,
+) -> Result<(), Error> {
     let mut attempt = 0;
     loop {
-        let result = conn
-            .execute(AssertSqlSafe(format!(
-                "CREATE DATABASE {name} TEMPLATE {template}"
-            )))
-            .await;
+        let result = sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut *conn)
+        .await;
         match result {
             Ok(_) => return Ok(()),
             // "source database is being accessed by other users": a moment while
@@ -458,27 +464,38 @@ async fn clone_postgres(server: &str, template: &str, name: &str) -> Result<(), 
     }
 }
 
-async fn mysql_template(server: &str, name: &str, migrator: &Migrator) -> Result<(), Error> {
-    let marker = "stowage_template_ready";
-    let ready =
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-    let mut conn = maintenance_mysql(server).await?;
-    let is_ready = async |conn: &mut sqlx::MySqlConnection| -> Result<bool, Error> {
-        let count: i64 = sqlx::query_scalar(ready)
-            .bind(name)
-            .bind(marker)
-            .fetch_one(conn)
-            .await
-            .map_err(test_error("cannot look for the template", server))?;
-        Ok(count == 1)
-    };
-    if is_ready(&mut conn).await? {
+/// The table whose presence says a MySQL template is complete.
+const MYSQL_READY: &str = "stowage_template_ready";
+
+async fn mysql_ready(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+    )
+    .bind(name)
+    .bind(MYSQL_READY)
+    .fetch_one(conn)
+    .await
+    .map_err(test_error("cannot look for the template", server))?;
+    Ok(count == 1)
+}
+
+async fn mysql_template(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    name: &str,
+    migrator: &Migrator,
+) -> Result<(), Error> {
+    if mysql_ready(conn, server, name).await? {
         return Ok(());
     }
     let lock: Option<i64> =
         sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-template:', ?), 600)")
             .bind(name)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(test_error("cannot lock", server))?;
     if lock != Some(1) {
@@ -488,13 +505,15 @@ async fn mysql_template(server: &str, name: &str, migrator: &Migrator) -> Result
         });
     }
     let result = async {
-        if is_ready(&mut conn).await? {
+        if mysql_ready(conn, server, name).await? {
             return Ok(());
         }
-        conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&mut *conn)
             .await
             .map_err(test_error("cannot drop a half-built template", server))?;
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut *conn)
             .await
             .map_err(test_error("cannot create the template schema", server))?;
         let url = with_database(server, name);
@@ -503,7 +522,9 @@ async fn mysql_template(server: &str, name: &str, migrator: &Migrator) -> Result
             .map_err(test_error("cannot connect to the template", server))?;
         migrator.run(&mut template).await?;
         template
-            .execute(AssertSqlSafe(format!("CREATE TABLE {marker} (ready INT)")))
+            .execute(AssertSqlSafe(format!(
+                "CREATE TABLE {MYSQL_READY} (ready INT)"
+            )))
             .await
             .map_err(test_error("cannot mark the template", server))?;
         Ok(())
@@ -511,33 +532,37 @@ async fn mysql_template(server: &str, name: &str, migrator: &Migrator) -> Result
     .await;
     let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('stowage-template:', ?))")
         .bind(name)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await;
     result
 }
 
 /// Recreate the template schema's objects in a new schema, from their own
 /// definitions, in one multi-statement round trip per kind.
-async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Error> {
+async fn clone_mysql(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    template: &str,
+    name: &str,
+) -> Result<(), Error> {
     let fail = |what: &str| {
         test_error(
             &format!("cannot copy the template {template}: {what}"),
             server,
         )
     };
-    let mut conn = maintenance_mysql(server).await?;
     let names = |kind: &str| {
         format!(
             "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{template}' \
-             AND TABLE_TYPE = '{kind}' AND TABLE_NAME <> 'stowage_template_ready' ORDER BY TABLE_NAME"
+             AND TABLE_TYPE = '{kind}' AND TABLE_NAME <> '{MYSQL_READY}' ORDER BY TABLE_NAME"
         )
     };
     let tables: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("BASE TABLE")))
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail("tables"))?;
     let views: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("VIEW")))
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail("views"))?;
     let mut script = vec![
@@ -548,7 +573,7 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
     for table in &tables {
         let sql = format!("SHOW CREATE TABLE `{template}`.`{table}`");
         script.push(
-            show_create(&mut conn, sql, 1)
+            show_create(&mut *conn, sql, 1)
                 .await
                 .map_err(fail("table definitions"))?,
         );
@@ -563,7 +588,7 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
     script.push("COMMIT".to_owned());
     for view in &views {
         let sql = format!("SHOW CREATE VIEW `{template}`.`{view}`");
-        let definition = show_create(&mut conn, sql, 1)
+        let definition = show_create(&mut *conn, sql, 1)
             .await
             .map_err(fail("view definitions"))?;
         script.push(definition.replace(&format!("`{template}`."), ""));
@@ -572,13 +597,13 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
         "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
     )
     .bind(template)
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(fail("triggers"))?;
     for trigger in &triggers {
         let sql = format!("SHOW CREATE TRIGGER `{template}`.`{trigger}`");
         script.push(
-            show_create(&mut conn, sql, 2)
+            show_create(&mut *conn, sql, 2)
                 .await
                 .map_err(fail("trigger definitions"))?,
         );
@@ -588,20 +613,20 @@ async fn clone_mysql(server: &str, template: &str, name: &str) -> Result<(), Err
          WHERE ROUTINE_SCHEMA = ?",
     )
     .bind(template)
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(fail("routines"))?;
     for (kind, routine) in &routines {
         let sql = format!("SHOW CREATE {kind} `{template}`.`{routine}`");
         script.push(
-            show_create(&mut conn, sql, 2)
+            show_create(&mut *conn, sql, 2)
                 .await
                 .map_err(fail("routine definitions"))?,
         );
     }
     script.push("SET FOREIGN_KEY_CHECKS = 1".to_owned());
     sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(fail("recreating its objects"))?;
     Ok(())
