@@ -522,13 +522,8 @@ async fn apply_stepwise(
     m: &Migration,
     applied_by: &str,
 ) -> Result<(), Error> {
-    let sqlite = table.dialect == Dialect::Sqlite;
-    if sqlite {
-        // The run's write transaction ends here; statements like VACUUM need none.
-        conn.script("COMMIT".to_owned())
-            .await
-            .map_err(Error::db("cannot commit before a no-transaction migration"))?;
-    }
+    // VACUUM (SQLite) and CREATE INDEX CONCURRENTLY (PostgreSQL) need no transaction around them.
+    lock::suspend(conn, table).await?;
     let started = Instant::now();
     let result = async {
         conn.execute(table.insert_sql("failed", "0"), history::insert_values(m, applied_by))
@@ -555,13 +550,7 @@ async fn apply_stepwise(
         conn.script(sql).await.map_err(Error::db("cannot record a migration as applied"))
     }
     .await;
-    if sqlite {
-        conn.script("BEGIN IMMEDIATE".to_owned())
-            .await
-            .map_err(Error::db(
-                "cannot lock the SQLite database again after a no-transaction migration",
-            ))?;
-    }
+    lock::resume(conn, table).await?;
     result
 }
 

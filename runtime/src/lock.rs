@@ -134,6 +134,31 @@ pub(crate) async fn release(conn: &mut Conn<'_>, table: &Table, commit: bool) ->
     Ok(())
 }
 
+/// Step outside the run's transaction for a migration that must run
+/// without one. Only SQLite's lock is a transaction: it is committed here
+/// (keeping the work so far) and taken again by [`resume`]; the advisory
+/// locks of PostgreSQL and MySQL stay held.
+pub(crate) async fn suspend(conn: &mut Conn<'_>, table: &Table) -> Result<(), Error> {
+    if table.dialect != Dialect::Sqlite {
+        return Ok(());
+    }
+    conn.script("COMMIT".to_owned())
+        .await
+        .map_err(Error::db("cannot commit before a no-transaction migration"))
+}
+
+/// Take SQLite's lock again after [`suspend`].
+pub(crate) async fn resume(conn: &mut Conn<'_>, table: &Table) -> Result<(), Error> {
+    if table.dialect != Dialect::Sqlite {
+        return Ok(());
+    }
+    conn.script("BEGIN IMMEDIATE".to_owned())
+        .await
+        .map_err(Error::db(
+            "cannot lock the SQLite database again after a no-transaction migration",
+        ))
+}
+
 /// Who holds the lock, as the server tells.
 async fn holder(conn: &mut Conn<'_>, table: &Table) -> Option<String> {
     let sql = match table.dialect {

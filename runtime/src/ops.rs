@@ -744,12 +744,7 @@ async fn revert_one(conn: &mut Conn<'_>, table: &Table, m: &Migration) -> Result
             }
         }
         _ => {
-            let sqlite = table.dialect == Dialect::Sqlite;
-            if sqlite {
-                conn.script("COMMIT".to_owned())
-                    .await
-                    .map_err(Error::db("cannot commit"))?;
-            }
+            crate::lock::suspend(conn, table).await?;
             let mut result = Ok(());
             for (index, statement) in split(down, table.dialect).into_iter().enumerate() {
                 if let Err(error) = conn.script(statement.to_owned()).await {
@@ -760,11 +755,7 @@ async fn revert_one(conn: &mut Conn<'_>, table: &Table, m: &Migration) -> Result
             if result.is_ok() {
                 result = conn.script(delete).await.map_err(failed(None));
             }
-            if sqlite {
-                conn.script("BEGIN IMMEDIATE".to_owned())
-                    .await
-                    .map_err(Error::db("cannot lock again"))?;
-            }
+            crate::lock::resume(conn, table).await?;
             result
         }
     }

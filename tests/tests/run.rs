@@ -290,3 +290,20 @@ stowage_tests::on_every_backend!(
     lock_timeout_names_the_holder,
     any_pool_picks_the_dialect,
 );
+
+/// A `no-transaction` migration on SQLite steps outside the run's write
+/// transaction (which is also its lock) and takes it again afterwards.
+#[tokio::test]
+async fn sqlite_no_transaction_migration() {
+    static SIMPLE: Migrator = stowage::embed_migrations!("fixtures/simple");
+    assert!(SIMPLE.iter().nth(1).unwrap().no_transaction());
+    let db = fresh(Backend::Sqlite, "sqlite_no_tx").await.pool().await;
+    assert_eq!(versions(&db.run(&SIMPLE).await.unwrap()), [1, 2]);
+    assert_eq!(
+        db.history().await,
+        [(1, "applied".into(), None), (2, "applied".into(), None)]
+    );
+    db.execute("INSERT INTO users (id, name, email) VALUES (1, 'a', 'a@example.com')")
+        .await;
+    assert!(db.run(&SIMPLE).await.unwrap().applied().is_empty());
+}
