@@ -24,6 +24,10 @@
 //! or, without clap, hand over the process: `stowage::cli::main(&MIGRATOR)`
 //! reads `[migrate] <subcommand> …` from the command line.
 //!
+//! `up` and `stamp` create the database when it does not exist; the other
+//! subcommands fail on a missing database instead of leaving an empty one
+//! behind (a mistyped name, say).
+//!
 //! # Exit codes
 //!
 //! | code | meaning |
@@ -169,7 +173,12 @@ impl MigrateCommand {
             },
             _ => None,
         };
-        let options = ConnectOptions::default().timeout(Duration::from_secs(self.connect_timeout));
+        // Only the commands that write a history create a missing database:
+        // a mistyped name given to `status` must not leave an empty one behind.
+        let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(self.connect_timeout))
+            .create_database(creates);
         let pool: sqlx::AnyPool = crate::connect_with(url, options).await?;
         let code = match &self.action {
             Action::Up { to } => {

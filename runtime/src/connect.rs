@@ -116,6 +116,58 @@ pub async fn connect_with<DB: Backend>(
 ) -> Result<sqlx::Pool<DB>, Error> {
     DB::prepare();
     let shown = redact(url);
+    let attempt = || async {
+        if options.create_database && !DB::database_exists(url).await? {
+            tracing::info!(url = %shown, "creating the database");
+            match DB::create_database(url).await {
+                Ok(()) => {}
+                // Another replica created it first.
+                Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
+                    tracing::debug!(%error, "the database was created meanwhile");
+                }
+                Err(error) => return Err(error),
+            }
+        } else if !options.create_database {
+            // One plain connection first: the pool's own connect would keep
+            // retrying a refused connection for its whole acquire timeout.
+            let probe = <DB::Connection as sqlx::Connection>::connect(url).await?;
+            sqlx::Connection::close(probe).await?;
+        }
+        sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+    };
+    retrying::<DB, _, _, _>(url, options.timeout, options.create_database, attempt).await
+}
+
+/// One connection, not a pool, with [`connect_with`]'s waiting and errors;
+/// it never creates the database.
+pub(crate) async fn connect_one<DB: Backend>(
+    url: &str,
+    timeout: Duration,
+) -> Result<DB::Connection, Error> {
+    DB::prepare();
+    retrying::<DB, _, _, _>(url, timeout, false, || {
+        <DB::Connection as sqlx::Connection>::connect(url)
+    })
+    .await
+}
+
+/// Run `attempt` until it succeeds, fails for good, or `timeout` has passed,
+/// with exponential backoff and jitter in between.
+async fn retrying<DB: Backend, T, F, Fut>(
+    url: &str,
+    timeout: Duration,
+    create_database: bool,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let shown = redact(url);
     let started = Instant::now();
     let mut attempts = 0u32;
     let mut pause = Duration::from_millis(100);
@@ -127,28 +179,10 @@ pub async fn connect_with<DB: Backend>(
     };
     loop {
         attempts += 1;
-        let attempt = async {
-            if options.create_database && !DB::database_exists(url).await? {
-                tracing::info!(url = %shown, "creating the database");
-                match DB::create_database(url).await {
-                    Ok(()) => {}
-                    // Another replica created it first.
-                    Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
-                        tracing::debug!(%error, "the database was created meanwhile");
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            sqlx::pool::PoolOptions::<DB>::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await
-        };
-        let error = match attempt.await {
-            Ok(pool) => {
+        let error = match attempt().await {
+            Ok(connected) => {
                 tracing::debug!(url = %shown, attempts, "connected");
-                return Ok(pool);
+                return Ok(connected);
             }
             Err(error) => error,
         };
@@ -159,10 +193,16 @@ pub async fn connect_with<DB: Backend>(
             });
         }
         if !is_transient(&error) {
+            if !create_database && matches!(DB::database_exists(url).await, Ok(false)) {
+                return Err(fail(
+                    attempts,
+                    &"the database does not exist (and creating it is off)",
+                ));
+            }
             return Err(fail(attempts, &error));
         }
         let waited = started.elapsed();
-        if waited >= options.timeout {
+        if waited >= timeout {
             return Err(fail(attempts, &error));
         }
         let reason = scrub(&error.to_string(), url);
@@ -174,7 +214,7 @@ pub async fn connect_with<DB: Backend>(
                 .unwrap_or(0)
                 % 100_000_000,
         ));
-        tokio::time::sleep((pause + jitter).min(options.timeout.saturating_sub(waited))).await;
+        tokio::time::sleep((pause + jitter).min(timeout.saturating_sub(waited))).await;
         pause = (pause * 2).min(Duration::from_secs(5));
     }
 }

@@ -9,6 +9,18 @@
 //!   triggers and routines recreated from their own definitions;
 //! - SQLite: a copy of the template file.
 //!
+//! On PostgreSQL and MySQL a copy takes about what creating that many tables
+//! takes, so copies are made ahead of time: while a test runs, a thread of its
+//! own makes a spare copy for a later test, and a test that finds a spare
+//! claims it at once (PostgreSQL renames it; MySQL drops the table that marks
+//! it). A test finds its database in a few milliseconds, whatever the number
+//! of migrations, while the copying overlaps the tests' own work. Dropping a
+//! [`TestDb`] waits for its spare to be complete. `STOWAGE_TEST_SPARES` sets
+//! how many spares to keep ready per template (default: the number of CPUs, at
+//! most 8; `0` turns them off). Spares are ordinary test databases named
+//! `stowage_test_…`, and stay on the server for the next run of the suite;
+//! [`cleanup`] sweeps them by age like the rest.
+//!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
 //! without either, SQLite files in the temporary folder. A test's database is
 //! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
@@ -45,9 +57,21 @@ pub struct TestDb {
     name: String,
     url: String,
     keep: bool,
+    /// The spare copy being made for a later test, waited for on drop.
+    refill: Option<std::thread::JoinHandle<()>>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A new test database name: `stowage_test_<created>_<process>_<n>`.
+fn new_name() -> String {
+    format!(
+        "{PREFIX}{}_{}_{}",
+        now_secs(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -142,19 +166,29 @@ impl TestDb {
     ///
     /// As [`new`](Self::new).
     pub async fn on(server: &str, migrator: &Migrator) -> Result<TestDb, Error> {
-        let db = TestDb::create(server).await?;
+        let mut db = TestDb::create(server).await?;
         let template = template_name(migrator, db.dialect)?;
-        // One maintenance connection makes sure of the template and copies it.
+        let spares = spares_wanted()?;
+        // One maintenance connection makes sure of the template, then claims
+        // a spare copy or makes one.
         match db.dialect {
             Dialect::Postgres => {
                 let mut conn = maintenance_pg(server).await?;
                 postgres_template(&mut conn, server, &template, migrator).await?;
-                clone_postgres(&mut conn, server, &template, &db.name).await?;
+                if !claim_postgres(&mut conn, server, &template, &db.name).await? {
+                    clone_postgres(&mut conn, server, &template, &db.name).await?;
+                }
             }
             Dialect::MySql => {
                 let mut conn = maintenance_mysql(server).await?;
                 mysql_template(&mut conn, server, &template, migrator).await?;
-                clone_mysql(&mut conn, server, &template, &db.name).await?;
+                match claim_mysql(&mut conn, server, &template).await? {
+                    Some(spare) => {
+                        db.url = with_database(server, &spare);
+                        db.name = spare;
+                    }
+                    None => clone_mysql(&mut conn, server, &template, &db.name, None).await?,
+                }
             }
             Dialect::Sqlite => {
                 sqlite_template(&template, migrator).await?;
@@ -167,6 +201,9 @@ impl TestDb {
                     ))
                 })?;
             }
+        }
+        if spares > 0 && db.dialect != Dialect::Sqlite {
+            db.refill = start_refill(db.dialect, server, &template, spares);
         }
         Ok(db)
     }
@@ -203,12 +240,7 @@ impl TestDb {
     /// Name and URL of a new test database; nothing created yet.
     async fn create(server: &str) -> Result<TestDb, Error> {
         let dialect = dialect_of(server)?;
-        let name = format!(
-            "{PREFIX}{}_{}_{}",
-            now_secs(),
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = new_name();
         let url = match dialect {
             Dialect::Sqlite => {
                 std::fs::create_dir_all(sqlite_dir()).map_err(|e| {
@@ -227,6 +259,7 @@ impl TestDb {
             name,
             url,
             keep: false,
+            refill: None,
         })
     }
 
@@ -268,6 +301,10 @@ impl Drop for TestDb {
         if self.name.is_empty() {
             // Moved into the test by `#[stowage::test]`.
             return;
+        }
+        if let Some(refill) = self.refill.take() {
+            // A spare left half-made by this process would serve no one.
+            let _ = refill.join();
         }
         if self.keep || std::thread::panicking() {
             eprintln!(
@@ -322,27 +359,11 @@ async fn drop_server_database(dialect: Dialect, server: &str, name: &str) -> Res
 }
 
 async fn maintenance_pg(server: &str) -> Result<sqlx::PgConnection, Error> {
-    let options = crate::ConnectOptions::default()
-        .timeout(Duration::from_secs(10))
-        .create_database(false);
-    let pool: sqlx::PgPool = crate::connect_with(server, options.max_connections(1)).await?;
-    let conn = pool
-        .acquire()
-        .await
-        .map_err(test_error("cannot connect", server))?;
-    Ok(conn.detach())
+    crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
 }
 
 async fn maintenance_mysql(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-    let options = crate::ConnectOptions::default()
-        .timeout(Duration::from_secs(10))
-        .create_database(false);
-    let pool: sqlx::MySqlPool = crate::connect_with(server, options.max_connections(1)).await?;
-    let conn = pool
-        .acquire()
-        .await
-        .map_err(test_error("cannot connect", server))?;
-    Ok(conn.detach())
+    crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
 }
 
 /// The template's name: the dialect's chain head, so that a changed set of
@@ -544,6 +565,7 @@ async fn clone_mysql(
     server: &str,
     template: &str,
     name: &str,
+    spare_mark: Option<&str>,
 ) -> Result<(), Error> {
     let fail = |what: &str| {
         test_error(
@@ -625,6 +647,10 @@ async fn clone_mysql(
         );
     }
     script.push("SET FOREIGN_KEY_CHECKS = 1".to_owned());
+    if let Some(mark) = spare_mark {
+        // Last, so that a marked spare is a complete one.
+        script.push(format!("CREATE TABLE `{name}`.`{mark}` (spare INT)"));
+    }
     sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
         .execute(&mut *conn)
         .await
@@ -641,6 +667,222 @@ async fn show_create(
     conn.fetch_one(AssertSqlSafe(sql))
         .await?
         .try_get::<String, _>(column)
+}
+
+/// How many spare copies to keep ready per template: `STOWAGE_TEST_SPARES`,
+/// else the number of CPUs (at most 8).
+fn spares_wanted() -> Result<usize, Error> {
+    match std::env::var("STOWAGE_TEST_SPARES") {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|_| {
+            Error::InvalidConfig(format!(
+                "STOWAGE_TEST_SPARES must be the number of spare copies to keep ready \
+                 (0 turns them off), not {value:?}"
+            ))
+        }),
+        _ => Ok(std::thread::available_parallelism().map_or(2, |n| n.get().min(8))),
+    }
+}
+
+/// The part of a template's name that is its chain head.
+fn template_hash(template: &str) -> &str {
+    template.strip_prefix("stowage_tpl_").unwrap_or(template)
+}
+
+/// The end of the name of a PostgreSQL spare of `template`.
+fn postgres_spare_suffix(template: &str) -> String {
+    let hash = template_hash(template);
+    format!("_spare_{}", &hash[..hash.len().min(12)])
+}
+
+/// A `LIKE` pattern for the names of the PostgreSQL spares of `template`.
+fn postgres_spare_pattern(template: &str) -> String {
+    format!(
+        "stowage\\_test\\_%{}",
+        postgres_spare_suffix(template).replace('_', "\\_")
+    )
+}
+
+/// The table that marks a MySQL schema as a complete, unclaimed spare of `template`.
+fn mysql_spare_mark(template: &str) -> String {
+    format!("stowage_spare_{}", template_hash(template))
+}
+
+/// Our own names only: nothing to quote.
+fn plain_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Claim a spare copy of `template` by renaming it to `name`; false if none is left.
+async fn claim_postgres(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    template: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    let spares: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY random()",
+    )
+    .bind(postgres_spare_pattern(template))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(test_error("cannot look for spare copies", server))?;
+    for spare in spares.iter().filter(|s| plain_name(s)) {
+        // Another test may have claimed it first; then try the next.
+        let rename = format!("ALTER DATABASE {spare} RENAME TO {name}");
+        if sqlx::raw_sql(AssertSqlSafe(rename))
+            .execute(&mut *conn)
+            .await
+            .is_ok()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Claim a spare copy of `template` by dropping its mark; its name, if any is left.
+async fn claim_mysql(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    template: &str,
+) -> Result<Option<String>, Error> {
+    let mark = mysql_spare_mark(template);
+    let spares: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ? ORDER BY RAND()",
+    )
+    .bind(&mark)
+    .bind("stowage\\_test\\_%")
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(test_error("cannot look for spare copies", server))?;
+    for spare in spares.into_iter().filter(|s| plain_name(s)) {
+        // Only one session can drop the mark; the others try the next.
+        let claim = format!("DROP TABLE `{spare}`.`{mark}`");
+        if sqlx::raw_sql(AssertSqlSafe(claim))
+            .execute(&mut *conn)
+            .await
+            .is_ok()
+        {
+            return Ok(Some(spare));
+        }
+    }
+    Ok(None)
+}
+
+/// Make one spare copy of `template` in a thread of its own, unless `wanted`
+/// are ready or as many are being made.
+fn start_refill(
+    dialect: Dialect,
+    server: &str,
+    template: &str,
+    wanted: usize,
+) -> Option<std::thread::JoinHandle<()>> {
+    let (server, template) = (server.to_owned(), template.to_owned());
+    let refill = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let made = match runtime {
+            Ok(runtime) => runtime.block_on(make_spare(dialect, &server, &template, wanted)),
+            Err(error) => Err(Error::InvalidConfig(format!(
+                "cannot start a runtime: {error}"
+            ))),
+        };
+        if let Err(error) = made {
+            eprintln!("stowage: could not make a spare copy of {template}: {error}");
+        }
+    };
+    std::thread::Builder::new()
+        .name("stowage-spare".to_owned())
+        .spawn(refill)
+        .ok()
+}
+
+async fn make_spare(
+    dialect: Dialect,
+    server: &str,
+    template: &str,
+    wanted: usize,
+) -> Result<(), Error> {
+    let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
+    let name = new_name();
+    // A slot lock per spare being made bounds them to `wanted`; closing the
+    // connection releases it.
+    match dialect {
+        Dialect::Postgres => {
+            let mut conn = maintenance_pg(server).await?;
+            let mut taken = false;
+            for n in 0..slots {
+                taken = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(hashtext('stowage-spare:' || $1), $2)",
+                )
+                .bind(template)
+                .bind(n)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(test_error("cannot lock", server))?;
+                if taken {
+                    break;
+                }
+            }
+            if !taken {
+                return Ok(());
+            }
+            let ready: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
+                    .bind(postgres_spare_pattern(template))
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(test_error("cannot count spare copies", server))?;
+            if usize::try_from(ready).unwrap_or(0) >= wanted {
+                return Ok(());
+            }
+            let spare = format!("{name}{}", postgres_spare_suffix(template));
+            clone_postgres(&mut conn, server, template, &spare).await?;
+            conn.close()
+                .await
+                .map_err(test_error("cannot disconnect", server))
+        }
+        _ => {
+            let mut conn = maintenance_mysql(server).await?;
+            let mut taken = false;
+            for n in 0..slots {
+                let lock: Option<i64> =
+                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-spare:', ?, ':', ?), 0)")
+                        .bind(template)
+                        .bind(n)
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(test_error("cannot lock", server))?;
+                taken = lock == Some(1);
+                if taken {
+                    break;
+                }
+            }
+            if !taken {
+                return Ok(());
+            }
+            let mark = mysql_spare_mark(template);
+            let ready: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.TABLES \
+                 WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
+            )
+            .bind(&mark)
+            .bind("stowage\\_test\\_%")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(test_error("cannot count spare copies", server))?;
+            if usize::try_from(ready).unwrap_or(0) >= wanted {
+                return Ok(());
+            }
+            clone_mysql(&mut conn, server, template, &name, Some(&mark)).await?;
+            conn.close()
+                .await
+                .map_err(test_error("cannot disconnect", server))
+        }
+    }
 }
 
 async fn sqlite_template(name: &str, migrator: &Migrator) -> Result<(), Error> {
@@ -686,6 +928,7 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
     let cutoff = now_secs().saturating_sub(older_than.as_secs());
     let created =
         |name: &str| -> Option<u64> { name.strip_prefix(PREFIX)?.split('_').next()?.parse().ok() };
+    let old = |name: &str| created(name).is_some_and(|t| t < cutoff);
     let mut dropped = 0;
     match dialect_of(server)? {
         Dialect::Sqlite => {
@@ -694,40 +937,60 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
             };
             for entry in entries.flatten() {
                 let file = entry.file_name().to_string_lossy().into_owned();
-                if created(file.trim_end_matches(".db")).is_some_and(|t| t < cutoff)
-                    && std::fs::remove_file(entry.path()).is_ok()
-                {
+                if old(file.trim_end_matches(".db")) && std::fs::remove_file(entry.path()).is_ok() {
                     dropped += 1;
                 }
             }
         }
-        dialect => {
-            let list = match dialect {
-                Dialect::Postgres => {
-                    "SELECT datname::text FROM pg_database WHERE datname LIKE 'stowage\\_test\\_%'"
-                }
-                _ => {
-                    "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'stowage\\_test\\_%'"
-                }
-            };
-            let names: Vec<String> = match dialect {
-                Dialect::Postgres => {
-                    sqlx::query_scalar(list)
-                        .fetch_all(&mut maintenance_pg(server).await?)
-                        .await
-                }
-                _ => {
-                    sqlx::query_scalar(list)
-                        .fetch_all(&mut maintenance_mysql(server).await?)
-                        .await
+        Dialect::Postgres => {
+            let mut conn = maintenance_pg(server).await?;
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'stowage\\_test\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .map_err(test_error("cannot list test databases", server))?;
+            for name in names.iter().filter(|n| old(n) && plain_name(n)) {
+                let drop = format!("DROP DATABASE IF EXISTS {name}");
+                match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
+                    Ok(_) => dropped += 1,
+                    // In use: a test is running on it.
+                    Err(error)
+                        if error
+                            .as_database_error()
+                            .and_then(|db| db.code())
+                            .as_deref()
+                            == Some("55006") => {}
+                    Err(error) => {
+                        return Err(test_error("cannot drop a test database", server)(error));
+                    }
                 }
             }
+        }
+        Dialect::MySql => {
+            let mut conn = maintenance_mysql(server).await?;
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME LIKE 'stowage\\_test\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
             .map_err(test_error("cannot list test databases", server))?;
-            for name in names
-                .iter()
-                .filter(|n| created(n).is_some_and(|t| t < cutoff))
-            {
-                drop_server_database(dialect, server, name).await?;
+            for name in names.iter().filter(|n| old(n) && plain_name(n)) {
+                let users: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+                )
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(test_error("cannot list sessions", server))?;
+                if users > 0 {
+                    continue;
+                }
+                sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(test_error("cannot drop a test database", server))?;
                 dropped += 1;
             }
         }
@@ -763,6 +1026,7 @@ pub mod private {
                 url: db.url.clone(),
                 name,
                 keep: false,
+                refill: db.refill.take(),
             })
         }
     }

@@ -157,3 +157,56 @@ async fn creates_a_missing_database() {
     assert!(path.exists(), "the SQLite file was created");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// With creating off, a missing database is an error at once that says so,
+/// and nothing is created; an unreachable server still gets the timeout it
+/// was given, not the pool's own.
+#[tokio::test]
+async fn with_creating_off_a_missing_database_is_an_error_and_stays_missing() {
+    let name = format!("stowage_not_created_{}", std::process::id());
+    let off = || {
+        ConnectOptions::default()
+            .timeout(Duration::from_secs(30))
+            .create_database(false)
+    };
+    let sqlite = std::env::temp_dir().join(format!("{name}.db"));
+    let _ = std::fs::remove_file(&sqlite);
+    let urls = [
+        with_database(&server_url(Backend::Postgres), &name),
+        with_database(&server_url(Backend::MySql), &name),
+        format!("sqlite://{}", sqlite.display()),
+    ];
+    for url in &urls {
+        let started = Instant::now();
+        let error = stowage::connect_with::<sqlx::Any>(url, off())
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{url}: no retries"
+        );
+        let Error::Connect {
+            attempts, reason, ..
+        } = &error
+        else {
+            panic!("{url}: {error}")
+        };
+        assert_eq!(*attempts, 1, "{url}");
+        assert!(reason.contains("does not exist"), "{url}: {reason}");
+        assert!(!sqlx::Any::database_exists(url).await.unwrap(), "{url}");
+    }
+    assert!(!sqlite.exists());
+
+    let url = format!("postgres://app@127.0.0.1:{}/app", free_port());
+    let started = Instant::now();
+    let options = off().timeout(Duration::from_secs(1));
+    let error = stowage::connect_with::<sqlx::Postgres>(&url, options)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Connect { .. }), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

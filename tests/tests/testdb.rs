@@ -10,6 +10,9 @@ use stowage_tests::{Backend, server_url};
 static OBJECTS: Migrator = stowage::embed_migrations!("fixtures/objects");
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
+/// Sets no other test uses, so that their spare copies are this file's alone.
+static SPARES: Migrator = stowage::embed_migrations!("fixtures/spares");
+static LONE: Migrator = stowage::embed_migrations!("fixtures/lone");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
@@ -263,6 +266,147 @@ stowage_tests::on_every_backend!(
     a_changed_set_gets_a_new_template,
     a_failing_test_keeps_its_database,
 );
+
+fn dialect(backend: Backend) -> stowage::Dialect {
+    match backend {
+        Backend::Postgres => stowage::Dialect::Postgres,
+        Backend::MySql => stowage::Dialect::MySql,
+        Backend::Sqlite => stowage::Dialect::Sqlite,
+    }
+}
+
+/// The spare copies of `migrator`'s template ready on the server: PostgreSQL
+/// databases named `stowage_test_…_spare_<head>`, MySQL schemas holding the
+/// table `stowage_spare_<head>`.
+async fn spares(backend: Backend, migrator: &Migrator) -> Vec<String> {
+    let template = stowage::testing::template_name(migrator, dialect(backend)).unwrap();
+    let head = template.strip_prefix("stowage_tpl_").unwrap();
+    let mut names: Vec<String> = match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'stowage\\_test\\_%' AND datname LIKE $1",
+            )
+            .bind(format!("%\\_spare\\_{}", &head[..12]))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+        Backend::MySql => {
+            let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES WHERE TABLE_NAME = ?",
+            )
+            .bind(format!("stowage_spare_{head}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+        Backend::Sqlite => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// A test's database is made ahead, while an earlier test runs, and claimed
+/// whole: migrated, with its seed rows, without the spare's mark.
+async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let first = TestDb::on(&server(backend), &SPARES).await.unwrap();
+    // Dropping a TestDb waits for the spare it started.
+    drop(first);
+    let before = spares(backend, &SPARES).await;
+    assert!(
+        !before.is_empty(),
+        "{backend:?}: a spare was made while the first test ran"
+    );
+    let second = TestDb::on(&server(backend), &SPARES).await.unwrap();
+    let after = spares(backend, &SPARES).await;
+    let claimed: Vec<&String> = before.iter().filter(|s| !after.contains(s)).collect();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "{backend:?}: one spare claimed: {before:?} → {after:?}"
+    );
+    match backend {
+        // Renamed to a test database of the claimer's own name.
+        Backend::Postgres => {
+            assert!(!exists(backend, claimed[0]).await);
+            assert!(!second.name().contains("_spare_"), "{}", second.name());
+        }
+        // The mark dropped; the schema is the test's.
+        _ => assert_eq!(second.name(), claimed[0].as_str()),
+    }
+    assert!(exists(backend, second.name()).await);
+    let pool: sqlx::AnyPool = second.pool().await.unwrap();
+    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM spare_seed").await, 1);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM stowage_migrations WHERE state = 'applied'"
+        )
+        .await,
+        1
+    );
+    let tables = match backend {
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        }
+        _ => "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+    };
+    assert_eq!(
+        scalar(&pool, tables).await,
+        2,
+        "the seed table and the history, no mark"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spare_is_made_ahead_and_claimed_postgres() {
+    a_spare_is_made_ahead_and_claimed(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spare_is_made_ahead_and_claimed_mysql() {
+    a_spare_is_made_ahead_and_claimed(Backend::MySql).await;
+}
+
+/// `STOWAGE_TEST_SPARES=0` makes no spares; a value that is not a number is
+/// refused with the variable's name, before anything is created.
+#[tokio::test]
+async fn spares_can_be_turned_off_and_a_bad_count_is_refused() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let off = Command::new(APP)
+            .args([&server(backend), "lone"])
+            .env("STOWAGE_TEST_SPARES", "0")
+            .output()
+            .unwrap();
+        assert!(
+            off.status.success(),
+            "{}",
+            String::from_utf8_lossy(&off.stderr)
+        );
+        assert_eq!(
+            spares(backend, &LONE).await,
+            Vec::<String>::new(),
+            "{backend:?}"
+        );
+
+        let bad = Command::new(APP)
+            .args([&server(backend), "lone"])
+            .env("STOWAGE_TEST_SPARES", "lots")
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            stderr.contains("STOWAGE_TEST_SPARES") && stderr.contains("\"lots\""),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
 
 /// A user who may not create databases gets an error that says what to grant.
 #[tokio::test]

@@ -54,6 +54,15 @@ const SECOND: &str = "20260102090000";
 fn every_subcommand_and_exit_code() {
     let (url, path) = database("all");
 
+    // Read-only commands do not create a missing database.
+    for read_only in [&["status"][..], &["verify"], &["plan"], &["down", "--yes"]] {
+        let run = todo(&url, read_only);
+        assert_eq!(run.code, 1, "{read_only:?}: {}", run.stderr);
+        assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+        assert!(!path.exists(), "{read_only:?} created {}", path.display());
+    }
+    std::fs::File::create(&path).unwrap();
+
     let run = todo(&url, &["status"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("2 pending"), "{}", run.stdout);

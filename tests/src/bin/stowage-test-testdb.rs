@@ -1,18 +1,31 @@
 //! One "test" in a process of its own, for the multi-process TestDb tests:
-//! `stowage-test-testdb <server-url> ok|fail`.
+//! `stowage-test-testdb <server-url> ok|fail`, or
+//! `stowage-test-testdb <server-url> lone` (a database from a migration set
+//! of its own, dropped at once).
 
 use stowage::testing::TestDb;
 
 static OBJECTS: stowage::Migrator = stowage::embed_migrations!("fixtures/objects");
+static LONE: stowage::Migrator = stowage::embed_migrations!("fixtures/lone");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(server), Some(mode)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: stowage-test-testdb <server-url> ok|fail");
+        eprintln!("usage: stowage-test-testdb <server-url> ok|fail|lone");
         std::process::exit(2);
     };
     sqlx::any::install_default_drivers();
+    if mode == "lone" {
+        match TestDb::on(server, &LONE).await {
+            Ok(db) => println!("{}", db.name()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let db = match TestDb::on(server, &OBJECTS).await {
         Ok(db) => db,
         Err(error) => {
