@@ -86,6 +86,10 @@ impl Backend for sqlx::Any {
 /// Open a pool on `url` with the default [`ConnectOptions`]: wait up to 60 s
 /// for the server, create the database if it is missing.
 ///
+/// A database that exists is reached directly; only a missing one is looked
+/// for and created through the server's maintenance database (`postgres` on
+/// PostgreSQL), so a user who may not enter that one still connects.
+///
 /// The pool type follows from the annotation:
 ///
 /// ```no_run
@@ -117,21 +121,30 @@ pub async fn connect_with<DB: Backend>(
     DB::prepare();
     let shown = redact(url);
     let attempt = || async {
-        if options.create_database && !DB::database_exists(url).await? {
-            tracing::info!(url = %shown, "creating the database");
-            match DB::create_database(url).await {
-                Ok(()) => {}
-                // Another replica created it first.
-                Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
-                    tracing::debug!(%error, "the database was created meanwhile");
+        // One plain connection first: the pool's own connect would keep
+        // retrying a refused connection for its whole acquire timeout. Only
+        // when it fails for good is the database looked for (through the
+        // server's maintenance database, which the user may not be allowed
+        // into) and created.
+        match <DB::Connection as sqlx::Connection>::connect(url).await {
+            Ok(probe) => sqlx::Connection::close(probe).await?,
+            Err(error)
+                if options.create_database
+                    && !is_transient(&error)
+                    && !matches!(error, sqlx::Error::Configuration(_))
+                    && matches!(DB::database_exists(url).await, Ok(false)) =>
+            {
+                tracing::info!(url = %shown, "creating the database");
+                match DB::create_database(url).await {
+                    Ok(()) => {}
+                    // Another replica created it first.
+                    Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
+                        tracing::debug!(%error, "the database was created meanwhile");
+                    }
+                    Err(error) => return Err(error),
                 }
-                Err(error) => return Err(error),
             }
-        } else if !options.create_database {
-            // One plain connection first: the pool's own connect would keep
-            // retrying a refused connection for its whole acquire timeout.
-            let probe = <DB::Connection as sqlx::Connection>::connect(url).await?;
-            sqlx::Connection::close(probe).await?;
+            Err(error) => return Err(error),
         }
         sqlx::pool::PoolOptions::<DB>::new()
             .max_connections(options.max_connections)

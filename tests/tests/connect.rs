@@ -210,3 +210,110 @@ async fn with_creating_off_a_missing_database_is_an_error_and_stays_missing() {
         started.elapsed()
     );
 }
+
+/// A proxy on a new port to `target` that records the database each
+/// PostgreSQL client names in its startup message.
+async fn recording_proxy(target: String) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (inbound, _) = listener.accept().await.unwrap();
+            let Ok(outbound) = tokio::net::TcpStream::connect(target.clone()).await else {
+                continue;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = inbound.into_split();
+                let (mut from_server, mut to_server) = outbound.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                });
+                // The startup message comes first: "database\0<name>\0".
+                let mut start = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = from_client.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 || to_server.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    start.extend_from_slice(&chunk[..n]);
+                    let key = b"database\0";
+                    if let Some(at) = start.windows(key.len()).position(|w| w == key) {
+                        let rest = &start[at + key.len()..];
+                        if let Some(end) = rest.iter().position(|&b| b == 0) {
+                            let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+                            record.lock().unwrap().push(name);
+                            break;
+                        }
+                    }
+                }
+                let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Connecting to a database that exists touches no other database: a user
+/// who may not enter the server's maintenance database can still connect.
+/// A missing database is looked for, and created, only then.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_database_is_reached_without_the_maintenance_database() {
+    let server = server_url(Backend::Postgres);
+    let (port, seen) = recording_proxy(address(&server)).await;
+    let proxied = through_port(&server, port);
+    let existing = format!("stowage_exists_{}", std::process::id());
+    let missing = format!("stowage_missing_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    for name in [&existing, &missing] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {existing}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let pool: sqlx::PgPool = stowage::connect(&with_database(&proxied, &existing))
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    pool.close().await;
+    let names = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(!names.is_empty());
+    assert!(names.iter().all(|n| n == &existing), "{names:?}");
+
+    let pool: sqlx::PgPool = stowage::connect(&with_database(&proxied, &missing))
+        .await
+        .unwrap();
+    pool.close().await;
+    let names = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        names.iter().any(|n| n != &missing),
+        "the maintenance database: {names:?}"
+    );
+    assert!(
+        sqlx::Postgres::database_exists(&with_database(&server, &missing))
+            .await
+            .unwrap()
+    );
+
+    for name in [&existing, &missing] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+}
