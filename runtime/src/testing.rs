@@ -22,7 +22,10 @@
 //! [`cleanup`] sweeps them by age like the rest.
 //!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
-//! without either, SQLite files in the temporary folder. A test's database is
+//! without either, SQLite files in the temporary folder. Any `sqlite:` URL
+//! (`sqlite::memory:` included) means files there: copying a template file
+//! takes about a millisecond, and a file outlives its connections, so a
+//! failing test's database can be kept. A test's database is
 //! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
 //! kept and its name printed, for a look after the fact. [`cleanup`] sweeps
 //! the leftovers.
