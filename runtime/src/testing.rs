@@ -13,12 +13,15 @@
 //! takes, so copies are made ahead of time: while a test runs, a thread of its
 //! own makes a spare copy for a later test, and a test that finds a spare
 //! claims it at once (PostgreSQL renames it; MySQL drops the table that marks
-//! it). A test finds its database in a few milliseconds, whatever the number
-//! of migrations, while the copying overlaps the tests' own work. Dropping a
-//! [`TestDb`] waits for its spare to be complete. `STOWAGE_TEST_SPARES` sets
-//! how many spares to keep ready per template (default: the number of CPUs, at
-//! most 8; `0` turns them off). Spares are ordinary test databases named
-//! `stowage_test_…`, and stay on the server for the next run of the suite;
+//! it, and dates the claim in `stowage_claims.claims` for [`cleanup`]). A test
+//! that finds a spare ready gets its database in a few milliseconds, whatever
+//! the number of migrations; one that finds none (the first, or more tests at
+//! once than there are spares) makes its copy itself. Dropping a [`TestDb`]
+//! waits for the spare it started. `STOWAGE_TEST_SPARES` sets how many spares
+//! to keep ready per template (default: the number of CPUs, at most 8; up to
+//! twice as many exist while copies are being made); `0` turns them off, and
+//! then no spare is made or claimed. Spares are ordinary test databases named
+//! `stowage_test_…` that stay on the server for the next run of the suite;
 //! [`cleanup`] sweeps them by age like the rest.
 //!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
@@ -169,23 +172,27 @@ impl TestDb {
     ///
     /// As [`new`](Self::new).
     pub async fn on(server: &str, migrator: &Migrator) -> Result<TestDb, Error> {
+        let spares = spares_wanted()?;
         let mut db = TestDb::create(server).await?;
         let template = template_name(migrator, db.dialect)?;
-        let spares = spares_wanted()?;
         // One maintenance connection makes sure of the template, then claims
         // a spare copy or makes one.
         match db.dialect {
             Dialect::Postgres => {
                 let mut conn = maintenance_pg(server).await?;
                 postgres_template(&mut conn, server, &template, migrator).await?;
-                if !claim_postgres(&mut conn, server, &template, &db.name).await? {
+                if spares == 0 || !claim_postgres(&mut conn, server, &template, &db.name).await? {
                     clone_postgres(&mut conn, server, &template, &db.name).await?;
                 }
             }
             Dialect::MySql => {
                 let mut conn = maintenance_mysql(server).await?;
                 mysql_template(&mut conn, server, &template, migrator).await?;
-                match claim_mysql(&mut conn, server, &template).await? {
+                let claimed = match spares {
+                    0 => None,
+                    _ => claim_mysql(&mut conn, server, &template).await?,
+                };
+                match claimed {
                     Some(spare) => {
                         db.url = with_database(server, &spare);
                         db.name = spare;
@@ -352,11 +359,14 @@ async fn drop_server_database(dialect: Dialect, server: &str, name: &str) -> Res
             .execute(AssertSqlSafe(sql))
             .await
             .map(drop),
-        _ => maintenance_mysql(server)
-            .await?
-            .execute(AssertSqlSafe(sql))
-            .await
-            .map(drop),
+        _ => {
+            let mut conn = maintenance_mysql(server).await?;
+            let dropped = conn.execute(AssertSqlSafe(sql)).await.map(drop);
+            if dropped.is_ok() {
+                forget_claim(&mut conn, name).await;
+            }
+            dropped
+        }
     }
     .map_err(test_error("cannot drop a test database", server))
 }
@@ -705,6 +715,10 @@ fn postgres_spare_pattern(template: &str) -> String {
     )
 }
 
+/// Where MySQL claims are dated: a claimed spare keeps the name (and so the
+/// date) it was made with, and [`cleanup`] must not take it for an old one.
+const MYSQL_CLAIMS: &str = "stowage_claims.claims";
+
 /// The table that marks a MySQL schema as a complete, unclaimed spare of `template`.
 fn mysql_spare_mark(template: &str) -> String {
     format!("stowage_spare_{}", template_hash(template))
@@ -753,10 +767,10 @@ async fn claim_mysql(
     let mark = mysql_spare_mark(template);
     let spares: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES \
-         WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ? ORDER BY RAND()",
+         WHERE TABLE_NAME = ? AND LEFT(TABLE_SCHEMA, 13) = ? ORDER BY RAND()",
     )
     .bind(&mark)
-    .bind("stowage\\_test\\_%")
+    .bind(PREFIX)
     .fetch_all(&mut *conn)
     .await
     .map_err(test_error("cannot look for spare copies", server))?;
@@ -768,6 +782,15 @@ async fn claim_mysql(
             .await
             .is_ok()
         {
+            // Without the date, cleanup goes by the name's: harmless but early.
+            let _ = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {MYSQL_CLAIMS} (name, claimed_at) VALUES (?, ?) \
+                 ON DUPLICATE KEY UPDATE claimed_at = VALUES(claimed_at)"
+            )))
+            .bind(&spare)
+            .bind(now_secs())
+            .execute(&mut *conn)
+            .await;
             return Ok(Some(spare));
         }
     }
@@ -867,13 +890,21 @@ async fn make_spare(
             if !taken {
                 return Ok(());
             }
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE DATABASE IF NOT EXISTS stowage_claims; \
+                 CREATE TABLE IF NOT EXISTS {MYSQL_CLAIMS} \
+                 (name VARCHAR(64) PRIMARY KEY, claimed_at BIGINT UNSIGNED NOT NULL)"
+            )))
+            .execute(&mut conn)
+            .await
+            .map_err(test_error("cannot create the table of claims", server))?;
             let mark = mysql_spare_mark(template);
             let ready: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM information_schema.TABLES \
-                 WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
+                 WHERE TABLE_NAME = ? AND LEFT(TABLE_SCHEMA, 13) = ?",
             )
             .bind(&mark)
-            .bind("stowage\\_test\\_%")
+            .bind(PREFIX)
             .fetch_one(&mut conn)
             .await
             .map_err(test_error("cannot count spare copies", server))?;
@@ -947,9 +978,12 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
         }
         Dialect::Postgres => {
             let mut conn = maintenance_pg(server).await?;
+            // Those in use are left out at once: a plain DROP would wait for them.
             let names: Vec<String> = sqlx::query_scalar(
-                "SELECT datname::text FROM pg_database WHERE datname LIKE 'stowage\\_test\\_%'",
+                "SELECT d.datname::text FROM pg_database d WHERE left(d.datname, 13) = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)",
             )
+            .bind(PREFIX)
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list test databases", server))?;
@@ -957,7 +991,7 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
                 let drop = format!("DROP DATABASE IF EXISTS {name}");
                 match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
                     Ok(_) => dropped += 1,
-                    // In use: a test is running on it.
+                    // In use after all: a test has just connected to it.
                     Err(error)
                         if error
                             .as_database_error()
@@ -974,31 +1008,75 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
             let mut conn = maintenance_mysql(server).await?;
             let names: Vec<String> = sqlx::query_scalar(
                 "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-                 WHERE SCHEMA_NAME LIKE 'stowage\\_test\\_%'",
+                 WHERE LEFT(SCHEMA_NAME, 13) = ?",
             )
+            .bind(PREFIX)
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list test databases", server))?;
-            for name in names.iter().filter(|n| old(n) && plain_name(n)) {
-                let users: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
-                )
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(test_error("cannot list sessions", server))?;
-                if users > 0 {
+            // A claimed spare is as old as its claim; there may be no claims yet.
+            let claims: Vec<(String, u64)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT CAST(name AS CHAR), claimed_at FROM {MYSQL_CLAIMS}"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            let marks: Vec<(String, String)> = sqlx::query_as(
+                "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+                 WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'",
+            )
+            .bind(PREFIX)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(test_error("cannot list spare copies", server))?;
+            for name in names.iter().filter(|n| plain_name(n)) {
+                let claimed = claims.iter().find(|(c, _)| c == name).map(|(_, at)| *at);
+                if !claimed.map_or_else(|| old(name), |at| at < cutoff) {
                     continue;
+                }
+                if let Some((_, mark)) = marks.iter().find(|(schema, _)| schema == name) {
+                    // An unclaimed spare: claim it for dropping, unless a test
+                    // has just claimed it.
+                    let claim = format!("DROP TABLE `{name}`.`{mark}`");
+                    if sqlx::raw_sql(AssertSqlSafe(claim))
+                        .execute(&mut conn)
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                } else {
+                    let users: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+                    )
+                    .bind(name)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(test_error("cannot list sessions", server))?;
+                    if users > 0 {
+                        continue;
+                    }
                 }
                 sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
                     .execute(&mut conn)
                     .await
                     .map_err(test_error("cannot drop a test database", server))?;
+                forget_claim(&mut conn, name).await;
                 dropped += 1;
             }
         }
     }
     Ok(dropped)
+}
+
+/// Forget the claim of a MySQL database that is gone (there may be none).
+async fn forget_claim(conn: &mut sqlx::MySqlConnection, name: &str) {
+    let _ = sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {MYSQL_CLAIMS} WHERE name = ?"
+    )))
+    .bind(name)
+    .execute(conn)
+    .await;
 }
 
 /// Plumbing for `#[stowage::test]`.

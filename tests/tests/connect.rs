@@ -267,7 +267,12 @@ async fn recording_proxy(target: String) -> (u16, std::sync::Arc<std::sync::Mute
 async fn an_existing_database_is_reached_without_the_maintenance_database() {
     let server = server_url(Backend::Postgres);
     let (port, seen) = recording_proxy(address(&server)).await;
+    // In plain text, so that the proxy can read the startup messages.
     let proxied = through_port(&server, port);
+    let plain = |url: String| {
+        let joint = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joint}sslmode=disable")
+    };
     let existing = format!("stowage_exists_{}", std::process::id());
     let missing = format!("stowage_missing_{}", std::process::id());
     let admin = sqlx::PgPool::connect(&server).await.unwrap();
@@ -284,7 +289,7 @@ async fn an_existing_database_is_reached_without_the_maintenance_database() {
         .await
         .unwrap();
 
-    let pool: sqlx::PgPool = stowage::connect(&with_database(&proxied, &existing))
+    let pool: sqlx::PgPool = stowage::connect(&plain(with_database(&proxied, &existing)))
         .await
         .unwrap();
     sqlx::query("SELECT 1").execute(&pool).await.unwrap();
@@ -293,7 +298,7 @@ async fn an_existing_database_is_reached_without_the_maintenance_database() {
     assert!(!names.is_empty());
     assert!(names.iter().all(|n| n == &existing), "{names:?}");
 
-    let pool: sqlx::PgPool = stowage::connect(&with_database(&proxied, &missing))
+    let pool: sqlx::PgPool = stowage::connect(&plain(with_database(&proxied, &missing)))
         .await
         .unwrap();
     pool.close().await;

@@ -13,6 +13,7 @@ static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 /// Sets no other test uses, so that their spare copies are this file's alone.
 static SPARES: Migrator = stowage::embed_migrations!("fixtures/spares");
 static LONE: Migrator = stowage::embed_migrations!("fixtures/lone");
+static CLAIMS: Migrator = stowage::embed_migrations!("fixtures/claims");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
@@ -308,34 +309,73 @@ async fn spares(backend: Backend, migrator: &Migrator) -> Vec<String> {
     names
 }
 
+/// Drop the spares of `migrator`'s template left by earlier runs.
+async fn drop_spares(backend: Backend, migrator: &Migrator) {
+    for spare in spares(backend, migrator).await {
+        let sql = format!("DROP DATABASE IF EXISTS {spare}");
+        match backend {
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// The PostgreSQL OID of a database (a rename keeps it).
+async fn oid(name: &str) -> Option<i64> {
+    let pool = sqlx::PgPool::connect(&server(Backend::Postgres))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT oid::bigint FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+}
+
 /// A test's database is made ahead, while an earlier test runs, and claimed
-/// whole: migrated, with its seed rows, without the spare's mark.
+/// whole: migrated, with its seed rows, without the spare's mark. (With
+/// spares on: `STOWAGE_TEST_SPARES` unset or above 0.)
 async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
     sqlx::any::install_default_drivers();
+    drop_spares(backend, &SPARES).await;
     let first = TestDb::on(&server(backend), &SPARES).await.unwrap();
     // Dropping a TestDb waits for the spare it started.
     drop(first);
     let before = spares(backend, &SPARES).await;
-    assert!(
-        !before.is_empty(),
+    assert_eq!(
+        before.len(),
+        1,
         "{backend:?}: a spare was made while the first test ran"
     );
+    let spare_oid = match backend {
+        Backend::Postgres => oid(&before[0]).await,
+        _ => None,
+    };
     let second = TestDb::on(&server(backend), &SPARES).await.unwrap();
-    let after = spares(backend, &SPARES).await;
-    let claimed: Vec<&String> = before.iter().filter(|s| !after.contains(s)).collect();
-    assert_eq!(
-        claimed.len(),
-        1,
-        "{backend:?}: one spare claimed: {before:?} → {after:?}"
-    );
     match backend {
         // Renamed to a test database of the claimer's own name.
         Backend::Postgres => {
-            assert!(!exists(backend, claimed[0]).await);
             assert!(!second.name().contains("_spare_"), "{}", second.name());
+            assert_eq!(oid(second.name()).await, spare_oid, "the spare itself");
+            assert!(!exists(backend, &before[0]).await);
         }
         // The mark dropped; the schema is the test's.
-        _ => assert_eq!(second.name(), claimed[0].as_str()),
+        _ => {
+            assert_eq!(second.name(), before[0]);
+            assert!(!spares(backend, &SPARES).await.contains(&before[0]));
+        }
     }
     assert!(exists(backend, second.name()).await);
     let pool: sqlx::AnyPool = second.pool().await.unwrap();
@@ -360,6 +400,49 @@ async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
         "the seed table and the history, no mark"
     );
     pool.close().await;
+}
+
+/// `cleanup` sweeps spares that are old and unclaimed, but dates a claimed
+/// one by its claim: on MySQL it keeps the name, and so the date, it was made
+/// with.
+async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
+    let second = std::time::Duration::from_secs(1);
+    let over_a_second = std::time::Duration::from_millis(2100);
+    drop_spares(backend, &CLAIMS).await;
+    drop(TestDb::on(&server(backend), &CLAIMS).await.unwrap());
+    let made = spares(backend, &CLAIMS).await;
+    assert_eq!(made.len(), 1, "{backend:?}");
+    tokio::time::sleep(over_a_second).await;
+    let claimed = TestDb::on(&server(backend), &CLAIMS).await.unwrap();
+    // No session on it: only its date protects it.
+    cleanup(&server(backend), second).await.unwrap();
+    assert!(
+        exists(backend, claimed.name()).await,
+        "{backend:?}: {} was claimed just now",
+        claimed.name()
+    );
+    // The spare made for the next test, once old and unclaimed, is swept.
+    drop(claimed);
+    let unclaimed = spares(backend, &CLAIMS).await;
+    assert_eq!(unclaimed.len(), 1, "{backend:?}");
+    assert!(!made.contains(&unclaimed[0]));
+    tokio::time::sleep(over_a_second).await;
+    cleanup(&server(backend), second).await.unwrap();
+    assert!(
+        !exists(backend, &unclaimed[0]).await,
+        "{backend:?}: {} was swept",
+        unclaimed[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_dates_a_claimed_spare_by_its_claim_postgres() {
+    cleanup_dates_a_claimed_spare_by_its_claim(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_dates_a_claimed_spare_by_its_claim_mysql() {
+    cleanup_dates_a_claimed_spare_by_its_claim(Backend::MySql).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
