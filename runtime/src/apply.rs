@@ -426,6 +426,11 @@ async fn apply_mysql_script(
             .get(index + 1)
             .is_some_and(|next| commits_implicitly(next));
         script.push(((*statement).to_owned(), Some(index)));
+        if first_keyword(statement) == "CALL" {
+            // A procedure's result sets are counted apart: say where we are.
+            let position = script.len();
+            script.push((format!("SELECT '{}{position}'", crate::conn::RESYNC), None));
+        }
         if !last && (ddl || next_ddl) {
             script.push(progress(index + 1));
             if ddl && !next_ddl {
@@ -447,7 +452,11 @@ async fn apply_mysql_script(
         .map(|(sql, _)| sql.as_str())
         .collect::<Vec<_>>()
         .join(";\n");
-    match conn.script_counted(text).await {
+    let several: Vec<bool> = script
+        .iter()
+        .map(|(sql, index)| index.is_some() && first_keyword(sql) == "CALL")
+        .collect();
+    match conn.script_counted(text, &several).await {
         Ok(()) => Ok(()),
         Err((done, error)) => {
             let statement = script.get(done).and_then(|(_, index)| *index);
@@ -456,17 +465,21 @@ async fn apply_mysql_script(
     }
 }
 
-/// Whether a MySQL statement commits the open transaction by itself.
-fn commits_implicitly(statement: &str) -> bool {
-    let first = statement
+/// The first keyword of a MySQL statement, upper-cased, past its comments.
+fn first_keyword(statement: &str) -> String {
+    statement
         .lines()
         .map(str::trim)
         .find(|line| !line.is_empty() && !line.starts_with("--") && !line.starts_with('#'))
-        .and_then(|line| line.split_whitespace().next())
+        .and_then(|line| line.split(|c: char| c.is_whitespace() || c == '(').next())
         .unwrap_or_default()
-        .to_ascii_uppercase();
+        .to_ascii_uppercase()
+}
+
+/// Whether a MySQL statement commits the open transaction by itself.
+fn commits_implicitly(statement: &str) -> bool {
     matches!(
-        first.as_str(),
+        first_keyword(statement).as_str(),
         "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
     )
 }

@@ -108,6 +108,10 @@ backends! {
     "any" Any sqlx::Any, sqlx::AnyConnection;
 }
 
+/// The text a resync `SELECT` of [`Conn::script_counted`] returns before a
+/// script position.
+pub(crate) const RESYNC: &str = "stowage-resync:";
+
 /// A parameter of a statement.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
@@ -236,17 +240,40 @@ impl Conn<'_> {
         dispatch!(self, c => sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **c).await.map(drop))
     }
 
-    /// Run a script of several statements; on failure, also say how many
-    /// statements succeeded before the one that failed.
-    pub(crate) async fn script_counted(&mut self, sql: String) -> Result<(), (usize, sqlx::Error)> {
+    /// Run a script of several statements; on failure, also say at which
+    /// statement (its position in the script) it stopped. Each statement
+    /// yields one result, except those marked in `several` (a MySQL `CALL`,
+    /// one result per result set of the procedure, then its own): the count
+    /// stays on such a statement until the statement after it, a `SELECT` of
+    /// [`RESYNC`] and that statement's position, says where the script is.
+    pub(crate) async fn script_counted(
+        &mut self,
+        sql: String,
+        several: &[bool],
+    ) -> Result<(), (usize, sqlx::Error)> {
         use futures_util::StreamExt;
+        use sqlx::Row;
         dispatch!(self, c => {
-            let mut done = 0;
-            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(&mut **c);
+            let mut at = 0;
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut **c);
             while let Some(result) = results.next().await {
                 match result {
-                    Ok(_) => done += 1,
-                    Err(error) => return Err((done, error)),
+                    Ok(sqlx::Either::Left(_)) => {
+                        if !several.get(at).copied().unwrap_or(false) {
+                            at += 1;
+                        }
+                    }
+                    Ok(sqlx::Either::Right(row)) => {
+                        let marker = row.try_get::<String, _>(0).ok();
+                        if let Some(position) = marker
+                            .as_deref()
+                            .and_then(|m| m.strip_prefix(RESYNC))
+                            .and_then(|p| p.parse().ok())
+                        {
+                            at = position;
+                        }
+                    }
+                    Err(error) => return Err((at, error)),
                 }
             }
             Ok(())

@@ -307,3 +307,23 @@ async fn sqlite_no_transaction_migration() {
         .await;
     assert!(db.run(&SIMPLE).await.unwrap().applied().is_empty());
 }
+
+/// A MySQL `CALL` yields a result per result set of its procedure and one of
+/// its own: the failing statement is still named right, after a procedure that
+/// returned rows and inside one that fails after returning some.
+#[tokio::test]
+async fn mysql_calls_do_not_shift_the_failing_statement() {
+    static CALLS: Migrator = stowage::embed_migrations!("fixtures/apply/call");
+    let db = fresh(Backend::MySql, "calls").await.pool().await;
+    let error = db.run(&CALLS).await.unwrap_err();
+    let Error::MigrationFailed {
+        version: 2,
+        statement,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert_eq!(*statement, Some(2), "CALL fails_inside(): {error}");
+    assert!(error.to_string().contains("no_such_table"), "{error}");
+}
