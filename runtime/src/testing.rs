@@ -21,8 +21,10 @@
 //! to keep ready per template (default: the number of CPUs, at most 8; up to
 //! twice as many exist while copies are being made); `0` turns them off, and
 //! then no spare is made or claimed. Spares are ordinary test databases named
-//! `stowage_test_…` that stay on the server for the next run of the suite;
-//! [`cleanup`] sweeps them by age like the rest.
+//! `stowage_test_…` that stay on the server for the next run of the suite; one
+//! left unclaimed for an hour (of a migration set no longer tested, say) is
+//! dropped by the next test that makes a spare, and [`cleanup`] sweeps them by
+//! age like the rest.
 //!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
 //! without either, SQLite files in the temporary folder. Any `sqlite:` URL
@@ -832,6 +834,8 @@ async fn make_spare(
     template: &str,
     wanted: usize,
 ) -> Result<(), Error> {
+    // Spares of any migration set left unclaimed for long go first.
+    sweep(server, SPARE_LIFETIME, true).await?;
     let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
     let name = new_name();
     // A slot lock per spare being made bounds them to `wanted`; closing the
@@ -959,6 +963,15 @@ async fn sqlite_template(name: &str, migrator: &Migrator) -> Result<(), Error> {
 ///
 /// When the server cannot be reached or refuses to drop a database.
 pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error> {
+    sweep(server, older_than, false).await
+}
+
+/// How long an unclaimed spare may wait for a test before a later refill
+/// drops it, so that spares of migration sets no longer in use do not pile up.
+const SPARE_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// [`cleanup`], or with `spares_only` the unclaimed spares alone.
+async fn sweep(server: &str, older_than: Duration, spares_only: bool) -> Result<usize, Error> {
     let cutoff = now_secs().saturating_sub(older_than.as_secs());
     let created =
         |name: &str| -> Option<u64> { name.strip_prefix(PREFIX)?.split('_').next()?.parse().ok() };
@@ -969,6 +982,9 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
             let Ok(entries) = std::fs::read_dir(sqlite_dir()) else {
                 return Ok(0);
             };
+            if spares_only {
+                return Ok(0);
+            }
             for entry in entries.flatten() {
                 let file = entry.file_name().to_string_lossy().into_owned();
                 if old(file.trim_end_matches(".db")) && std::fs::remove_file(entry.path()).is_ok() {
@@ -987,7 +1003,11 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list test databases", server))?;
-            for name in names.iter().filter(|n| old(n) && plain_name(n)) {
+            let spare = |name: &str| name.contains("_spare_");
+            for name in names
+                .iter()
+                .filter(|n| old(n) && plain_name(n) && (!spares_only || spare(n)))
+            {
                 let drop = format!("DROP DATABASE IF EXISTS {name}");
                 match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
                     Ok(_) => dropped += 1,
@@ -1034,7 +1054,11 @@ pub async fn cleanup(server: &str, older_than: Duration) -> Result<usize, Error>
                 if !claimed.map_or_else(|| old(name), |at| at < cutoff) {
                     continue;
                 }
-                if let Some((_, mark)) = marks.iter().find(|(schema, _)| schema == name) {
+                let mark = marks.iter().find(|(schema, _)| schema == name);
+                if spares_only && mark.is_none() {
+                    continue;
+                }
+                if let Some((_, mark)) = mark {
                     // An unclaimed spare: claim it for dropping, unless a test
                     // has just claimed it.
                     let claim = format!("DROP TABLE `{name}`.`{mark}`");

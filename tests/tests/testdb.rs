@@ -435,6 +435,46 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     );
 }
 
+/// A spare left unclaimed for over an hour, of any migration set, is dropped
+/// by the next test that makes a spare.
+async fn stale_spares_are_dropped_by_the_next_refill(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    // Made (by its name) in 2001.
+    let stale = format!("stowage_test_1000000000_{}_0", std::process::id());
+    let setup = match backend {
+        Backend::Postgres => format!("CREATE DATABASE {stale}_spare_000000000000"),
+        _ => format!(
+            "CREATE DATABASE {stale}; CREATE TABLE {stale}.stowage_spare_000000000000000000000000 (spare INT)"
+        ),
+    };
+    let stale = match backend {
+        Backend::Postgres => format!("{stale}_spare_000000000000"),
+        _ => stale,
+    };
+    let admin: sqlx::AnyPool = sqlx::AnyPool::connect(&server(backend)).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    assert!(exists(backend, &stale).await);
+    drop(TestDb::on(&server(backend), &OBJECTS).await.unwrap());
+    assert!(
+        !exists(backend, &stale).await,
+        "{backend:?}: {stale} was dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_spares_are_dropped_by_the_next_refill_postgres() {
+    stale_spares_are_dropped_by_the_next_refill(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_spares_are_dropped_by_the_next_refill_mysql() {
+    stale_spares_are_dropped_by_the_next_refill(Backend::MySql).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cleanup_dates_a_claimed_spare_by_its_claim_postgres() {
     cleanup_dates_a_claimed_spare_by_its_claim(Backend::Postgres).await;
