@@ -465,35 +465,30 @@ async fn stale_spares_are_dropped_by_the_next_refill(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stale_spares_are_dropped_by_the_next_refill_postgres() {
-    stale_spares_are_dropped_by_the_next_refill(Backend::Postgres).await;
+/// Spares are made on PostgreSQL and MySQL only.
+macro_rules! on_servers {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread")]
+                async fn postgres() {
+                    super::$scenario(stowage_tests::Backend::Postgres).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread")]
+                async fn mysql() {
+                    super::$scenario(stowage_tests::Backend::MySql).await;
+                }
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stale_spares_are_dropped_by_the_next_refill_mysql() {
-    stale_spares_are_dropped_by_the_next_refill(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cleanup_dates_a_claimed_spare_by_its_claim_postgres() {
-    cleanup_dates_a_claimed_spare_by_its_claim(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cleanup_dates_a_claimed_spare_by_its_claim_mysql() {
-    cleanup_dates_a_claimed_spare_by_its_claim(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_spare_is_made_ahead_and_claimed_postgres() {
-    a_spare_is_made_ahead_and_claimed(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_spare_is_made_ahead_and_claimed_mysql() {
-    a_spare_is_made_ahead_and_claimed(Backend::MySql).await;
-}
+on_servers!(
+    a_spare_is_made_ahead_and_claimed,
+    cleanup_dates_a_claimed_spare_by_its_claim,
+    stale_spares_are_dropped_by_the_next_refill,
+);
 
 /// `STOWAGE_TEST_SPARES=0` makes no spares; a value that is not a number is
 /// refused with the variable's name, before anything is created.
