@@ -65,6 +65,9 @@ pub struct TestDb {
     name: String,
     url: String,
     keep: bool,
+    /// Whether the database may exist on the server: not before a failed
+    /// `on` reached it, so that dropping that value connects nowhere.
+    created: bool,
     /// The spare copy being made for a later test, waited for on drop.
     refill: Option<std::thread::JoinHandle<()>>,
 }
@@ -183,6 +186,7 @@ impl TestDb {
             Dialect::Postgres => {
                 let mut conn = maintenance_pg(server).await?;
                 postgres_template(&mut conn, server, &template, migrator).await?;
+                db.created = true;
                 if spares == 0 || !claim_postgres(&mut conn, server, &template, &db.name).await? {
                     clone_postgres(&mut conn, server, &template, &db.name).await?;
                 }
@@ -190,6 +194,7 @@ impl TestDb {
             Dialect::MySql => {
                 let mut conn = maintenance_mysql(server).await?;
                 mysql_template(&mut conn, server, &template, migrator).await?;
+                db.created = true;
                 let claimed = match spares {
                     0 => None,
                     _ => claim_mysql(&mut conn, server, &template).await?,
@@ -206,6 +211,7 @@ impl TestDb {
                 sqlite_template(&template, migrator).await?;
                 let from = sqlite_dir().join(format!("{template}.db"));
                 let to = sqlite_dir().join(format!("{}.db", db.name));
+                db.created = true;
                 std::fs::copy(&from, &to).map_err(|e| {
                     Error::InvalidConfig(format!(
                         "cannot copy the SQLite template {}: {e}",
@@ -226,21 +232,24 @@ impl TestDb {
     ///
     /// When the server cannot be reached or the user may not create databases.
     pub async fn empty_on(server: &str) -> Result<TestDb, Error> {
-        let db = TestDb::create(server).await?;
+        let mut db = TestDb::create(server).await?;
         match db.dialect {
             Dialect::Postgres => {
                 let mut conn = maintenance_pg(server).await?;
+                db.created = true;
                 conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
                     .await
                     .map_err(test_error("cannot create a test database", server))?;
             }
             Dialect::MySql => {
                 let mut conn = maintenance_mysql(server).await?;
+                db.created = true;
                 conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
                     .await
                     .map_err(test_error("cannot create a test database", server))?;
             }
             Dialect::Sqlite => {
+                db.created = true;
                 std::fs::File::create(sqlite_dir().join(format!("{}.db", db.name))).map_err(
                     |e| Error::InvalidConfig(format!("cannot create a SQLite test file: {e}")),
                 )?;
@@ -271,6 +280,7 @@ impl TestDb {
             name,
             url,
             keep: false,
+            created: false,
             refill: None,
         })
     }
@@ -310,8 +320,8 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if self.name.is_empty() {
-            // Moved into the test by `#[stowage::test]`.
+        if self.name.is_empty() || !self.created {
+            // Moved into the test by `#[stowage::test]`, or never made.
             return;
         }
         if let Some(refill) = self.refill.take() {
@@ -477,10 +487,11 @@ async fn clone_postgres(
         .await;
         match result {
             Ok(_) => return Ok(()),
-            // "source database is being accessed by other users": a moment while
-            // its builder disconnects.
+            // "source database is being accessed by other users": the server has
+            // waited 5 s for them to leave; once more, for a builder that is
+            // just disconnecting.
             Err(error)
-                if attempt < 50
+                if attempt < 1
                     && error
                         .as_database_error()
                         .and_then(|db| db.code())
@@ -1131,6 +1142,7 @@ pub mod private {
                 url: db.url.clone(),
                 name,
                 keep: false,
+                created: db.created,
                 refill: db.refill.take(),
             })
         }

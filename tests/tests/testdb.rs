@@ -14,6 +14,7 @@ static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static SPARES: Migrator = stowage::embed_migrations!("fixtures/spares");
 static LONE: Migrator = stowage::embed_migrations!("fixtures/lone");
 static CLAIMS: Migrator = stowage::embed_migrations!("fixtures/claims");
+static BUSY: Migrator = stowage::embed_migrations!("fixtures/busy");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
@@ -549,4 +550,68 @@ async fn no_permission_to_create_databases_says_what_to_do() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// A server that is not there: after waiting for it, an error that names the
+/// server (without its password) and says what to check.
+#[tokio::test]
+async fn an_unreachable_server_says_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("postgres://app:hunter2secret@127.0.0.1:{port}/app");
+    let started = std::time::Instant::now();
+    let error = TestDb::on(&server, &OBJECTS).await.unwrap_err();
+    // It waits for the server once (10 s), not again to drop what it never made.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(message.contains("app:***@127.0.0.1"), "{message}");
+    assert!(
+        message.contains("check that the server is running"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2secret"), "{message}");
+}
+
+/// A session connected to the PostgreSQL template makes copying it
+/// impossible: after waiting for it to leave, an error that says so.
+#[tokio::test]
+async fn a_busy_template_says_what_is_wrong() {
+    let server = server(Backend::Postgres);
+    drop(TestDb::on(&server, &BUSY).await.unwrap());
+    // No spare to claim: the test must copy the template.
+    drop_spares(Backend::Postgres, &BUSY).await;
+    let template = stowage::testing::template_name(&BUSY, stowage::Dialect::Postgres).unwrap();
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    let allow = |yes: bool| format!("ALTER DATABASE {template} ALLOW_CONNECTIONS {yes}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(true)))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut session = <sqlx::PgConnection as sqlx::Connection>::connect(
+        &stowage_tests::with_database(&server, &template),
+    )
+    .await
+    .unwrap();
+    let copied = TestDb::on(&server, &BUSY).await;
+    sqlx::Executor::execute(&mut session, "SELECT 1")
+        .await
+        .unwrap();
+    sqlx::Connection::close(session).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false)))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let message = copied.unwrap_err().to_string();
+    assert!(message.contains(&template), "{message}");
+    assert!(
+        message.contains("is a session connected to it?"),
+        "{message}"
+    );
 }
