@@ -845,8 +845,11 @@ async fn make_spare(
     template: &str,
     wanted: usize,
 ) -> Result<(), Error> {
-    // Spares of any migration set left unclaimed for long go first.
-    sweep(server, SPARE_LIFETIME, true).await?;
+    // Spares of any migration set left unclaimed for long go first; failing
+    // that is no reason not to make this one.
+    if let Err(error) = sweep(server, SPARE_LIFETIME, true).await {
+        tracing::debug!(%error, "could not sweep stale spare copies");
+    }
     let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
     let name = new_name();
     // A slot lock per spare being made bounds them to `wanted`; closing the
