@@ -241,11 +241,7 @@ async fn apply_pending(
             ?duration,
             "applied migration"
         );
-        applied.push(crate::report::Applied {
-            version: migration.version(),
-            description: migration.description().to_owned(),
-            duration,
-        });
+        applied.push(crate::report::Applied::of(migration, duration));
     }
     // Rows written under other binaries (out of order, accepted checksums)
     // carry another chain value; record this binary's so the next start-up

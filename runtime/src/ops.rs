@@ -472,11 +472,7 @@ async fn undo_locked(
         let started = Instant::now();
         revert_one(conn, table, migration).await?;
         tracing::info!(version = migration.version(), "reverted migration");
-        reverted.push(Applied {
-            version: migration.version(),
-            description: migration.description().to_owned(),
-            duration: started.elapsed(),
-        });
+        reverted.push(Applied::of(migration, started.elapsed()));
     }
     let head = rows
         .iter()
@@ -517,11 +513,7 @@ async fn stamp_locked(
             "cannot stamp migration {}",
             migration.version()
         )))?;
-        stamped.push(Applied {
-            version: migration.version(),
-            description: migration.description().to_owned(),
-            duration: std::time::Duration::ZERO,
-        });
+        stamped.push(Applied::of(migration, std::time::Duration::ZERO));
     }
     for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
         delete_row(conn, table, row.version).await?;

@@ -25,6 +25,16 @@ pub struct Applied {
     pub duration: Duration,
 }
 
+impl Applied {
+    pub(crate) fn of(migration: &crate::Migration, duration: Duration) -> Applied {
+        Applied {
+            version: migration.version(),
+            description: migration.description().to_owned(),
+            duration,
+        }
+    }
+}
+
 impl Report {
     pub(crate) fn new(dialect: Dialect, applied: Vec<Applied>, head: Option<i64>) -> Report {
         Report {

@@ -159,6 +159,20 @@ fn test_error(what: &str, server: &str) -> impl FnOnce(sqlx::Error) -> Error + u
     }
 }
 
+/// Run statements of stowage's own making (every name in them generated
+/// here) on a maintenance connection; the error names the step. A macro: a
+/// generic async fn over sqlx executors would cost its callers' futures their
+/// `Send` (rust-lang/rust#100013; `tests/tests/send.rs`).
+macro_rules! run {
+    ($conn:expr, $sql:expr, $what:expr, $server:expr) => {
+        sqlx::raw_sql(AssertSqlSafe($sql))
+            .execute($conn)
+            .await
+            .map(drop)
+            .map_err(test_error($what, $server))
+    };
+}
+
 impl TestDb {
     /// A fresh database on the server from the environment
     /// ([`server_from_env`]), migrated to head.
@@ -237,16 +251,14 @@ impl TestDb {
             Dialect::Postgres => {
                 let mut conn = maintenance_pg(server).await?;
                 db.created = true;
-                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
-                    .await
-                    .map_err(test_error("cannot create a test database", server))?;
+                let sql = format!("CREATE DATABASE {}", db.name);
+                run!(&mut conn, sql, "cannot create a test database", server)?;
             }
             Dialect::MySql => {
                 let mut conn = maintenance_mysql(server).await?;
                 db.created = true;
-                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
-                    .await
-                    .map_err(test_error("cannot create a test database", server))?;
+                let sql = format!("CREATE DATABASE {}", db.name);
+                run!(&mut conn, sql, "cannot create a test database", server)?;
             }
             Dialect::Sqlite => {
                 db.created = true;
@@ -361,26 +373,16 @@ fn drop_database(dialect: Dialect, server: &str, name: &str) -> Result<(), Error
 }
 
 async fn drop_server_database(dialect: Dialect, server: &str, name: &str) -> Result<(), Error> {
-    let sql = match dialect {
-        Dialect::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        _ => format!("DROP DATABASE IF EXISTS {name}"),
-    };
-    match dialect {
-        Dialect::Postgres => maintenance_pg(server)
-            .await?
-            .execute(AssertSqlSafe(sql))
-            .await
-            .map(drop),
-        _ => {
-            let mut conn = maintenance_mysql(server).await?;
-            let dropped = conn.execute(AssertSqlSafe(sql)).await.map(drop);
-            if dropped.is_ok() {
-                forget_claim(&mut conn, name).await;
-            }
-            dropped
-        }
+    let what = "cannot drop a test database";
+    let sql = format!("DROP DATABASE IF EXISTS {name}");
+    if dialect == Dialect::Postgres {
+        let mut conn = maintenance_pg(server).await?;
+        return run!(&mut conn, format!("{sql} WITH (FORCE)"), what, server);
     }
-    .map_err(test_error("cannot drop a test database", server))
+    let mut conn = maintenance_mysql(server).await?;
+    run!(&mut conn, sql, what, server)?;
+    forget_claim(&mut conn, name).await;
+    Ok(())
 }
 
 async fn maintenance_pg(server: &str) -> Result<sqlx::PgConnection, Error> {
@@ -438,16 +440,15 @@ async fn postgres_template(
             return Ok(());
         }
         // A template left half-built by a crash is rebuilt.
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot drop a half-built template", server))?;
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut *conn)
-            .await
-            .map_err(test_error("cannot create the template database", server))?;
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
+        let sql = format!("CREATE DATABASE {name}");
+        run!(
+            &mut *conn,
+            sql,
+            "cannot create the template database",
+            server
+        )?;
         let url = with_database(server, name);
         let mut template = sqlx::PgConnection::connect(&url)
             .await
@@ -458,12 +459,8 @@ async fn postgres_template(
             .await
             .map_err(test_error("cannot close the template", server))?;
         // No one may connect to it from now on, so copies never find it busy.
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
-        )))
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot mark the template", server))?;
+        let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
+        run!(&mut *conn, sql, "cannot mark the template", server)?;
         Ok(())
     }
     .await;
@@ -555,25 +552,17 @@ async fn mysql_template(
         if mysql_ready(conn, server, name).await? {
             return Ok(());
         }
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(&mut *conn)
-            .await
-            .map_err(test_error("cannot drop a half-built template", server))?;
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut *conn)
-            .await
-            .map_err(test_error("cannot create the template schema", server))?;
+        let sql = format!("DROP DATABASE IF EXISTS {name}");
+        run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
+        let sql = format!("CREATE DATABASE {name}");
+        run!(&mut *conn, sql, "cannot create the template schema", server)?;
         let url = with_database(server, name);
         let mut template = sqlx::MySqlConnection::connect(&url)
             .await
             .map_err(test_error("cannot connect to the template", server))?;
         migrator.run(&mut template).await?;
-        template
-            .execute(AssertSqlSafe(format!(
-                "CREATE TABLE {MYSQL_READY} (ready INT)"
-            )))
-            .await
-            .map_err(test_error("cannot mark the template", server))?;
+        let sql = format!("CREATE TABLE {MYSQL_READY} (ready INT)");
+        run!(&mut template, sql, "cannot mark the template", server)?;
         Ok(())
     }
     .await;
@@ -908,14 +897,12 @@ async fn make_spare(
             if !taken {
                 return Ok(());
             }
-            sqlx::raw_sql(AssertSqlSafe(format!(
+            let sql = format!(
                 "CREATE DATABASE IF NOT EXISTS stowage_claims; \
                  CREATE TABLE IF NOT EXISTS {MYSQL_CLAIMS} \
                  (name VARCHAR(64) PRIMARY KEY, claimed_at BIGINT UNSIGNED NOT NULL)"
-            )))
-            .execute(&mut conn)
-            .await
-            .map_err(test_error("cannot create the table of claims", server))?;
+            );
+            run!(&mut conn, sql, "cannot create the table of claims", server)?;
             let mark = mysql_spare_mark(template);
             let ready: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM information_schema.TABLES \
@@ -1095,10 +1082,8 @@ async fn sweep(server: &str, older_than: Duration, spares_only: bool) -> Result<
                         continue;
                     }
                 }
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(test_error("cannot drop a test database", server))?;
+                let sql = format!("DROP DATABASE IF EXISTS {name}");
+                run!(&mut conn, sql, "cannot drop a test database", server)?;
                 forget_claim(&mut conn, name).await;
                 dropped += 1;
             }
