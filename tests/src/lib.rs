@@ -323,3 +323,17 @@ impl Pool {
         on_pool!(self, p => p.close().await);
     }
 }
+
+/// The versions a report applied, in order.
+pub fn versions(report: &stowage::Report) -> Vec<i64> {
+    report.applied().iter().map(|a| a.version).collect()
+}
+
+/// A local port with nothing listening on it (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -4,16 +4,7 @@
 use sqlx::migrate::MigrateDatabase;
 use std::time::{Duration, Instant};
 use stowage::{ConnectOptions, Error};
-use stowage_tests::{Backend, server_url, with_database};
-
-/// A local port with nothing listening on it (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use stowage_tests::{Backend, free_port, server_url, with_database};
 
 /// The host:port of a server URL.
 fn address(url: &str) -> String {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use stowage::{Error, MigrationState, Migrator, RepairAction, Target};
-use stowage_tests::{Backend, fresh};
+use stowage_tests::{Backend, fresh, versions};
 
 static OPERATE: Migrator = stowage::embed_migrations!("fixtures/operate");
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
@@ -124,24 +124,10 @@ async fn stamp_then_run_applies_only_later(backend: Backend) {
     }
     let before = db.schema().await;
     let report = db.stamp(&OPERATE, Target::Version(2)).await.unwrap();
-    assert_eq!(
-        report
-            .applied()
-            .iter()
-            .map(|a| a.version)
-            .collect::<Vec<_>>(),
-        [1, 2]
-    );
+    assert_eq!(versions(&report), [1, 2]);
     assert_eq!(db.schema().await, before, "stamp runs no migration SQL");
     let report = db.run(&OPERATE).await.unwrap();
-    assert_eq!(
-        report
-            .applied()
-            .iter()
-            .map(|a| a.version)
-            .collect::<Vec<_>>(),
-        [3, 4]
-    );
+    assert_eq!(versions(&report), [3, 4]);
 
     // Stamping lower removes the rows above; base removes all.
     db.stamp(&OPERATE, Target::Version(1)).await.unwrap();

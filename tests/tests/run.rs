@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use stowage::{Error, Migrator, Policy};
-use stowage_tests::{Backend, fresh};
+use stowage_tests::{Backend, fresh, versions};
 
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
@@ -11,10 +11,6 @@ static MODIFIED: Migrator = stowage::embed_migrations!("fixtures/apply/modified"
 static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
 static FAIL: Migrator = stowage::embed_migrations!("fixtures/apply/fail");
 static TRIGGER: Migrator = stowage::embed_migrations!("fixtures/apply/trigger");
-
-fn versions(report: &stowage::Report) -> Vec<i64> {
-    report.applied().iter().map(|a| a.version).collect()
-}
 
 fn applied(history: &[(i64, String, Option<i64>)]) -> Vec<i64> {
     history

@@ -556,11 +556,7 @@ async fn no_permission_to_create_databases_says_what_to_do() {
 /// server (without its password) and says what to check.
 #[tokio::test]
 async fn an_unreachable_server_says_what_to_check() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = stowage_tests::free_port();
     let server = format!("postgres://app:hunter2secret@127.0.0.1:{port}/app");
     let started = std::time::Instant::now();
     let error = TestDb::on(&server, &OBJECTS).await.unwrap_err();

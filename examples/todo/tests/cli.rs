@@ -183,11 +183,7 @@ fn every_subcommand_and_exit_code() {
 
 #[test]
 fn an_unreachable_database_fails_without_showing_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = stowage_tests::free_port();
     let url = format!("postgres://app:pa55word-secret@127.0.0.1:{port}/app");
     let run = todo(&url, &["status", "--connect-timeout", "1"]);
     assert_eq!(run.code, 1);

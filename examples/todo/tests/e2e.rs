@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use stowage_tests::{Backend, fresh};
+use stowage_tests::{Backend, free_port, fresh};
 
 /// The binary, copied into a new empty folder.
 fn lone_binary(label: &str) -> (PathBuf, PathBuf) {
@@ -22,14 +22,6 @@ fn lone_binary(label: &str) -> (PathBuf, PathBuf) {
         "the folder holds the binary only"
     );
     (dir, binary)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One HTTP/1.1 request; the status code and body.
