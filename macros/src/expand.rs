@@ -1,9 +1,9 @@
 //! The token pass: turn the validated model into a `const` `Migrator` expression.
 
-use crate::layout::{self, Parsed, Set, SqlFile};
 use crate::read::{self, Folder};
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
+use stowage_layout::{self as layout, Parsed, Set, SqlFile};
 use syn::LitStr;
 
 pub fn embed_migrations(input: TokenStream) -> syn::Result<TokenStream> {
@@ -35,9 +35,11 @@ pub fn embed_migrations(input: TokenStream) -> syn::Result<TokenStream> {
 fn migrator(folder: &Folder, sets: &[Set]) -> TokenStream {
     let sets = sets.iter().map(|set| {
         let dialect = match set.dialect {
-            Some("postgres") => quote!(::core::option::Option::Some(::stowage::Dialect::Postgres)),
-            Some("mysql") => quote!(::core::option::Option::Some(::stowage::Dialect::MySql)),
-            Some(_) => quote!(::core::option::Option::Some(::stowage::Dialect::Sqlite)),
+            // The variant's own name, as `Debug` prints it.
+            Some(dialect) => {
+                let variant = format_ident!("{dialect:?}");
+                quote!(::core::option::Option::Some(::stowage::Dialect::#variant))
+            }
             None => quote!(::core::option::Option::None),
         };
         let migrations = set.migrations.iter().map(|m| migration(folder, m));

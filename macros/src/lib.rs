@@ -2,7 +2,6 @@
 //! which re-exports them; this crate's API is not stable on its own.
 
 mod expand;
-mod layout;
 mod read;
 mod test_attr;
 

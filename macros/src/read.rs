@@ -1,8 +1,8 @@
 //! The filesystem pass: find the migrations folder and read it into [`Entry`] values.
 
-use crate::layout::Entry;
 use std::fs;
 use std::path::{Path, PathBuf};
+use stowage_layout::Entry;
 
 /// The folder `embed_migrations!` reads when it is given no path.
 pub const DEFAULT_DIR: &str = "migrations";
@@ -97,14 +97,8 @@ fn read_entries(
             entries.push(Entry::File { name, bytes });
         }
     }
-    entries.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+    entries.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(entries)
-}
-
-fn entry_name(entry: &Entry) -> &str {
-    match entry {
-        Entry::File { name, .. } | Entry::Dir { name, .. } => name,
-    }
 }
 
 #[cfg(test)]

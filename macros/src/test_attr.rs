@@ -47,15 +47,20 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         (None, folder) => Source::Folder(folder),
     };
 
-    let function: ItemFn = syn::parse2(item)?;
+    let mut function: ItemFn = syn::parse2(item)?;
     if function.sig.asyncness.is_none() {
         return Err(syn::Error::new_spanned(
             function.sig.fn_token,
             "#[stowage::test] functions are `async fn`",
         ));
     }
-    let argument = match function.sig.inputs.iter().collect::<Vec<_>>().as_slice() {
-        [FnArg::Typed(argument)] => (*argument).clone(),
+    // The argument's type as tokens: syn's `Clone` impls are a feature this
+    // crate does not ask for.
+    let ty = match function.sig.inputs.iter().collect::<Vec<_>>().as_slice() {
+        [FnArg::Typed(argument)] => {
+            let ty = &argument.ty;
+            quote!(#ty)
+        }
         _ => {
             return Err(syn::Error::new_spanned(
                 &function.sig.inputs,
@@ -63,10 +68,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ));
         }
     };
-    let ty = &argument.ty;
-    let name = &function.sig.ident;
-    let attrs = &function.attrs;
-    let vis = &function.vis;
+    let name = function.sig.ident.clone();
+    // The attributes and visibility go on the wrapper; the function itself
+    // becomes a plain inner item.
+    let attrs = std::mem::take(&mut function.attrs);
+    let vis = std::mem::replace(&mut function.vis, syn::Visibility::Inherited);
     let (migrator_item, migrator_path) = match source {
         Source::Migrator(path) => (quote!(), quote!(#path)),
         Source::Folder(folder) => (
@@ -80,15 +86,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Some(var) => quote!(::core::option::Option::Some(#var)),
         None => quote!(::core::option::Option::None),
     };
-    let mut inner = function.clone();
-    inner.attrs.clear();
-    inner.vis = syn::Visibility::Inherited;
     Ok(quote! {
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis fn #name() {
             #migrator_item
-            #inner
+            #function
             ::stowage::__private::testing::run::<#ty, _, _>(&#migrator_path, #server, #name)
         }
     })

@@ -157,6 +157,7 @@ pub async fn connect_with<DB: Backend>(
 
 /// One connection, not a pool, with [`connect_with`]'s waiting and errors;
 /// it never creates the database.
+#[cfg(feature = "testing")]
 pub(crate) async fn connect_one<DB: Backend>(
     url: &str,
     timeout: Duration,

@@ -48,9 +48,10 @@ pub enum Error {
 
     /// Reverting a migration failed.
     #[error(
-        "undoing migration {version} ({source_path}) failed{}: {source}; its history row was kept. \
+        "undoing migration {version} ({source_path}) failed{}: {}; its history row was kept. \
          Fix the down SQL or the database, then undo again",
-        statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default()
+        statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default(),
+        server_message(source)
     )]
     UndoFailed {
         /// The version.
@@ -97,6 +98,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The connection's backend is not one stowage supports (an
+    /// `AnyConnection` of another driver), or this build lacks its support.
+    #[error(
+        "the database backend `{0}` is not supported: stowage applies migrations to PostgreSQL, \
+         MySQL/MariaDB and SQLite; connect to one of those"
+    )]
+    UnsupportedBackend(String),
+
     /// The database URL cannot be used.
     #[error(
         "the database URL {url} is not valid: {reason}; it should look like \
@@ -110,7 +119,7 @@ pub enum Error {
     },
 
     /// A database operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", server_message(source))]
     Database {
         /// What stowage was doing.
         context: String,
@@ -177,12 +186,25 @@ pub enum Error {
     },
 
     /// An earlier run stopped in the middle of a migration that runs
-    /// statement by statement, and left a `failed` row.
+    /// outside a transaction (or on MySQL, whose DDL commits by itself), and
+    /// left a `failed` row.
     #[error(
-        "migration {version} ({description}) failed in an earlier run{}{}: the database may hold \
+        "migration {version} ({description}) failed in an earlier run{}: the database may hold \
          part of it; fix the database by hand, then run `repair --clear-failed {version}`",
-        statement.map(|s| format!(" after statement {s}")).unwrap_or_default(),
-        error.as_ref().map(|e| format!(" with: {e}")).unwrap_or_default()
+        match (statement, error) {
+            (Some(s), Some(e)) => format!(" after statement {s}, with: {e}"),
+            (None, Some(e)) => format!(", with: {e}"),
+            // No error recorded: the process or its connection ended.
+            (Some(0), None) => " without finishing (its process ended): statement 1 may be \
+                                applied, none after it"
+                .to_owned(),
+            (Some(s), None) => format!(
+                " without finishing (its process ended): statements 1 to {s} are applied, \
+                 statement {} may be, none after it",
+                s + 1
+            ),
+            (None, None) => String::new(),
+        }
     )]
     FailedMigration {
         /// The version.
@@ -195,10 +217,50 @@ pub enum Error {
         error: Option<String>,
     },
 
+    /// A migration left rows that violate foreign keys (SQLite, which runs
+    /// migrations with enforcement off and checks before each commit).
+    #[error(
+        "migration {version} ({source_path}) leaves rows that violate foreign keys: {}; it was \
+         rolled back, nothing of it was applied. Fix the SQL so that every row has its parent, \
+         and run again",
+        violations.join(", ")
+    )]
+    ForeignKeyViolation {
+        /// The version.
+        version: i64,
+        /// Its file, relative to the migrations folder.
+        source_path: String,
+        /// The first violations, each naming the table, rowid and parent table.
+        violations: Vec<String>,
+    },
+
+    /// A migration holds a statement stowage cannot run; nothing was run.
+    #[error(
+        "migration {version} ({source_path}) cannot be run by stowage: line {line} (`{excerpt}`) \
+         {reason}; nothing was applied"
+    )]
+    UnsupportedStatement {
+        /// The version.
+        version: i64,
+        /// Its file, relative to the migrations folder.
+        source_path: String,
+        /// The statement's line in the file, from 1.
+        line: usize,
+        /// The beginning of the statement.
+        excerpt: String,
+        /// Why, and what to write instead.
+        reason: String,
+    },
+
     /// A migration failed while being applied.
     #[error(
-        "migration {version} ({source_path}) failed{}: {source}; {}",
-        statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default(),
+        "migration {version} ({source_path}) failed{}: {message}; {}",
+        match (line, excerpt, statement) {
+            (Some(line), Some(excerpt), _) => format!(" at line {line} (`{excerpt}`)"),
+            (Some(line), None, _) => format!(" at line {line}"),
+            (None, _, Some(s)) => format!(" at statement {}", s + 1),
+            (None, _, None) => String::new(),
+        },
         if *transactional {
             "it was rolled back, nothing of it was applied; fix the SQL and run again"
         } else {
@@ -211,9 +273,15 @@ pub enum Error {
         version: i64,
         /// Its file, relative to the migrations folder.
         source_path: String,
-        /// The index (from 0) of the statement that failed, for migrations
-        /// run statement by statement.
+        /// The index (from 0) of the statement that failed, when known.
         statement: Option<i64>,
+        /// The line (from 1) of the migration's file where it failed, when
+        /// the server says or the failing statement is known.
+        line: Option<usize>,
+        /// The beginning of the failing statement, as written in the file.
+        excerpt: Option<String>,
+        /// The server's message, in its own words.
+        message: String,
         /// Whether the migration ran in a transaction (and so left nothing behind).
         transactional: bool,
         /// The database's error.
@@ -227,6 +295,71 @@ impl Error {
         let context = context.into();
         move |source| Error::Database { context, source }
     }
+
+    /// [`Error::MigrationFailed`] for `m`, failing where `spot` says;
+    /// `transactional` when nothing of it was left behind.
+    pub(crate) fn failed(
+        m: &crate::Migration,
+        spot: Spot,
+        transactional: bool,
+    ) -> impl FnOnce(sqlx::Error) -> Error + use<> {
+        let (version, source_path) = (m.version(), m.source_path().to_owned());
+        move |source| Error::MigrationFailed {
+            version,
+            source_path,
+            statement: spot.statement,
+            line: spot.line,
+            excerpt: spot.excerpt,
+            message: spot.message.unwrap_or_else(|| server_message(&source)),
+            transactional,
+            source,
+        }
+    }
+
+    /// [`Error::UndoFailed`] for `m`, failing at `statement` (from 0) when known.
+    pub(crate) fn undo_failed(
+        m: &crate::Migration,
+        statement: Option<usize>,
+    ) -> impl FnOnce(sqlx::Error) -> Error + use<> {
+        let (version, source_path) = (m.version(), m.source_path().to_owned());
+        move |source| Error::UndoFailed {
+            version,
+            source_path,
+            statement: statement.and_then(|s| i64::try_from(s).ok()),
+            source,
+        }
+    }
+}
+
+/// Where in a migration's file a failure happened, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Spot {
+    /// The index (from 0) of the failing statement.
+    pub(crate) statement: Option<i64>,
+    /// The line (from 1) of the file.
+    pub(crate) line: Option<usize>,
+    /// The beginning of the failing statement.
+    pub(crate) excerpt: Option<String>,
+    /// The server's message, when the dialect rewords it (to point at the
+    /// file rather than at stowage's script).
+    pub(crate) message: Option<String>,
+}
+
+/// The first line of a statement, shortened to 80 characters.
+pub(crate) fn excerpt(statement: &str) -> String {
+    let line = statement.lines().next().unwrap_or_default().trim_end();
+    match line.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+/// A database error in the server's own words, without what a driver adds
+/// (PostgreSQL's errors carry the line of the server's C source).
+pub(crate) fn server_message(error: &sqlx::Error) -> String {
+    error
+        .as_database_error()
+        .map_or_else(|| error.to_string(), |db| db.message().to_owned())
 }
 
 /// The first 8 bytes of a checksum, in hex.

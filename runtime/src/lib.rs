@@ -49,52 +49,56 @@
 //! files on disk that the binary does not hold ([`Migrator::stale_files`]).
 #![deny(missing_docs)]
 // Without a driver, the pieces that apply migrations have no caller.
-#![cfg_attr(not(driver), allow(dead_code))]
+#![cfg_attr(
+    not(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "any"
+    )),
+    allow(dead_code)
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// `Error` carries what a person needs to fix a migration (file, line,
+// excerpt, the server's words); it travels once, on the failure path of a
+// start-up, where its size costs nothing worth boxing it for.
+#![allow(clippy::result_large_err)]
 
-#[cfg(driver)]
-mod apply;
+/// Items that only make sense with at least one database driver feature.
+macro_rules! with_driver {
+    ($($item:item)*) => {$(
+        #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite", feature = "any"))]
+        $item
+    )*};
+}
+
 pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
-mod config;
-#[cfg(driver)]
-mod conn;
-#[cfg(driver)]
-mod connect;
+mod embedded;
 mod error;
-#[cfg(feature = "include_dir")]
-mod from_dir;
-#[cfg(driver)]
-mod history;
-#[cfg(feature = "include_dir")]
-mod layout;
-#[cfg(driver)]
-mod lock;
-mod migration;
-mod migrator;
-#[cfg(driver)]
-mod ops;
 mod report;
-#[cfg(driver)]
-mod split;
-mod stale;
 #[cfg(feature = "testing")]
 pub mod testing;
+with_driver! {
+    mod connect;
+    mod dialect;
+    mod engine;
+    mod operations;
+}
 
-pub use config::{Config, Policy};
-#[cfg(driver)]
-pub use conn::Database;
-#[cfg(driver)]
-pub use connect::{Backend, ConnectOptions, connect, connect_with};
+pub use embedded::{Config, Head, Migration, MigrationSet, Migrator, Policy};
 pub use error::Error;
-#[cfg(driver)]
-pub use history::{HistoryRow, RowState};
-pub use migration::{Dialect, Head, Migration, MigrationSet};
-pub use migrator::Migrator;
-#[cfg(driver)]
-pub use ops::{MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target};
 pub use report::{Applied, Report};
+pub use stowage_layout::Dialect;
+with_driver! {
+    pub use connect::{Backend, ConnectOptions, connect, connect_with};
+    pub use engine::connection::Database;
+    pub use engine::history::{HistoryRow, RowState};
+    pub use operations::{
+        MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target,
+    };
+}
 
 /// Embed a migrations folder into the binary as a [`Migrator`].
 ///
@@ -155,9 +159,20 @@ pub use stowage_macros::test;
 /// Plumbing for the code `embed_migrations!` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::migration::{Migration, MigrationSet};
-    pub use crate::migrator::Migrator;
-    pub use crate::stale::Source;
+    pub use crate::embedded::{Migration, MigrationSet, Migrator, Source};
+
+    /// The pieces stowage sends one at a time when it runs `sql` statement
+    /// by statement on `dialect` (MySQL: its units), for the tests that hold
+    /// them against the servers' own parse.
+    #[cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "any"
+    ))]
+    pub fn statements(dialect: crate::Dialect, sql: &str) -> Vec<&str> {
+        crate::dialect::of(dialect).map_or_else(|_| Vec::new(), |d| d.statements(sql))
+    }
     #[cfg(feature = "testing")]
-    pub use crate::testing::private as testing;
+    pub use crate::testing::harness as testing;
 }

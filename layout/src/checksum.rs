@@ -1,0 +1,39 @@
+//! Normalisation, checksums and the chain.
+
+use sha2::{Digest, Sha256};
+
+/// The value the chain starts from: `sha256("stowage-chain-v1")`.
+pub fn chain_seed() -> [u8; 32] {
+    Sha256::digest(b"stowage-chain-v1").into()
+}
+
+/// `sha256(previous ‖ version as 8 bytes big-endian ‖ checksum)`.
+pub fn chain_next(previous: &[u8; 32], version: i64, checksum: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(version.to_be_bytes());
+    hasher.update(checksum);
+    hasher.finalize().into()
+}
+
+/// SHA-256 of a normalised text.
+pub fn checksum(normalised: &str) -> [u8; 32] {
+    Sha256::digest(normalised.as_bytes()).into()
+}
+
+/// Remove a UTF-8 BOM and turn CRLF and lone CR into LF.
+pub fn normalise(text: &str) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(normalise("\u{feff}a\r\nb\rc\n"), "a\nb\nc\n");
+        assert_eq!(checksum(&normalise("a\r\n")), checksum("a\n"));
+    }
+}

@@ -1,0 +1,369 @@
+//! [`classify`]: a folder's entries into migration sets, or every problem.
+
+use crate::names::{
+    Kind, diesel_metadata, directives, is_blank, parse_diesel_dir_name, parse_file_name,
+    parse_version,
+};
+use crate::{
+    Dialect, Entry, Parsed, Problem, Set, SqlFile, chain_next, chain_seed, checksum, normalise,
+};
+use std::collections::BTreeMap;
+
+/// Turn a folder's entries into its migration sets, or say everything wrong with it.
+pub fn classify(entries: &[Entry]) -> Result<Vec<Set>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let dialect_dirs: Vec<(Dialect, &[Entry])> = Dialect::ALL
+        .into_iter()
+        .filter_map(|dialect| {
+            entries.iter().find_map(|entry| match entry {
+                Entry::Dir { name, entries } if name == dialect.folder() => {
+                    Some((dialect, &entries[..]))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+
+    let sets = if dialect_dirs.is_empty() {
+        vec![collect_set(None, "", entries, &mut problems)]
+    } else {
+        for entry in entries {
+            let name = entry.name();
+            let is_dialect =
+                matches!(entry, Entry::Dir { .. }) && Dialect::from_folder(name).is_some();
+            if !is_dialect && looks_like_migration(entry) {
+                problems.push(Problem {
+                    path: name.to_owned(),
+                    message: format!(
+                        "this folder has dialect subfolders ({}), so migrations must live inside them; \
+                         move `{name}` into each dialect folder that needs it",
+                        dialect_dirs.iter().map(|(d, _)| d.folder()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        dialect_dirs
+            .into_iter()
+            .map(|(dialect, children)| {
+                collect_set(
+                    Some(dialect),
+                    &format!("{dialect}/"),
+                    children,
+                    &mut problems,
+                )
+            })
+            .collect()
+    };
+
+    if problems.is_empty() {
+        Ok(sets)
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(problems)
+    }
+}
+
+fn is_ignored(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+/// Whether an entry would be read as (part of) a migration in a flat folder.
+fn looks_like_migration(entry: &Entry) -> bool {
+    match entry {
+        Entry::File { name, .. } => !is_ignored(name) && name.ends_with(".sql"),
+        Entry::Dir { name, entries } => {
+            !is_ignored(name)
+                && (parse_diesel_dir_name(name).is_some()
+                    || entries.iter().any(looks_like_migration))
+        }
+    }
+}
+
+/// A migration file or folder before pairing, version checks and hashing.
+struct Candidate {
+    version: i64,
+    description: String,
+    kind: Kind,
+    path: String,
+    text: String,
+    normalised: bool,
+    no_transaction: bool,
+}
+
+fn collect_set(
+    dialect: Option<Dialect>,
+    prefix: &str,
+    entries: &[Entry],
+    problems: &mut Vec<Problem>,
+) -> Set {
+    let mut candidates = Vec::new();
+    // Down SQL of diesel folders, keyed by the index of their candidate.
+    let mut diesel_downs = BTreeMap::new();
+    for entry in entries {
+        match entry {
+            Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => {}
+            Entry::File { name, bytes } => {
+                let path = format!("{prefix}{name}");
+                let Some(text) = read_text(&path, bytes, problems) else {
+                    continue;
+                };
+                match parse_file_name(name) {
+                    Ok((version, description, kind)) => candidates.push(Candidate {
+                        version,
+                        description,
+                        kind,
+                        path,
+                        no_transaction: false,
+                        normalised: text.1,
+                        text: text.0,
+                    }),
+                    Err(message) => problems.push(Problem { path, message }),
+                }
+            }
+            Entry::Dir { name, .. } if is_ignored(name) => {}
+            Entry::Dir { name, entries } => {
+                let path = format!("{prefix}{name}");
+                match parse_diesel_dir_name(name) {
+                    Some(parsed) => {
+                        if let Some((candidate, down)) =
+                            diesel_migration(&path, parsed, entries, problems)
+                        {
+                            if let Some(down) = down {
+                                diesel_downs.insert(candidates.len(), down);
+                            }
+                            candidates.push(candidate);
+                        }
+                    }
+                    None if entries.iter().any(looks_like_migration) => problems.push(Problem {
+                        path,
+                        message: "this folder holds SQL but its name is not a diesel migration \
+                                  (`yyyy-mm-dd-hhmmss_name`, or `yyyy-mm-dd-hhmmss-nnnn_name`); \
+                                  rename it or move its files out"
+                            .to_owned(),
+                    }),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    for candidate in &mut candidates {
+        if matches!(candidate.kind, Kind::Simple | Kind::Up | Kind::Diesel) {
+            match directives(&candidate.text) {
+                Ok(no_tx) => candidate.no_transaction |= no_tx,
+                Err(message) => problems.push(Problem {
+                    path: candidate.path.clone(),
+                    message,
+                }),
+            }
+            if is_blank(&candidate.text) {
+                problems.push(Problem {
+                    path: candidate.path.clone(),
+                    message: "the migration is empty (only white space and comments); \
+                              write its SQL or delete the file"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+
+    let mut by_version: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        by_version.entry(candidate.version).or_default().push(index);
+    }
+
+    let mut migrations = Vec::new();
+    let mut chain = chain_seed();
+    for (version, indices) in by_version {
+        let ups: Vec<&Candidate> = indices
+            .iter()
+            .map(|&i| &candidates[i])
+            .filter(|c| c.kind != Kind::Down)
+            .collect();
+        let downs: Vec<&Candidate> = indices
+            .iter()
+            .map(|&i| &candidates[i])
+            .filter(|c| c.kind == Kind::Down)
+            .collect();
+        if ups.len() > 1 || downs.len() > 1 {
+            let mut paths: Vec<&str> = indices
+                .iter()
+                .map(|&i| candidates[i].path.as_str())
+                .collect();
+            paths.sort_unstable();
+            for path in &paths {
+                let others: Vec<&str> = paths.iter().copied().filter(|p| p != path).collect();
+                problems.push(Problem {
+                    path: (*path).to_owned(),
+                    message: format!(
+                        "version {version} is used more than once (also by {}); \
+                         give each migration its own version",
+                        others.join(", ")
+                    ),
+                });
+            }
+            continue;
+        }
+        match (ups.first(), downs.first()) {
+            (None, Some(down)) => problems.push(Problem {
+                path: down.path.clone(),
+                message: format!(
+                    "this down migration has no up migration; add `{}` or remove it",
+                    down.path.replace(".down.sql", ".up.sql")
+                ),
+            }),
+            (Some(up), None) if up.kind == Kind::Up => problems.push(Problem {
+                path: up.path.clone(),
+                message: format!(
+                    "this up migration has no down migration; add `{}`, or rename it to `{}` \
+                     if it cannot be undone",
+                    up.path.replace(".up.sql", ".down.sql"),
+                    up.path.replace(".up.sql", ".sql")
+                ),
+            }),
+            (Some(up), down) => {
+                if let Some(down) = down
+                    && (up.kind != Kind::Up || down.description != up.description)
+                {
+                    problems.push(Problem {
+                        path: down.path.clone(),
+                        message: format!(
+                            "version {version} is used more than once (also by {}); \
+                             a down migration must have the same name as its `.up.sql`",
+                            up.path
+                        ),
+                    });
+                    continue;
+                }
+                let up_index = indices
+                    .iter()
+                    .copied()
+                    .find(|&i| candidates[i].kind != Kind::Down);
+                let down_file = match down {
+                    Some(down) => Some(SqlFile {
+                        path: down.path.clone(),
+                        text: down.text.clone(),
+                        normalised: down.normalised,
+                    }),
+                    None => up_index.and_then(|i| diesel_downs.remove(&i)),
+                };
+                let checksum = checksum(&up.text);
+                chain = chain_next(&chain, version, &checksum);
+                migrations.push(Parsed {
+                    version,
+                    description: up.description.clone(),
+                    source: up.path.clone(),
+                    up: SqlFile {
+                        path: if up.kind == Kind::Diesel {
+                            format!("{}/up.sql", up.path)
+                        } else {
+                            up.path.clone()
+                        },
+                        text: up.text.clone(),
+                        normalised: up.normalised,
+                    },
+                    down: down_file,
+                    no_transaction: up.no_transaction,
+                    checksum,
+                    chain,
+                });
+            }
+            (None, None) => {}
+        }
+    }
+    Set {
+        dialect,
+        migrations,
+    }
+}
+
+/// Decode a file as UTF-8 and normalise it; `(text, changed)`.
+fn read_text(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<(String, bool)> {
+    match std::str::from_utf8(bytes) {
+        Ok(raw) => {
+            let text = normalise(raw);
+            let changed = text != raw;
+            Some((text, changed))
+        }
+        Err(error) => {
+            problems.push(Problem {
+                path: path.to_owned(),
+                message: format!(
+                    "the file is not valid UTF-8 (invalid byte at offset {}); save it as UTF-8",
+                    error.valid_up_to()
+                ),
+            });
+            None
+        }
+    }
+}
+
+fn diesel_migration(
+    path: &str,
+    (digits, description): (String, String),
+    entries: &[Entry],
+    problems: &mut Vec<Problem>,
+) -> Option<(Candidate, Option<SqlFile>)> {
+    let mut up = None;
+    let mut down = None;
+    let mut run_in_transaction = true;
+    for entry in entries {
+        let Entry::File { name, bytes } = entry else {
+            continue;
+        };
+        let file_path = format!("{path}/{name}");
+        match name.as_str() {
+            "up.sql" => up = read_text(&file_path, bytes, problems),
+            "down.sql" => {
+                down = read_text(&file_path, bytes, problems).map(|(text, normalised)| SqlFile {
+                    path: file_path,
+                    text,
+                    normalised,
+                });
+            }
+            "metadata.toml" => match diesel_metadata(bytes) {
+                Ok(value) => run_in_transaction = value,
+                Err(message) => problems.push(Problem {
+                    path: file_path,
+                    message,
+                }),
+            },
+            other if !is_ignored(other) && other.ends_with(".sql") => problems.push(Problem {
+                path: file_path,
+                message: "a diesel migration folder holds only `up.sql`, `down.sql` and \
+                          `metadata.toml`; move or remove this file"
+                    .to_owned(),
+            }),
+            _ => {}
+        }
+    }
+    let version = match parse_version(&digits) {
+        Ok(version) => version,
+        Err(message) => {
+            problems.push(Problem {
+                path: path.to_owned(),
+                message,
+            });
+            return None;
+        }
+    };
+    let Some((text, normalised)) = up else {
+        problems.push(Problem {
+            path: path.to_owned(),
+            message: "this diesel migration folder has no `up.sql`; add it or remove the folder"
+                .to_owned(),
+        });
+        return None;
+    };
+    let candidate = Candidate {
+        version,
+        description,
+        kind: Kind::Diesel,
+        path: path.to_owned(),
+        text,
+        normalised,
+        no_transaction: !run_in_transaction,
+    };
+    Some((candidate, down))
+}

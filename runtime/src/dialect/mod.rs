@@ -1,0 +1,157 @@
+//! What differs between the databases, one module per dialect behind one
+//! trait, [`SqlDialect`]: quoting and literals, the history table's SQL, the
+//! lock, how a migration is applied (and its failure reported), and how one
+//! is reverted. The engine and the operations are written once over it.
+//!
+//! (How a test database is copied differs too; that lives beside the test
+//! harness, in `testing/`.)
+
+use crate::engine::connection::Conn;
+use crate::engine::history::Table;
+use crate::engine::statements::Syntax;
+use crate::{Dialect, Error, Migration};
+use std::time::Duration;
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+/// A future that may cross threads, borrowing for `'a`: the trait's async
+/// methods return it, so that the trait can be used as `dyn SqlDialect`.
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One database's way of doing what the engine needs.
+pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
+    /// Which dialect this is.
+    fn dialect(&self) -> Dialect;
+
+    /// How the dialect's SQL is lexed, for splitting a script into statements.
+    fn syntax(&self) -> Syntax;
+
+    /// The statements of a script, for running it one statement (or unit)
+    /// at a time, each a slice of `sql`.
+    fn statements<'s>(&self, sql: &'s str) -> Vec<&'s str> {
+        crate::engine::statements::split_one_by_one(sql, self.syntax())
+    }
+
+    /// The first statement of `sql` this dialect cannot run, with why and
+    /// what to write instead; checked for every migration before any runs.
+    fn unsupported<'s>(&self, _sql: &'s str) -> Option<(&'s str, &'static str)> {
+        None
+    }
+
+    /// `name` as a quoted identifier (`name` is a checked plain identifier).
+    fn quote(&self, name: &str) -> String;
+
+    /// The placeholder of parameter `n` (from 1).
+    fn param(&self, n: usize) -> String;
+
+    /// Bytes as a SQL literal.
+    fn bytes_literal(&self, bytes: &[u8]) -> String;
+
+    /// Text as a SQL literal, safe whatever it holds: it travels as bytes.
+    fn text_literal(&self, text: &str) -> String;
+
+    /// `CREATE TABLE IF NOT EXISTS` for the history table named `table`
+    /// (quoted), and before it its schema's, where one is set (quoted).
+    fn create_history_sql(&self, table: &str, schema: Option<&str>) -> String;
+
+    /// The history table's `applied_at` column read as text.
+    fn applied_at_as_text(&self) -> &'static str;
+
+    /// Whether an error says the history table does not exist yet.
+    fn is_undefined_table(&self, error: &sqlx::Error) -> bool;
+
+    /// The schema or database, quoted, that the (existing) history table is
+    /// in, where the session could move it: see `Table::pinned`.
+    fn home<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+        _table: &'c Table,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Take the migration lock, waiting up to `timeout`, and set the session
+    /// up for migrating. Returns the statement that restores the session once
+    /// the lock is released, if it changed anything.
+    fn lock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        timeout: Duration,
+    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>>;
+
+    /// Release the migration lock. Where the lock is a transaction,
+    /// `keep` says whether to commit the work done under it.
+    fn unlock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        keep: bool,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+
+    /// Step outside the lock's transaction, if the lock is one, for a
+    /// migration that must run outside any transaction; [`resume`] takes it
+    /// again. Session locks stay held.
+    ///
+    /// [`resume`]: SqlDialect::resume
+    fn suspend<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Take the lock's transaction again after [`suspend`](SqlDialect::suspend).
+    fn resume<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// What is wrong with the data after a migration, before it commits:
+    /// checks the database does not make by itself while migrating. Each
+    /// problem is one line naming the table and row.
+    fn integrity_problems<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Vec<String>, Error>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Apply one migration and record it in the history table.
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        migration: &'c Migration,
+        applied_by: &'c str,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+
+    /// Run one migration's down SQL and remove its history row.
+    fn revert<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        migration: &'c Migration,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+}
+
+/// The implementation of `dialect`.
+///
+/// # Errors
+///
+/// [`Error::UnsupportedBackend`] for a dialect this version does not know.
+pub(crate) fn of(dialect: Dialect) -> Result<&'static dyn SqlDialect, Error> {
+    match dialect {
+        Dialect::Postgres => Ok(&postgres::Postgres),
+        Dialect::MySql => Ok(&mysql::MySql),
+        Dialect::Sqlite => Ok(&sqlite::Sqlite),
+        other => Err(Error::UnsupportedBackend(other.to_string())),
+    }
+}
+
+/// The hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}

@@ -1,0 +1,459 @@
+//! MySQL and MariaDB: a `GET_LOCK` session lock; each migration in one
+//! multi-statement round trip whose history row records the statements
+//! durably done, since DDL commits by itself.
+
+use super::{BoxFuture, SqlDialect, hex};
+use crate::engine::connection::{Conn, RESYNC, Ty};
+use crate::engine::history::Table;
+use crate::engine::lock::SessionLock;
+use crate::engine::statements::{self, Syntax, line_of, needs_terminator};
+use crate::error::{Spot, excerpt, server_message};
+use crate::engine::stepwise;
+use crate::{Dialect, Error, Migration};
+use std::time::Duration;
+
+mod script;
+
+use script::Unit;
+
+/// MySQL and MariaDB.
+#[derive(Debug)]
+pub(crate) struct MySql;
+
+/// The lock's name: a hash of the current database, then the history
+/// table's schema and name (the statement's one parameter).
+macro_rules! key {
+    () => {
+        "CONCAT('stowage:', LEFT(SHA1(CONCAT(COALESCE(DATABASE(), ''), ':', ?)), 40))"
+    };
+}
+
+/// Gives the session back the sql_mode it had before migrating.
+const RESTORE_SQL_MODE: &str = "SET SESSION sql_mode = @stowage_sql_mode";
+
+const LOCK: SessionLock = SessionLock {
+    try_lock: concat!("SELECT CAST(GET_LOCK(", key!(), ", 0) AS SIGNED)"),
+    unlock: concat!("SELECT CAST(RELEASE_LOCK(", key!(), ") AS SIGNED)"),
+    holder: concat!(
+        "SELECT CONCAT('connection ', p.ID, ' of ', p.USER, ' from ', p.HOST) \
+         FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(",
+        key!(),
+        ")"
+    ),
+    refused: "the database refused the migration lock (GET_LOCK returned NULL)",
+};
+
+impl SqlDialect for MySql {
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    fn syntax(&self) -> Syntax {
+        Syntax {
+            backslash_escapes: true,
+            hash_comments: true,
+            dollar_quotes: false,
+            dash_comment_needs_space: true,
+            escape_strings: false,
+            nested_comments: false,
+        }
+    }
+
+    /// The units of [`script`]: the server's statements where they are
+    /// certain, the mysql client's under `DELIMITER`.
+    fn statements<'s>(&self, sql: &'s str) -> Vec<&'s str> {
+        script::units(sql).into_iter().map(|unit| unit.text).collect()
+    }
+
+    fn quote(&self, name: &str) -> String {
+        format!("`{name}`")
+    }
+
+    fn param(&self, _n: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn bytes_literal(&self, bytes: &[u8]) -> String {
+        format!("X'{}'", hex(bytes))
+    }
+
+    fn text_literal(&self, text: &str) -> String {
+        format!(
+            "CONVERT({} USING utf8mb4)",
+            self.bytes_literal(text.as_bytes())
+        )
+    }
+
+    fn create_history_sql(&self, table: &str, schema: Option<&str>) -> String {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\n\
+             version BIGINT PRIMARY KEY,\n\
+             description TEXT NOT NULL,\n\
+             checksum VARBINARY(32) NOT NULL,\n\
+             chain VARBINARY(32) NOT NULL,\n\
+             state VARCHAR(16) NOT NULL,\n\
+             failed_statement BIGINT,\n\
+             error TEXT,\n\
+             applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             duration_ms BIGINT NOT NULL DEFAULT 0,\n\
+             applied_by TEXT NOT NULL) ENGINE=InnoDB"
+        );
+        match schema {
+            Some(schema) => format!("CREATE DATABASE IF NOT EXISTS {schema};\n{create}"),
+            None => create,
+        }
+    }
+
+    fn applied_at_as_text(&self) -> &'static str {
+        "CAST(applied_at AS CHAR)"
+    }
+
+    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
+        error.as_database_error().is_some_and(|db| {
+            matches!(db.code().as_deref(), Some("42S02" | "1146"))
+                || (db.message().contains("Table") && db.message().contains("doesn't exist"))
+        })
+    }
+
+    /// The current database: a migration may `USE` another.
+    fn home<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        _table: &'c Table,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let rows = conn
+                .fetch("SELECT DATABASE()".to_owned(), Vec::new(), &[Ty::OptText])
+                .await
+                .map_err(Error::db("cannot read the current database"))?;
+            Ok(rows
+                .first()
+                .and_then(|row| row.first())
+                .and_then(|c| c.text())
+                .map(|database| format!("`{}`", database.replace('`', "``"))))
+        })
+    }
+
+    fn lock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        timeout: Duration,
+    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
+        Box::pin(async move {
+            // A routine keeps the sql_mode it was created under: migrate under
+            // the server's default, as the mysql client would, not the one
+            // sqlx gives its connections (PIPES_AS_CONCAT, IGNORE_SPACE).
+            conn.script(
+                "SET @stowage_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = @@GLOBAL.sql_mode"
+                    .to_owned(),
+            )
+            .await
+            .map_err(Error::db("cannot set the session's sql_mode for migrating"))?;
+            match LOCK.poll(conn, table, timeout).await {
+                Ok(()) => Ok(Some(RESTORE_SQL_MODE)),
+                Err(error) => {
+                    let _ = conn.script(RESTORE_SQL_MODE.to_owned()).await;
+                    Err(error)
+                }
+            }
+        })
+    }
+
+    fn unlock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        _keep: bool,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(LOCK.release(conn, table))
+    }
+
+    /// Every MySQL migration runs as one script, `no-transaction` or not:
+    /// its DDL commits by itself either way.
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        m: &'c Migration,
+        applied_by: &'c str,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(apply_script(conn, table, m, applied_by))
+    }
+
+    fn revert<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        m: &'c Migration,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(async move {
+            let result = stepwise::revert(conn, table, m).await;
+            if let Some(home) = &table.home {
+                // Back to the database the run started in, for the lock and
+                // the next migration, whatever the down SQL did.
+                let back = conn.script(format!("USE {home}")).await;
+                return result.and(back.map_err(Error::db("cannot return to the database")));
+            }
+            result
+        })
+    }
+}
+
+/// MySQL, whose DDL commits by itself: a `failed` row first, then the
+/// statements, then `applied`; all in one multi-statement round trip.
+///
+/// The script runs with `autocommit = 0`, so the statements between two
+/// commit points commit together, and the row's count of statements done is
+/// updated just before each statement that commits implicitly (DDL, or a
+/// unit of several statements), whose commit makes it durable. A crash
+/// leaves the row saying which statements are durably done and which one may
+/// be; an error is reported with the failing unit, and the row then records
+/// exactly what stayed (see [`mysql_failure`]).
+async fn apply_script(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let units = script::units(m.up_sql());
+    let t = &table.name;
+    let version = m.version();
+    // Each statement of the script, and the migration statement it is (if any).
+    let mut script: Vec<(String, Option<usize>)> = vec![
+        ("SET autocommit = 0".to_owned(), None),
+        (
+            format!(
+                "INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) \
+                 VALUES ({version}, {}, {}, {}, 'failed', 0, {})",
+                MySql.text_literal(m.description()),
+                MySql.bytes_literal(m.checksum()),
+                MySql.bytes_literal(m.chain()),
+                MySql.text_literal(applied_by),
+            ),
+            None,
+        ),
+    ];
+    let progress = |done: usize| {
+        (
+            format!("UPDATE {t} SET failed_statement = {done} WHERE version = {version}"),
+            None,
+        )
+    };
+    for (index, unit) in units.iter().enumerate() {
+        let next_ddl = units.get(index + 1).is_some_and(commits_implicitly);
+        script.push((unit.text.to_owned(), Some(index)));
+        if several_results(unit) {
+            // A procedure's result sets, or the statements of a unit the
+            // server splits itself, are counted apart: say where we are.
+            let position = script.len();
+            script.push((format!("SELECT '{RESYNC}{position}'"), None));
+        }
+        // Before each statement that commits by itself, the count of
+        // statements done so far, which that commit makes durable. Past the
+        // last one nothing is written until the end: a crash leaves the row
+        // saying the statements before that commit are done and that the one
+        // committing may be (a DDL statement is applied whole or not at all).
+        if next_ddl {
+            script.push(progress(index + 1));
+        }
+    }
+    if let Some(home) = &table.home {
+        // Back to the database the run started in, for the lock and the next migration.
+        script.push((format!("USE {home}"), None));
+    }
+    script.push((
+        format!(
+            "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
+             duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version}"
+        ),
+        None,
+    ));
+    script.push(("COMMIT".to_owned(), None));
+    script.push(("SET autocommit = 1".to_owned(), None));
+    let text = join(script.iter().map(|(sql, _)| sql.as_str()));
+    let several: Vec<bool> = script
+        .iter()
+        .map(|(_, index)| index.and_then(|i| units.get(i)).is_some_and(several_results))
+        .collect();
+    match conn.script_counted(text, &several).await {
+        Ok(()) => Ok(()),
+        Err((done, error)) => {
+            let unit = script
+                .get(done)
+                .and_then(|(_, index)| *index)
+                .and_then(|index| Some((index, units.get(index)?)));
+            Err(mysql_failure(conn, table, m, unit, error).await)
+        }
+    }
+}
+
+/// Statements as one script, each ended by a `;` unless it ends with one:
+/// a `;` more would be an empty statement, a syntax error.
+fn join<'s>(statements: impl Iterator<Item = &'s str>) -> String {
+    let mut script = String::new();
+    for statement in statements {
+        script.push_str(statement);
+        script.push_str(if needs_terminator(statement, MySql.syntax()) {
+            "\n;\n"
+        } else {
+            "\n"
+        });
+    }
+    script
+}
+
+/// The first keyword of a unit, upper-cased, past its comments.
+fn first_keyword(unit: &Unit<'_>) -> String {
+    script::leading_words(unit.text, 1)
+        .0
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Whether a unit commits the open transaction by itself (a unit of several
+/// statements may). `CREATE` / `DROP TEMPORARY TABLE` do not.
+fn commits_implicitly(unit: &Unit<'_>) -> bool {
+    let (words, _) = script::leading_words(unit.text, 2);
+    let first = words.first().map_or("", String::as_str);
+    !unit.single
+        || (matches!(first, "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE")
+            && words.get(1).is_none_or(|second| second != "TEMPORARY"))
+}
+
+/// Whether the server could not parse the statement (error 1064): then it
+/// never ran, and a DDL statement never made its implicit commit.
+fn is_parse_error(error: &sqlx::Error) -> bool {
+    #[cfg(feature = "mysql")]
+    if let Some(db) = error
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+    {
+        return db.number() == 1064;
+    }
+    // Without the driver's own error type, assume it did not run: the row
+    // then claims less, never more.
+    let _ = error;
+    true
+}
+
+/// Whether a unit may give the server's results for more than one
+/// statement: a `CALL` (one per result set of the procedure), or several
+/// statements.
+fn several_results(unit: &Unit<'_>) -> bool {
+    !unit.single || first_keyword(unit) == "CALL"
+}
+
+/// After a MySQL migration failed in `unit` (its index and itself, when it
+/// was the user's SQL that failed): roll back what is not durable, and
+/// record the error on the row if the row itself is durable.
+async fn mysql_failure(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    unit: Option<(usize, &Unit<'_>)>,
+    error: sqlx::Error,
+) -> Error {
+    let mut reset = "ROLLBACK; SET autocommit = 1".to_owned();
+    if let Some(home) = &table.home {
+        reset.push_str(&format!("; USE {home}"));
+    }
+    let _ = conn.script(reset).await;
+    let durable = table
+        .rows(conn)
+        .await
+        .ok()
+        .is_some_and(|rows| rows.iter().any(|r| r.version == m.version()));
+    let spot = unit.map_or_else(Spot::default, |(index, unit)| {
+        spot_in_unit(m.up_sql(), index, unit, &error)
+    });
+    if durable {
+        let message = spot.message.clone().unwrap_or_else(|| server_message(&error));
+        table.record_error(conn, m.version(), &message).await;
+        if let Some((index, failing)) = unit {
+            // What stayed for certain: everything up to the last implicit
+            // commit known to have happened. A single DDL statement commits
+            // before it runs, unless the server could not parse it; a unit
+            // of several statements may or may not have, so it is not counted.
+            let units = script::units(m.up_sql());
+            let committed = |unit: &Unit<'_>| unit.single && commits_implicitly(unit);
+            let done = if committed(failing) && !is_parse_error(&error) {
+                index
+            } else {
+                units[..index]
+                    .iter()
+                    .rposition(committed)
+                    .map_or(0, |last| last + 1)
+            };
+            let sql = format!(
+                "UPDATE {} SET failed_statement = {done} WHERE version = {}",
+                table.name,
+                m.version()
+            );
+            let _ = conn.script(sql).await;
+        }
+    }
+    // Nothing durable happened when even the row was rolled back.
+    Error::failed(m, spot, !durable)(error)
+}
+
+/// Where in the file a unit's error is. The server's `near '…' at line N`
+/// quotes the script from the error on, stowage's statements after the unit
+/// included, and counts lines from the statement's start: the quote is cut
+/// at the unit's end and the line made the file's.
+fn spot_in_unit(up: &str, index: usize, unit: &Unit<'_>, error: &sqlx::Error) -> Spot {
+    let mut spot = statements::spot(up, index, unit.text, MySql.syntax());
+    let message = server_message(error);
+    let Some((before, near, line)) = near_quote(&message) else {
+        return spot;
+    };
+    let near = users_part(unit.text, near);
+    // Where the quote is in the unit, when it is there once.
+    let found = (!near.is_empty())
+        .then(|| unit.text.match_indices(near).map(|(at, _)| at).collect::<Vec<_>>())
+        .and_then(|found| (found.len() == 1).then(|| found[0]));
+    let file_line = match found {
+        Some(at) => {
+            let code = &unit.text[at..];
+            spot.excerpt = Some(excerpt(code));
+            Some(line_of(up, code))
+        }
+        // The server counts lines from the unit's first character.
+        None if unit.single => line.map(|line| line_of(up, unit.text) + line.saturating_sub(1)),
+        None => None,
+    };
+    spot.line = file_line.or(spot.line);
+    spot.message = Some(match file_line {
+        Some(line) => format!("{before}near '{near}' at line {line}"),
+        None => format!("{before}near '{near}'"),
+    });
+    spot
+}
+
+/// A MySQL message's `near '…' at line N`: the text before it, the quote,
+/// and N.
+fn near_quote(message: &str) -> Option<(&str, &str, Option<usize>)> {
+    let start = message.find("near '")?;
+    let quote = &message[start + "near '".len()..];
+    let (near, line) = match quote.rfind("' at line ") {
+        Some(end) => (&quote[..end], quote[end + "' at line ".len()..].trim().parse().ok()),
+        None => (quote.strip_suffix('\'')?, None),
+    };
+    Some((&message[..start], near, line))
+}
+
+/// The part of a quote of the script that is the unit's: from where it
+/// starts (in the unit) to the unit's end, or all of it when it ends inside.
+fn users_part<'q>(unit: &str, near: &'q str) -> &'q str {
+    if unit.contains(near) {
+        return near;
+    }
+    let mut end = near.len();
+    while end > 0 {
+        if near.is_char_boundary(end) && unit.ends_with(&near[..end]) {
+            return &near[..end];
+        }
+        end -= 1;
+    }
+    ""
+}

@@ -1,0 +1,359 @@
+//! SQLite: the lock is the run's own `BEGIN IMMEDIATE` transaction (with a
+//! busy timeout), and each migration runs in a savepoint of it.
+
+use super::{BoxFuture, SqlDialect, hex};
+use crate::engine::connection::{Conn, Ty};
+use crate::engine::history::{self, Table};
+use crate::engine::statements::{Syntax, split, spot};
+use crate::error::Spot;
+use crate::engine::stepwise;
+use crate::{Dialect, Error, Migration};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// SQLite.
+#[derive(Debug)]
+pub(crate) struct Sqlite;
+
+/// Turns foreign-key enforcement back on after a run.
+const FOREIGN_KEYS_ON: &str = "PRAGMA foreign_keys = ON";
+
+/// Whether migrations are checked with `foreign_key_check`, kept in
+/// `Table::foreign_keys` for a run.
+struct ForeignKeys;
+
+impl ForeignKeys {
+    /// The connection does not enforce foreign keys: neither does stowage.
+    const IGNORED: u8 = 0;
+    /// Enforced, and no table declares one yet: no row can violate one.
+    const NONE_YET: u8 = 1;
+    /// Enforced, and some table declares one: check.
+    const CHECKED: u8 = 2;
+
+    fn get(table: &Table) -> u8 {
+        table.foreign_keys.load(Ordering::Relaxed)
+    }
+
+    fn set(table: &Table, state: u8) {
+        table.foreign_keys.store(state, Ordering::Relaxed);
+    }
+
+    /// A migration that declares a foreign key starts the checks.
+    fn declared_by(table: &Table, sql: &str) {
+        if Self::get(table) == Self::NONE_YET && sql.to_ascii_uppercase().contains("REFERENCES") {
+            Self::set(table, Self::CHECKED);
+        }
+    }
+
+    /// The violations `conn`'s database holds, when it is checked.
+    async fn violations(table: &Table, conn: &mut Conn<'_>) -> Result<Vec<String>, Error> {
+        if Self::get(table) == Self::CHECKED {
+            Sqlite.integrity_problems(conn).await
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+impl SqlDialect for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn syntax(&self) -> Syntax {
+        Syntax {
+            backslash_escapes: false,
+            hash_comments: false,
+            dollar_quotes: false,
+            dash_comment_needs_space: false,
+            escape_strings: false,
+            nested_comments: false,
+        }
+    }
+
+    fn quote(&self, name: &str) -> String {
+        format!("\"{name}\"")
+    }
+
+    fn param(&self, _n: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn bytes_literal(&self, bytes: &[u8]) -> String {
+        format!("X'{}'", hex(bytes))
+    }
+
+    fn text_literal(&self, text: &str) -> String {
+        format!("CAST({} AS TEXT)", self.bytes_literal(text.as_bytes()))
+    }
+
+    fn create_history_sql(&self, table: &str, _schema: Option<&str>) -> String {
+        // A schema is an attached database, which the application attaches.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\n\
+             version INTEGER PRIMARY KEY,\n\
+             description TEXT NOT NULL,\n\
+             checksum BLOB NOT NULL,\n\
+             chain BLOB NOT NULL,\n\
+             state TEXT NOT NULL,\n\
+             failed_statement INTEGER,\n\
+             error TEXT,\n\
+             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),\n\
+             duration_ms INTEGER NOT NULL DEFAULT 0,\n\
+             applied_by TEXT NOT NULL)"
+        )
+    }
+
+    fn applied_at_as_text(&self) -> &'static str {
+        "applied_at"
+    }
+
+    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .is_some_and(|db| db.message().starts_with("no such table"))
+    }
+
+    /// Foreign-key enforcement is turned off first, outside any transaction
+    /// (inside one the pragma does nothing), so that SQLite's own procedure
+    /// for rebuilding a table does not cascade into other tables; each
+    /// migration is checked with `PRAGMA foreign_key_check` instead
+    /// ([`integrity_problems`](SqlDialect::integrity_problems)), and
+    /// enforcement is turned on again when the lock is released.
+    fn lock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        timeout: Duration,
+    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
+        Box::pin(async move {
+            let rows = conn
+                .fetch("PRAGMA foreign_keys".to_owned(), Vec::new(), &[Ty::I64])
+                .await
+                .map_err(Error::db("cannot read the SQLite foreign_keys setting"))?;
+            let enforced = rows.first().and_then(|row| row.first()).and_then(|c| c.i64()) == Some(1);
+            let restore = enforced.then_some(FOREIGN_KEYS_ON);
+            // Only a table declared with REFERENCES has foreign keys.
+            let declared = conn
+                .fetch(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE sql LIKE '%REFERENCES%')"
+                        .to_owned(),
+                    Vec::new(),
+                    &[Ty::I64],
+                )
+                .await
+                .map_err(Error::db("cannot look for foreign keys"))?;
+            let declared = declared.first().and_then(|row| row.first()).and_then(|c| c.i64()) != Some(0);
+            ForeignKeys::set(
+                table,
+                match (enforced, declared) {
+                    (false, _) => ForeignKeys::IGNORED,
+                    (true, false) => ForeignKeys::NONE_YET,
+                    (true, true) => ForeignKeys::CHECKED,
+                },
+            );
+            let millis = timeout.as_millis().min(i32::MAX as u128);
+            conn.script(format!(
+                "PRAGMA busy_timeout = {millis}; PRAGMA foreign_keys = OFF"
+            ))
+            .await
+            .map_err(Error::db("cannot set up the SQLite connection for migrating"))?;
+            let locked = match conn.script("BEGIN IMMEDIATE".to_owned()).await {
+                Ok(()) => return Ok(restore),
+                Err(error) if is_busy(&error) => Error::LockTimeout {
+                    waited: timeout,
+                    holder: Some("another connection writing to the database file".to_owned()),
+                },
+                Err(error) => {
+                    Error::db("cannot lock the SQLite database (BEGIN IMMEDIATE)")(error)
+                }
+            };
+            if let Some(sql) = restore {
+                // A connection the caller lent must not keep foreign keys off.
+                let _ = conn.script(sql.to_owned()).await;
+            }
+            Err(locked)
+        })
+    }
+
+    fn integrity_problems<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Vec<String>, Error>> {
+        Box::pin(async move {
+            let sql = "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 10";
+            let rows = conn
+                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text, Ty::OptI64, Ty::Text])
+                .await
+                .map_err(Error::db("cannot check foreign keys (PRAGMA foreign_key_check)"))?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let text = |i: usize| row.get(i).and_then(|c| c.text()).unwrap_or_default();
+                    let rowid = row.get(1).and_then(|c| c.i64()).map_or_else(
+                        || "a row".to_owned(),
+                        |rowid| format!("rowid {rowid}"),
+                    );
+                    format!("`{}` {rowid} references `{}`", text(0), text(2))
+                })
+                .collect())
+        })
+    }
+
+    fn unlock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        _table: &'c Table,
+        keep: bool,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        let sql = if keep { "COMMIT" } else { "ROLLBACK" };
+        Box::pin(async move {
+            conn.script(sql.to_owned()).await.map_err(Error::db(format!(
+                "cannot end the SQLite transaction ({sql})"
+            )))
+        })
+    }
+
+    /// The lock is a transaction: commit the work so far, and take it again
+    /// in [`resume`](SqlDialect::resume).
+    fn suspend<'c>(&'c self, conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(async move {
+            conn.script("COMMIT".to_owned())
+                .await
+                .map_err(Error::db("cannot commit before a no-transaction migration"))
+        })
+    }
+
+    fn resume<'c>(&'c self, conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(async move {
+            conn.script("BEGIN IMMEDIATE".to_owned())
+                .await
+                .map_err(Error::db(
+                    "cannot lock the SQLite database again after a no-transaction migration",
+                ))
+        })
+    }
+
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        m: &'c Migration,
+        applied_by: &'c str,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        ForeignKeys::declared_by(table, m.up_sql());
+        if m.no_transaction() {
+            return Box::pin(stepwise::apply(conn, table, m, applied_by));
+        }
+        Box::pin(apply_in_savepoint(conn, table, m, applied_by))
+    }
+
+    fn revert<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        m: &'c Migration,
+    ) -> BoxFuture<'c, Result<(), Error>> {
+        if m.no_transaction() {
+            return Box::pin(stepwise::revert(conn, table, m));
+        }
+        Box::pin(async move {
+            let script = format!(
+                "SAVEPOINT stowage_undo;\n{}\n;\n{};",
+                m.down_sql().unwrap_or_default(),
+                table.delete_sql(m.version())
+            );
+            // The savepoint is released once the foreign keys are checked.
+            let result = match conn.script(script).await {
+                Ok(()) => match ForeignKeys::violations(table, conn).await? {
+                    violations if violations.is_empty() => Ok(()),
+                    violations => Err(Error::ForeignKeyViolation {
+                        version: m.version(),
+                        source_path: m.source_path().to_owned(),
+                        violations,
+                    }),
+                },
+                Err(error) => Err(Error::undo_failed(m, None)(error)),
+            };
+            let end = match result {
+                Ok(()) => "RELEASE stowage_undo",
+                Err(_) => "ROLLBACK TO stowage_undo; RELEASE stowage_undo;",
+            };
+            conn.script(end.to_owned())
+                .await
+                .map_err(Error::db("cannot end the undo's savepoint"))?;
+            result
+        })
+    }
+}
+
+/// Inside the run's `BEGIN IMMEDIATE`, the migration and its row in a savepoint.
+async fn apply_in_savepoint(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    // SQLite prepares and runs one statement at a time: the results counted
+    // before the error (the savepoint's first) say which statement failed.
+    let result = conn
+        .script_counted(
+            format!("SAVEPOINT stowage_migration;\n{}\n;", m.up_sql()),
+            &[],
+        )
+        .await;
+    let result = match result {
+        Ok(()) => {
+            let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            conn.execute(
+                table.insert_sql("applied", &duration.to_string()),
+                history::insert_values(m, applied_by),
+            )
+            .await
+            .map_err(Error::failed(m, Spot::default(), true))
+        }
+        Err((done, error)) => {
+            let statements = split(m.up_sql(), Sqlite.syntax());
+            let spot = done
+                .checked_sub(1)
+                .and_then(|index| Some((index, *statements.get(index)?)))
+                .map_or_else(Spot::default, |(index, statement)| {
+                    spot(m.up_sql(), index, statement, Sqlite.syntax())
+                });
+            Err(Error::failed(m, spot, true)(error))
+        }
+    };
+    let result = match result {
+        Ok(_) => match ForeignKeys::violations(table, conn).await? {
+            violations if violations.is_empty() => Ok(()),
+            violations => Err(Error::ForeignKeyViolation {
+                version: m.version(),
+                source_path: m.source_path().to_owned(),
+                violations,
+            }),
+        },
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => conn
+            .script("RELEASE stowage_migration".to_owned())
+            .await
+            .map_err(Error::db("cannot release the migration's savepoint")),
+        Err(error) => {
+            conn.script("ROLLBACK TO stowage_migration; RELEASE stowage_migration;".to_owned())
+                .await
+                .map_err(Error::db(format!(
+                    "cannot roll back migration {}",
+                    m.version()
+                )))?;
+            Err(error)
+        }
+    }
+}
+
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db| db.message().contains("locked") || db.message().contains("busy"))
+}

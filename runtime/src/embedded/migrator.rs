@@ -1,0 +1,158 @@
+//! [`Migrator`]: the embedded migrations of an application.
+
+use super::{Config, Head, Migration, MigrationSet, Policy, Source};
+use crate::Dialect;
+use std::borrow::Cow;
+
+/// The migrations embedded in the binary, one [`MigrationSet`] per dialect.
+///
+/// Build one with [`embed_migrations!`](crate::embed_migrations) in a `static`:
+///
+/// ```
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations/sqlite");
+///
+/// assert!(MIGRATOR.len() > 0);
+/// let head = MIGRATOR.head().unwrap();
+/// assert_eq!(head.version, MIGRATOR.iter().last().unwrap().version());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    sets: Cow<'static, [MigrationSet]>,
+    source: Source,
+    config: Config,
+}
+
+impl Migrator {
+    /// Built by `embed_migrations!`.
+    #[doc(hidden)]
+    pub const fn embedded(sets: &'static [MigrationSet], source: Source) -> Self {
+        Migrator {
+            sets: Cow::Borrowed(sets),
+            source,
+            config: Config::DEFAULT,
+        }
+    }
+
+    #[cfg(feature = "include_dir")]
+    pub(crate) fn owned(sets: Vec<MigrationSet>) -> Self {
+        Migrator {
+            sets: Cow::Owned(sets),
+            source: Source::embedded(None, &[]),
+            config: Config::DEFAULT,
+        }
+    }
+
+    /// Every set: one for a plain folder, one per dialect subfolder otherwise.
+    pub fn sets(&self) -> &[MigrationSet] {
+        self.source.warn_if_stale();
+        &self.sets
+    }
+
+    /// The set that serves `dialect`: its own subfolder's, or the set of a
+    /// folder without dialect subfolders. `None` when the folder has dialect
+    /// subfolders but none for `dialect`.
+    pub fn set(&self, dialect: Dialect) -> Option<&MigrationSet> {
+        self.sets()
+            .iter()
+            .find(|set| set.dialect() == Some(dialect))
+            .or_else(|| self.sets.iter().find(|set| set.dialect().is_none()))
+    }
+
+    /// Every embedded migration: for a multi-dialect folder, the `postgres/`
+    /// set, then `mysql/`, then `sqlite/`, each oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Migration> {
+        self.sets().iter().flat_map(MigrationSet::iter)
+    }
+
+    /// How many migrations are embedded, over every dialect.
+    pub fn len(&self) -> usize {
+        self.sets().iter().map(MigrationSet::len).sum()
+    }
+
+    /// Whether no migration is embedded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The newest migration's version and chain. `None` when nothing is
+    /// embedded, and for a multi-dialect folder, whose sets each have their
+    /// own head: use [`set`](Self::set)`(dialect)?.head()` there.
+    pub fn head(&self) -> Option<Head> {
+        match self.sets() {
+            [only] => only.head(),
+            _ => None,
+        }
+    }
+
+    /// The files that `embed_migrations!` did not see but that are now in
+    /// the migrations folder, or that it saw and are gone: the binary is stale.
+    ///
+    /// Only debug builds keep the folder's path; release builds always
+    /// return an empty list. Debug builds also print a warning about them the
+    /// first time the migrator is used. Add
+    /// [`stowage::build::rerun_if_changed`](crate::build::rerun_if_changed)
+    /// to `build.rs` so that cargo rebuilds when a file is added.
+    pub fn stale_files(&self) -> Vec<String> {
+        self.source.stale_files()
+    }
+
+    /// The settings this migrator applies with.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Use another history table than `stowage_migrations`. The name is
+    /// checked (ASCII letters, digits, `_`) when the migrator is used, and
+    /// always quoted.
+    ///
+    /// ```
+    /// static MIGRATOR: stowage::Migrator =
+    ///     stowage::embed_migrations!("../migrations").with_table("schema_history");
+    /// assert_eq!(MIGRATOR.config().table(), "schema_history");
+    /// ```
+    #[must_use]
+    pub const fn with_table(mut self, table: &'static str) -> Self {
+        self.config.table = table;
+        self
+    }
+
+    /// Keep the history table in this schema (PostgreSQL schema, MySQL
+    /// database), created if missing. Without it, the connection's default.
+    #[must_use]
+    pub const fn with_schema(mut self, schema: &'static str) -> Self {
+        self.config.schema = Some(schema);
+        self
+    }
+
+    /// How long to wait for another process's migration lock (default 60 s).
+    #[must_use]
+    pub const fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.config.lock_timeout = timeout;
+        self
+    }
+
+    /// What to do with an applied migration whose checksum differs from the
+    /// binary's (default: [`Policy::Error`]).
+    #[must_use]
+    pub const fn with_modified(mut self, policy: Policy) -> Self {
+        self.config.on_modified = policy;
+        self
+    }
+
+    /// What to do with a version applied in the database that the binary
+    /// does not have, as after deploying an older binary (default: [`Policy::Error`]).
+    #[must_use]
+    pub const fn with_missing(mut self, policy: Policy) -> Self {
+        self.config.on_missing = policy;
+        self
+    }
+
+    /// What to do with a pending migration older than the newest applied one,
+    /// as after merging branches (default: [`Policy::Error`]). Allowed, it is
+    /// applied.
+    #[must_use]
+    pub const fn with_out_of_order(mut self, policy: Policy) -> Self {
+        self.config.on_out_of_order = policy;
+        self
+    }
+}

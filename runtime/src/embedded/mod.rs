@@ -1,0 +1,14 @@
+//! The embedded model: what `embed_migrations!` (or `Migrator::from_dir`)
+//! builds into the binary, and the settings it is applied with.
+
+pub(crate) mod config;
+#[cfg(feature = "include_dir")]
+mod from_dir;
+mod migration;
+mod migrator;
+mod stale;
+
+pub use config::{Config, Policy};
+pub use migration::{Head, Migration, MigrationSet};
+pub use migrator::Migrator;
+pub use stale::Source;

@@ -1,0 +1,299 @@
+//! One connection of any supported backend, behind the few primitives the
+//! migration engine needs: execute a statement with parameters, fetch rows,
+//! run a multi-statement script, close.
+
+use crate::{Dialect, Error};
+use sqlx::{AssertSqlSafe, Row};
+use std::ops::{Deref, DerefMut};
+
+/// Something [`Migrator::run`](crate::Migrator::run) can work on: a pool
+/// (`&PgPool`, `&MySqlPool`, `&SqlitePool`, `&AnyPool`) or a connection
+/// (`&mut PgConnection`, …).
+///
+/// From a pool, stowage takes one connection for the whole operation: the
+/// migration lock is held on it.
+pub trait Database<'a>: sealed::Sealed {
+    #[doc(hidden)]
+    fn connect(self) -> Connecting<'a>;
+}
+
+/// The future of [`Database::connect`]: boxed, because a future type that
+/// names the trait's lifetime would keep `run`'s future from being `Send`
+/// for `tokio::spawn` (rust-lang/rust#100013).
+#[doc(hidden)]
+pub type Connecting<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Conn<'a>, sqlx::Error>> + Send + 'a>>;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A connection borrowed from the caller, or taken from a pool.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Held<'a, C: 'static, P> {
+    Borrowed(&'a mut C),
+    Pooled(P),
+}
+
+impl<C, P: DerefMut<Target = C>> Deref for Held<'_, C, P> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        match self {
+            Held::Borrowed(conn) => conn,
+            Held::Pooled(conn) => conn,
+        }
+    }
+}
+
+impl<C, P: DerefMut<Target = C>> DerefMut for Held<'_, C, P> {
+    fn deref_mut(&mut self) -> &mut C {
+        match self {
+            Held::Borrowed(conn) => conn,
+            Held::Pooled(conn) => conn,
+        }
+    }
+}
+
+macro_rules! backends {
+    ($($feature:literal $variant:ident $db:ty, $conn:ty;)*) => {
+        /// A connection of one of the enabled backends.
+        #[doc(hidden)]
+        #[derive(Debug)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Conn<'a> {
+            $(
+                #[cfg(feature = $feature)]
+                $variant(Held<'a, $conn, sqlx::pool::PoolConnection<$db>>),
+            )*
+        }
+
+        $(
+            #[cfg(feature = $feature)]
+            impl sealed::Sealed for &sqlx::Pool<$db> {}
+            #[cfg(feature = $feature)]
+            impl<'a> Database<'a> for &'a sqlx::Pool<$db> {
+                fn connect(self) -> Connecting<'a> {
+                    Box::pin(async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?))) })
+                }
+            }
+            #[cfg(feature = $feature)]
+            impl sealed::Sealed for &mut $conn {}
+            #[cfg(feature = $feature)]
+            impl<'a> Database<'a> for &'a mut $conn {
+                fn connect(self) -> Connecting<'a> {
+                    Box::pin(async move { Ok(Conn::$variant(Held::Borrowed(self))) })
+                }
+            }
+        )*
+
+        /// Run the same code on whichever backend a [`Conn`] holds.
+        macro_rules! dispatch {
+            ($value:expr, $c:ident => $body:expr) => {
+                match $value {
+                    $(
+                        #[cfg(feature = $feature)]
+                        Conn::$variant($c) => $body,
+                    )*
+                }
+            };
+        }
+    };
+}
+
+backends! {
+    "postgres" Postgres sqlx::Postgres, sqlx::PgConnection;
+    "mysql" MySql sqlx::MySql, sqlx::MySqlConnection;
+    "sqlite" Sqlite sqlx::Sqlite, sqlx::SqliteConnection;
+    "any" Any sqlx::Any, sqlx::AnyConnection;
+}
+
+/// The text a resync `SELECT` of [`Conn::script_counted`] returns before a
+/// script position.
+pub(crate) const RESYNC: &str = "stowage-resync:";
+
+/// A parameter of a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    I64(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// The type of a column to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ty {
+    I64,
+    OptI64,
+    Text,
+    OptText,
+    Bytes,
+}
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cell {
+    I64(Option<i64>),
+    Text(Option<String>),
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    pub(crate) fn i64(&self) -> Option<i64> {
+        match self {
+            Cell::I64(value) => *value,
+            _ => None,
+        }
+    }
+    pub(crate) fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(value) => value.as_deref(),
+            _ => None,
+        }
+    }
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Cell::Bytes(value) => value,
+            _ => &[],
+        }
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $args:expr) => {{
+        let mut query = sqlx::query(AssertSqlSafe($sql));
+        for arg in $args {
+            query = match arg {
+                Value::I64(v) => query.bind(v),
+                Value::Text(v) => query.bind(v),
+                Value::Bytes(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+macro_rules! decode {
+    ($row:expr, $types:expr) => {{
+        let row = $row;
+        $types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| {
+                Ok(match ty {
+                    Ty::I64 => Cell::I64(Some(row.try_get::<i64, _>(i)?)),
+                    Ty::OptI64 => Cell::I64(row.try_get::<Option<i64>, _>(i)?),
+                    Ty::Text => Cell::Text(Some(row.try_get::<String, _>(i)?)),
+                    Ty::OptText => Cell::Text(row.try_get::<Option<String>, _>(i)?),
+                    Ty::Bytes => {
+                        Cell::Bytes(row.try_get::<Option<Vec<u8>>, _>(i)?.unwrap_or_default())
+                    }
+                })
+            })
+            .collect::<Result<Vec<Cell>, sqlx::Error>>()
+    }};
+}
+
+impl Conn<'_> {
+    /// The SQL dialect of this connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedBackend`] for an `AnyConnection` of a driver
+    /// stowage does not know.
+    pub(crate) fn dialect(&self) -> Result<Dialect, Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(_) => Ok(Dialect::Postgres),
+            #[cfg(feature = "mysql")]
+            Conn::MySql(_) => Ok(Dialect::MySql),
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(_) => Ok(Dialect::Sqlite),
+            #[cfg(feature = "any")]
+            Conn::Any(conn) => match conn.backend_name() {
+                "PostgreSQL" => Ok(Dialect::Postgres),
+                "MySQL" => Ok(Dialect::MySql),
+                "SQLite" => Ok(Dialect::Sqlite),
+                other => Err(Error::UnsupportedBackend(other.to_owned())),
+            },
+        }
+    }
+
+    /// Execute one statement with parameters; the number of rows affected.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+    ) -> Result<u64, sqlx::Error> {
+        dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected()))
+    }
+
+    /// Fetch every row of one statement, reading the columns as `types`.
+    pub(crate) async fn fetch(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+        types: &[Ty],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        dispatch!(self, c => {
+            let rows = bound!(sql, args).fetch_all(&mut **c).await?;
+            rows.iter().map(|row| decode!(row, types)).collect()
+        })
+    }
+
+    /// Run a script of one or more statements, without parameters.
+    pub(crate) async fn script(&mut self, sql: String) -> Result<(), sqlx::Error> {
+        dispatch!(self, c => sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **c).await.map(drop))
+    }
+
+    /// Run a script of several statements; on failure, also say at which
+    /// statement (its position in the script) it stopped. Each statement
+    /// yields one result, except those marked in `several` (a MySQL `CALL`,
+    /// one result per result set of the procedure, then its own): the count
+    /// stays on such a statement until the statement after it, a `SELECT` of
+    /// [`RESYNC`] and that statement's position, says where the script is.
+    pub(crate) async fn script_counted(
+        &mut self,
+        sql: String,
+        several: &[bool],
+    ) -> Result<(), (usize, sqlx::Error)> {
+        use futures_util::StreamExt;
+        use sqlx::Row;
+        dispatch!(self, c => {
+            let mut at = 0;
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut **c);
+            while let Some(result) = results.next().await {
+                match result {
+                    Ok(sqlx::Either::Left(_)) => {
+                        if !several.get(at).copied().unwrap_or(false) {
+                            at += 1;
+                        }
+                    }
+                    Ok(sqlx::Either::Right(row)) => {
+                        let marker = row.try_get::<String, _>(0).ok();
+                        if let Some(position) = marker
+                            .as_deref()
+                            .and_then(|m| m.strip_prefix(RESYNC))
+                            .and_then(|p| p.parse().ok())
+                        {
+                            at = position;
+                        }
+                    }
+                    Err(error) => return Err((at, error)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Close the connection instead of returning it to its pool, so that the
+    /// server releases whatever it still holds (session locks, transactions).
+    /// A borrowed connection is left to its owner.
+    pub(crate) async fn close(self) {
+        dispatch!(self, c => {
+            if let Held::Pooled(conn) = c {
+                let _ = conn.close().await;
+            }
+        });
+    }
+}

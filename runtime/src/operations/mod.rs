@@ -1,0 +1,93 @@
+//! The operations beside `run`: [`undo`](Migrator::undo),
+//! [`stamp`](Migrator::stamp), [`status`](Migrator::status),
+//! [`verify`](Migrator::verify), [`plan`](Migrator::plan) and
+//! [`repair`](Migrator::repair), one file each, written once over the
+//! dialects.
+
+use crate::engine::connection::{Conn, Database, Value};
+use crate::engine::history::{HistoryRow, Table};
+use crate::{Error, MigrationSet, Migrator};
+use std::fmt;
+
+mod plan;
+mod repair;
+mod stamp;
+mod status;
+mod undo;
+
+pub use plan::{Plan, PlanStep};
+pub use repair::RepairAction;
+pub use status::{MigrationState, Status, StatusEntry};
+
+/// Where an operation should take the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Target {
+    /// The newest embedded migration (`stamp head`, `plan` of `run`).
+    Head,
+    /// Exactly this version applied as the newest; everything above undone
+    /// (or, for `stamp`, unrecorded).
+    Version(i64),
+    /// The `n` newest applied migrations undone.
+    Steps(u32),
+    /// Nothing applied.
+    Base,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Head => f.write_str("head"),
+            Target::Version(v) => write!(f, "version {v}"),
+            Target::Steps(n) => write!(f, "{n} step{}", if *n == 1 { "" } else { "s" }),
+            Target::Base => f.write_str("base"),
+        }
+    }
+}
+
+/// Everything an operation needs: the connection, its history table and set.
+struct Session<'a, 'm> {
+    conn: Conn<'a>,
+    table: Table,
+    set: &'m MigrationSet,
+}
+
+impl Migrator {
+    async fn session<'a>(&self, db: impl Database<'a>) -> Result<Session<'a, '_>, Error> {
+        let conn = db
+            .connect()
+            .await
+            .map_err(Error::db("cannot connect to the database"))?;
+        let dialect = conn.dialect()?;
+        let set = self
+            .set(dialect)
+            .ok_or(Error::NoMigrationsForDialect { dialect })?;
+        let table = Table::new(self.config(), dialect)?;
+        Ok(Session { conn, table, set })
+    }
+}
+
+/// The history rows, or none when the table does not exist yet.
+async fn read_rows(conn: &mut Conn<'_>, table: &Table) -> Result<Vec<HistoryRow>, Error> {
+    match table.rows(conn).await {
+        Ok(rows) => Ok(rows),
+        Err(Error::Database { source, .. }) if table.is_undefined(&source) => {
+            Ok(Vec::new())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn delete_row(conn: &mut Conn<'_>, table: &Table, version: i64) -> Result<(), Error> {
+    let sql = format!(
+        "DELETE FROM {} WHERE version = {}",
+        table.name,
+        table.param(1)
+    );
+    conn.execute(sql, vec![Value::I64(version)])
+        .await
+        .map_err(Error::db(format!(
+            "cannot delete the history row of migration {version}"
+        )))?;
+    Ok(())
+}

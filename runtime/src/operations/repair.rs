@@ -1,0 +1,96 @@
+//! [`Migrator::repair`]: explicit fixes of the history table.
+
+use super::{Session, delete_row, read_rows};
+use crate::engine::connection::{Conn, Database, Value};
+use crate::engine::history::{RowState, Table};
+use crate::engine::lock::{lock, unlock};
+use crate::{Error, MigrationSet, Migrator};
+
+/// An explicit fix of the history table, for [`Migrator::repair`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RepairAction {
+    /// Record the binary's checksum (and chain) for every applied migration
+    /// whose file was changed on purpose.
+    AcceptChecksums,
+    /// Delete the `failed` row of this version, after the database was fixed
+    /// by hand; the next `run` applies the migration again.
+    ClearFailed(i64),
+}
+
+impl Migrator {
+    /// Fix the history table explicitly, under the migration lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockTimeout`] when another process migrates,
+    /// [`Error::InvalidTarget`] when there is nothing to repair, and database
+    /// errors.
+    pub async fn repair<'a>(
+        &self,
+        db: impl Database<'a>,
+        action: RepairAction,
+    ) -> Result<usize, Error> {
+        let Session { conn, table, set } = self.session(db).await?;
+        let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
+        let result = repair_locked(&mut locked.conn, &table, set, action).await;
+        unlock(locked, &table, result).await
+    }
+}
+
+/// `repair`, under the lock; the number of rows changed.
+async fn repair_locked(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    action: RepairAction,
+) -> Result<usize, Error> {
+    let rows = read_rows(conn, table).await?;
+    match action {
+        RepairAction::AcceptChecksums => {
+            let mut changed = 0;
+            for row in rows.iter().filter(|r| r.state == RowState::Applied) {
+                let Some(migration) = set.get(row.version) else {
+                    continue;
+                };
+                if row.checksum == migration.checksum() && row.chain == migration.chain() {
+                    continue;
+                }
+                let sql = format!(
+                    "UPDATE {} SET checksum = {}, chain = {} WHERE version = {}",
+                    table.name,
+                    table.param(1),
+                    table.param(2),
+                    table.param(3)
+                );
+                let values = vec![
+                    Value::Bytes(migration.checksum().to_vec()),
+                    Value::Bytes(migration.chain().to_vec()),
+                    Value::I64(row.version),
+                ];
+                conn.execute(sql, values)
+                    .await
+                    .map_err(Error::db("cannot update a checksum"))?;
+                tracing::warn!(
+                    version = row.version,
+                    "repair: accepted the binary's checksum"
+                );
+                changed += 1;
+            }
+            Ok(changed)
+        }
+        RepairAction::ClearFailed(version) => {
+            let failed = rows
+                .iter()
+                .any(|r| r.version == version && r.state == RowState::Failed);
+            if !failed {
+                return Err(Error::InvalidTarget(format!(
+                    "migration {version} has no failed row to clear; `status` lists the failed ones"
+                )));
+            }
+            delete_row(conn, table, version).await?;
+            tracing::warn!(version, "repair: cleared the failed row");
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! [`Migrator::status`] and [`Migrator::verify`]: the history against the binary, read-only.
+
+use super::{Session, read_rows};
+use crate::engine::connection::Database;
+use crate::engine::history::{self, HistoryRow, RowState};
+use crate::engine::run::check_policies;
+use crate::{Dialect, Error, Migrator};
+use std::fmt;
+
+/// The state of one migration, as [`Migrator::status`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum MigrationState {
+    /// Applied, with the checksum the binary has.
+    Applied,
+    /// In the binary, not applied.
+    Pending,
+    /// Applied with another checksum: the file changed since.
+    Modified,
+    /// Applied, but the binary does not have it.
+    Missing,
+    /// Started statement by statement and not finished.
+    Failed,
+}
+
+impl fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MigrationState::Applied => "applied",
+            MigrationState::Pending => "pending",
+            MigrationState::Modified => "modified",
+            MigrationState::Missing => "missing",
+            MigrationState::Failed => "failed",
+        })
+    }
+}
+
+/// One line of [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct StatusEntry {
+    /// The version.
+    pub version: i64,
+    /// The description (the binary's, or the recorded one when missing).
+    pub description: String,
+    /// Its state.
+    pub state: MigrationState,
+    /// When it was applied, as the database prints it.
+    pub applied_at: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Which host and program applied it.
+    pub applied_by: Option<String>,
+}
+
+/// Every embedded and every recorded migration with its state; `Display`
+/// prints an aligned table, and with the `serde` feature it serialises to JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Status {
+    /// The database's dialect.
+    pub dialect: Dialect,
+    /// Oldest first.
+    pub migrations: Vec<StatusEntry>,
+}
+
+impl Status {
+    /// Whether every embedded migration is applied and nothing is off.
+    pub fn is_up_to_date(&self) -> bool {
+        self.migrations
+            .iter()
+            .all(|m| m.state == MigrationState::Applied)
+    }
+
+    /// The newest applied version.
+    pub fn current(&self) -> Option<i64> {
+        self.migrations
+            .iter()
+            .filter(|m| matches!(m.state, MigrationState::Applied | MigrationState::Modified))
+            .map(|m| m.version)
+            .max()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: Vec<[String; 5]> = self
+            .migrations
+            .iter()
+            .map(|m| {
+                [
+                    m.version.to_string(),
+                    m.state.to_string(),
+                    m.applied_at.clone().unwrap_or_default(),
+                    m.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
+                    m.description.clone(),
+                ]
+            })
+            .collect();
+        let header = [
+            "VERSION",
+            "STATE",
+            "APPLIED AT (UTC)",
+            "TOOK",
+            "DESCRIPTION",
+        ];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 5]| {
+            writeln!(
+                f,
+                "{:>w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )
+        };
+        line(f, header)?;
+        for row in &rows {
+            line(f, [&row[0], &row[1], &row[2], &row[3], &row[4]])?;
+        }
+        let pending = self
+            .migrations
+            .iter()
+            .filter(|m| m.state == MigrationState::Pending)
+            .count();
+        write!(
+            f,
+            "{} database at {}; {pending} pending",
+            self.dialect,
+            self.current()
+                .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+        )
+    }
+}
+
+impl Migrator {
+    /// Every embedded and every recorded migration with its state. Reads
+    /// only; takes no lock.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn status<'a>(&self, db: impl Database<'a>) -> Result<Status, Error> {
+        let Session {
+            mut conn,
+            table,
+            set,
+        } = self.session(db).await?;
+        let rows = read_rows(&mut conn, &table).await?;
+        let recorded = history::by_version(&rows);
+        let mut migrations: Vec<StatusEntry> = set
+            .iter()
+            .map(|m| {
+                let row = recorded.get(&m.version());
+                let state = match row {
+                    None => MigrationState::Pending,
+                    Some(row) if row.state == RowState::Failed => MigrationState::Failed,
+                    Some(row) if row.checksum != m.checksum() => MigrationState::Modified,
+                    Some(_) => MigrationState::Applied,
+                };
+                entry(m.version(), m.description(), state, row.copied())
+            })
+            .collect();
+        for row in rows.iter().filter(|r| set.get(r.version).is_none()) {
+            let state = if row.state == RowState::Failed {
+                MigrationState::Failed
+            } else {
+                MigrationState::Missing
+            };
+            migrations.push(entry(row.version, &row.description, state, Some(row)));
+        }
+        migrations.sort_by_key(|m| m.version);
+        Ok(Status {
+            dialect: table.dialect(),
+            migrations,
+        })
+    }
+
+    /// A read-only full check: every recorded checksum and chain value, and
+    /// the policies. Returns every problem found (empty when all is well).
+    ///
+    /// # Errors
+    ///
+    /// Database errors; the problems themselves are the `Ok` value.
+    pub async fn verify<'a>(&self, db: impl Database<'a>) -> Result<Vec<Error>, Error> {
+        let Session {
+            mut conn,
+            table,
+            set,
+        } = self.session(db).await?;
+        let rows = read_rows(&mut conn, &table).await?;
+        let mut problems = check_policies(self, set, &rows);
+        // A row's chain must match while every migration up to it is
+        // recorded with the binary's checksum; past the first difference the
+        // chains differ as a consequence, already reported.
+        let recorded = history::by_version(&rows);
+        for migration in set.iter() {
+            let Some(row) = recorded.get(&migration.version()) else {
+                break;
+            };
+            if row.state != RowState::Applied || row.checksum != migration.checksum() {
+                break;
+            }
+            if row.chain != migration.chain() {
+                problems.push(Error::ChainMismatch {
+                    version: row.version,
+                    source_path: migration.source_path().to_owned(),
+                });
+                break;
+            }
+        }
+        problems.sort_by_key(problem_version);
+        Ok(problems)
+    }
+}
+
+fn entry(
+    version: i64,
+    description: &str,
+    state: MigrationState,
+    row: Option<&HistoryRow>,
+) -> StatusEntry {
+    StatusEntry {
+        version,
+        description: description.to_owned(),
+        state,
+        applied_at: row.map(|r| r.applied_at.clone()),
+        duration_ms: row.map(|r| r.duration_ms),
+        applied_by: row.map(|r| r.applied_by.clone()),
+    }
+}
+
+fn problem_version(error: &Error) -> i64 {
+    match error {
+        Error::ChecksumMismatch { version, .. }
+        | Error::UnknownVersion { version, .. }
+        | Error::OutOfOrder { version, .. }
+        | Error::FailedMigration { version, .. }
+        | Error::ChainMismatch { version, .. } => *version,
+        _ => i64::MAX,
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Migrator::undo`]: revert applied migrations, newest first.
+
+use super::{Session, Target, read_rows};
+use crate::engine::connection::{Conn, Database};
+use crate::engine::history::{HistoryRow, RowState, Table};
+use crate::engine::lock::{lock, unlock};
+use crate::engine::run::refuse_unsupported;
+use crate::report::Applied;
+use crate::{Error, Migration, MigrationSet, Migrator, Report};
+use std::time::Instant;
+
+impl Migrator {
+    /// Revert applied migrations, newest first, each with the removal of its
+    /// history row in one transaction where the database allows it.
+    ///
+    /// `Target::Steps(n)` reverts the `n` newest, `Target::Version(v)` every
+    /// one above `v`, `Target::Base` all of them. Before changing anything it
+    /// refuses when a migration in the range has no down SQL, was applied with
+    /// another checksum, is not in the binary, or failed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Irreversible`], [`Error::ChecksumMismatch`],
+    /// [`Error::UnknownVersion`], [`Error::FailedMigration`],
+    /// [`Error::InvalidTarget`], [`Error::UndoFailed`], and database errors.
+    pub async fn undo<'a>(&self, db: impl Database<'a>, target: Target) -> Result<Report, Error> {
+        let Session { conn, table, set } = self.session(db).await?;
+        let span = tracing::info_span!("stowage.undo", dialect = %table.dialect(), %target);
+        let work = async {
+            let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
+            let result = undo_locked(&mut locked.conn, &table, set, target).await;
+            locked.close_after = !matches!(&result, Ok(report) if report.reverted().is_empty());
+            unlock(locked, &table, result).await
+        };
+        tracing::Instrument::instrument(work, span).await
+    }
+}
+
+/// `undo`, under the lock.
+async fn undo_locked(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &MigrationSet,
+    target: Target,
+) -> Result<Report, Error> {
+    let rows = read_rows(conn, table).await?;
+    let range = undo_range(set, &rows, target)?;
+    for migration in &range {
+        refuse_unsupported(table, migration, migration.down_sql().unwrap_or_default())?;
+    }
+    let table = &table.pinned(conn).await?;
+    let mut reverted = Vec::new();
+    for migration in &range {
+        let started = Instant::now();
+        table.sql.revert(conn, table, migration).await?;
+        tracing::info!(version = migration.version(), "reverted migration");
+        reverted.push(Applied::of(migration, started.elapsed()));
+    }
+    let head = rows
+        .iter()
+        .map(|r| r.version)
+        .filter(|v| !range.iter().any(|m| m.version() == *v))
+        .max();
+    Ok(Report::undone(table.dialect(), reverted, head))
+}
+
+/// The migrations `target` would revert, newest first, after checking that
+/// each can be reverted.
+pub(super) fn undo_range<'s>(
+    set: &'s MigrationSet,
+    rows: &[HistoryRow],
+    target: Target,
+) -> Result<Vec<&'s Migration>, Error> {
+    let mut applied: Vec<&HistoryRow> = rows.iter().collect();
+    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let chosen: Vec<&HistoryRow> = match target {
+        Target::Steps(n) => applied.into_iter().take(n as usize).collect(),
+        Target::Version(v) => applied.into_iter().filter(|r| r.version > v).collect(),
+        Target::Base => applied,
+        Target::Head => {
+            return Err(Error::InvalidTarget(
+                "undo takes steps, a version or `base`; `head` is where `run` goes".to_owned(),
+            ));
+        }
+    };
+    let mut range = Vec::new();
+    for row in chosen {
+        if row.state == RowState::Failed {
+            return Err(Error::FailedMigration {
+                version: row.version,
+                description: row.description.clone(),
+                statement: row.failed_statement,
+                error: row.error.clone(),
+            });
+        }
+        let Some(migration) = set.get(row.version) else {
+            return Err(Error::UnknownVersion {
+                version: row.version,
+                description: row.description.clone(),
+            });
+        };
+        if row.checksum != migration.checksum() {
+            return Err(Error::ChecksumMismatch {
+                version: row.version,
+                source_path: migration.source_path().to_owned(),
+                applied: crate::error::short_hex(&row.checksum),
+                embedded: crate::error::short_hex(migration.checksum()),
+            });
+        }
+        if migration.down_sql().is_none() {
+            return Err(Error::Irreversible {
+                version: row.version,
+                source_path: migration.source_path().to_owned(),
+            });
+        }
+        range.push(migration);
+    }
+    Ok(range)
+}

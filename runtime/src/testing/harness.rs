@@ -1,0 +1,96 @@
+//! Plumbing for `#[stowage::test]`: what a test function may take and
+//! return, and `run`, which the attribute's expansion calls.
+
+use super::TestDb;
+use crate::{Error, Migrator};
+
+/// What a `#[stowage::test]` function can take.
+pub trait FromTestDb: Sized {
+    fn from_test_db(db: &mut TestDb) -> impl Future<Output = Result<Self, Error>>;
+}
+
+impl<DB: crate::Backend> FromTestDb for sqlx::Pool<DB> {
+    async fn from_test_db(db: &mut TestDb) -> Result<Self, Error> {
+        db.pool().await
+    }
+}
+
+/// The test gets the `TestDb` itself; it is dropped (or kept) by the test.
+impl FromTestDb for TestDb {
+    async fn from_test_db(db: &mut TestDb) -> Result<Self, Error> {
+        // The shell left behind, with no name, drops nothing.
+        let name = std::mem::take(&mut db.name);
+        Ok(TestDb {
+            dialect: db.dialect,
+            server: db.server.clone(),
+            url: db.url.clone(),
+            name,
+            keep: false,
+            created: db.created,
+            refill: db.refill.take(),
+        })
+    }
+}
+
+/// What a test function may return: `()` or a `Result`.
+pub trait TestResult {
+    fn failure(self) -> Option<String>;
+}
+
+impl TestResult for () {
+    fn failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Debug> TestResult for Result<(), E> {
+    fn failure(self) -> Option<String> {
+        self.err().map(|e| format!("{e:?}"))
+    }
+}
+
+/// Run one test: a migrated database, the argument, the body. The server
+/// comes from the environment variable `server_env` when given.
+#[allow(clippy::panic)]
+pub fn run<T, F, Fut>(migrator: &Migrator, server_env: Option<&str>, test: F)
+where
+    T: FromTestDb,
+    F: FnOnce(T) -> Fut,
+    Fut: Future,
+    Fut::Output: TestResult,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => panic!("stowage: cannot start a Tokio runtime for the test: {error}"),
+    };
+    let server = match server_env {
+        Some(var) => match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => panic!(
+                "stowage: {var} is not set; set it to the URL of a server this test may create databases on"
+            ),
+        },
+        None => super::server_from_env(),
+    };
+    let mut db = match runtime.block_on(TestDb::on(&server, migrator)) {
+        Ok(db) => db,
+        Err(error) => panic!("stowage: cannot create the test database: {error}"),
+    };
+    let argument = match runtime.block_on(T::from_test_db(&mut db)) {
+        Ok(argument) => argument,
+        Err(error) => panic!(
+            "stowage: cannot connect to the test database {}: {error}",
+            db.name()
+        ),
+    };
+    if let Some(failure) = runtime.block_on(test(argument)).failure() {
+        db.keep();
+        panic!("test failed: {failure}");
+    }
+    drop(runtime);
+    drop(db);
+}

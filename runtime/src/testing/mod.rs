@@ -1,0 +1,219 @@
+//! Throwaway, fully migrated databases for tests, in constant time whatever
+//! the number of migrations (feature `testing`).
+//!
+//! The migrations run once per migration set, into a template named by the
+//! set's chain head; each test then gets a copy:
+//!
+//! - PostgreSQL: `CREATE DATABASE … TEMPLATE …`;
+//! - MySQL/MariaDB: the template schema's tables (with their rows), views,
+//!   triggers and routines recreated from their own definitions;
+//! - SQLite: a copy of the template file.
+//!
+//! On PostgreSQL and MySQL a copy takes about what creating that many tables
+//! takes, so copies are made ahead of time: while a test runs, a thread of its
+//! own makes a spare copy for a later test, and a test that finds a spare
+//! claims it at once (PostgreSQL renames it; MySQL drops the table that marks
+//! it, and dates the claim in `stowage_claims.claims` for [`cleanup`]). A test
+//! that finds a spare ready gets its database in a few milliseconds, whatever
+//! the number of migrations; one that finds none (the first, or more tests at
+//! once than there are spares) makes its copy itself. Dropping a [`TestDb`]
+//! waits for the spare it started. `STOWAGE_TEST_SPARES` sets how many spares
+//! to keep ready per template (default: the number of CPUs, at most 8; up to
+//! twice as many exist while copies are being made); `0` turns them off, and
+//! then no spare is made or claimed. Spares are ordinary test databases named
+//! `stowage_test_…` that stay on the server for the next run of the suite; one
+//! left unclaimed for an hour (of a migration set no longer tested, say) is
+//! dropped by the next test that makes a spare, and [`cleanup`] sweeps them by
+//! age like the rest.
+//!
+//! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
+//! without either, SQLite files in the temporary folder. Any `sqlite:` URL
+//! (`sqlite::memory:` included) means files there: copying a template file
+//! takes about a millisecond, and a file outlives its connections, so a
+//! failing test's database can be kept. A test's database is
+//! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
+//! kept and its name printed, for a look after the fact. [`cleanup`] sweeps
+//! the leftovers.
+//!
+//! ```no_run
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//!
+//! #[stowage::test(migrator = "MIGRATOR")]
+//! async fn creates_a_todo(pool: sqlx::AnyPool) {
+//!     sqlx::query("INSERT INTO todos (title) VALUES ('write tests')")
+//!         .execute(&pool)
+//!         .await
+//!         .unwrap();
+//! }
+//! ```
+
+use crate::connect::redact;
+use crate::{Dialect, Error, Migrator};
+use std::time::Duration;
+
+/// Run statements of stowage's own making (every name in them generated
+/// here) on a maintenance connection; the error names the step. A macro: a
+/// generic async fn over sqlx executors would cost its callers' futures their
+/// `Send` (rust-lang/rust#100013; `tests/tests/send.rs`).
+macro_rules! run {
+    ($conn:expr, $sql:expr, $what:expr, $server:expr) => {
+        sqlx::raw_sql(sqlx::AssertSqlSafe($sql))
+            .execute($conn)
+            .await
+            .map(drop)
+            .map_err($crate::testing::server::test_error($what, $server))
+    };
+}
+
+mod cleanup;
+#[doc(hidden)]
+pub mod harness;
+mod mysql;
+mod names;
+mod postgres;
+mod server;
+mod spares;
+mod sqlite;
+
+pub use cleanup::cleanup;
+pub use names::{server_from_env, template_name};
+
+/// A fresh database for one test, migrated to head (or empty).
+#[derive(Debug)]
+pub struct TestDb {
+    dialect: Dialect,
+    server: String,
+    name: String,
+    url: String,
+    keep: bool,
+    /// Whether the database may exist on the server: not before a failed
+    /// `on` reached it, so that dropping that value connects nowhere.
+    created: bool,
+    /// The spare copy being made for a later test, waited for on drop.
+    refill: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestDb {
+    /// A fresh database on the server from the environment
+    /// ([`server_from_env`]), migrated to head.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, the user may not create databases,
+    /// or the migrations fail.
+    pub async fn new(migrator: &Migrator) -> Result<TestDb, Error> {
+        TestDb::on(&server_from_env(), migrator).await
+    }
+
+    /// A fresh database on `server`, migrated to head.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub async fn on(server: &str, migrator: &Migrator) -> Result<TestDb, Error> {
+        let spares = spares::wanted()?;
+        let (mut db, kind) = TestDb::named(server)?;
+        let template = template_name(migrator, db.dialect)?;
+        // Make sure of the template, then claim a spare copy or make one.
+        kind.create(&mut db, &template, migrator, spares > 0)
+            .await?;
+        if spares > 0 && kind.makes_spares() {
+            db.refill = spares::start_refill(kind, server, &template, spares);
+        }
+        Ok(db)
+    }
+
+    /// A fresh, empty database on `server`, with the same life cycle.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the user may not create databases.
+    pub async fn empty_on(server: &str) -> Result<TestDb, Error> {
+        let (mut db, kind) = TestDb::named(server)?;
+        kind.create_empty(&mut db).await?;
+        Ok(db)
+    }
+
+    /// Name and URL of a new test database, and its server's kind; nothing
+    /// created yet.
+    fn named(server: &str) -> Result<(TestDb, &'static dyn server::TestServer), Error> {
+        let dialect = names::dialect_of(server)?;
+        let kind = server::of(dialect)?;
+        let name = names::new_name();
+        let db = TestDb {
+            dialect,
+            server: server.to_owned(),
+            url: kind.database_url(server, &name)?,
+            name,
+            keep: false,
+            created: false,
+            refill: None,
+        };
+        Ok((db, kind))
+    }
+
+    /// The database's URL (with its password, for connecting).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name (for SQLite, the file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A new pool on the database: `PgPool`, `MySqlPool`, `SqlitePool` or `AnyPool`.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached.
+    pub async fn pool<DB: crate::Backend>(&self) -> Result<sqlx::Pool<DB>, Error> {
+        let options = crate::ConnectOptions::default()
+            .timeout(Duration::from_secs(10))
+            .create_database(false);
+        crate::connect_with(&self.url, options).await
+    }
+
+    /// Keep the database when this value is dropped, and print its name.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.name.is_empty() || !self.created {
+            // Moved into the test by `#[stowage::test]`, or never made.
+            return;
+        }
+        if let Some(refill) = self.refill.take() {
+            // A spare left half-made by this process would serve no one.
+            let _ = refill.join();
+        }
+        if self.keep || std::thread::panicking() {
+            eprintln!(
+                "stowage: kept the database of a failing test: {} ({})",
+                self.name,
+                redact(&self.url)
+            );
+            return;
+        }
+        let (dialect, server, name) = (self.dialect, self.server.clone(), self.name.clone());
+        // Drop runs in sync code, perhaps inside a runtime: use a thread of our own.
+        let dropped = std::thread::spawn(move || {
+            server::block_on(async { server::of(dialect)?.drop_database(&server, &name).await })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!(
+                "stowage: could not drop the test database {}: {error}",
+                self.name
+            );
+        }
+    }
+}

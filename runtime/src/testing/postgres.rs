@@ -1,0 +1,304 @@
+//! PostgreSQL test databases: a template database per migration set,
+//! `CREATE DATABASE … TEMPLATE` per test; spares claimed by renaming them.
+
+use super::TestDb;
+use super::names::{PREFIX, made_before, new_name, plain_name, template_hash, with_database};
+use super::server::{TestServer, test_error};
+use crate::dialect::BoxFuture;
+use crate::{Error, Migrator};
+use sqlx::{AssertSqlSafe, Connection};
+use std::time::Duration;
+
+/// PostgreSQL.
+#[derive(Debug)]
+pub(super) struct Postgres;
+
+impl TestServer for Postgres {
+    fn database_url(&self, server: &str, name: &str) -> Result<String, Error> {
+        Ok(with_database(server, name))
+    }
+
+    fn create<'a>(
+        &'a self,
+        db: &'a mut TestDb,
+        template: &'a str,
+        migrator: &'a Migrator,
+        claim: bool,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            // One maintenance connection makes sure of the template, then
+            // claims a spare copy or makes one.
+            let server = db.server.as_str();
+            let mut conn = maintenance(server).await?;
+            ensure_template(&mut conn, server, template, migrator).await?;
+            db.created = true;
+            if !claim || !claim_spare(&mut conn, server, template, &db.name).await? {
+                copy(&mut conn, server, template, &db.name).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let server = db.server.as_str();
+            let mut conn = maintenance(server).await?;
+            db.created = true;
+            let sql = format!("CREATE DATABASE {}", db.name);
+            run!(&mut conn, sql, "cannot create a test database", server)
+        })
+    }
+
+    fn makes_spares(&self) -> bool {
+        true
+    }
+
+    fn make_spare<'a>(
+        &'a self,
+        server: &'a str,
+        template: &'a str,
+        wanted: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
+            let name = new_name();
+            // A slot lock per spare being made bounds them to `wanted`;
+            // closing the connection releases it.
+            let mut conn = maintenance(server).await?;
+            let mut taken = false;
+            for n in 0..slots {
+                taken = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(hashtext('stowage-spare:' || $1), $2)",
+                )
+                .bind(template)
+                .bind(n)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(test_error("cannot lock", server))?;
+                if taken {
+                    break;
+                }
+            }
+            if !taken {
+                return Ok(());
+            }
+            let ready: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
+                    .bind(spare_pattern(template))
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(test_error("cannot count spare copies", server))?;
+            if usize::try_from(ready).unwrap_or(0) >= wanted {
+                return Ok(());
+            }
+            let spare = format!("{name}{}", spare_suffix(template));
+            copy(&mut conn, server, template, &spare).await?;
+            conn.close()
+                .await
+                .map_err(test_error("cannot disconnect", server))
+        })
+    }
+
+    fn drop_database<'a>(
+        &'a self,
+        server: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut conn = maintenance(server).await?;
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            run!(&mut conn, sql, "cannot drop a test database", server)
+        })
+    }
+
+    fn sweep<'a>(
+        &'a self,
+        server: &'a str,
+        cutoff: u64,
+        spares_only: bool,
+    ) -> BoxFuture<'a, Result<usize, Error>> {
+        Box::pin(async move {
+            let old = |name: &str| made_before(name, cutoff);
+            let mut dropped = 0;
+            let mut conn = maintenance(server).await?;
+            // Those in use are left out at once: a plain DROP would wait for them.
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT d.datname::text FROM pg_database d WHERE left(d.datname, 13) = $1 \
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)",
+            )
+            .bind(PREFIX)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(test_error("cannot list test databases", server))?;
+            let spare = |name: &str| name.contains("_spare_");
+            for name in names
+                .iter()
+                .filter(|n| old(n) && plain_name(n) && (!spares_only || spare(n)))
+            {
+                let drop = format!("DROP DATABASE IF EXISTS {name}");
+                match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
+                    Ok(_) => dropped += 1,
+                    // In use after all: a test has just connected to it.
+                    Err(error)
+                        if error
+                            .as_database_error()
+                            .and_then(|db| db.code())
+                            .as_deref()
+                            == Some("55006") => {}
+                    Err(error) => {
+                        return Err(test_error("cannot drop a test database", server)(error));
+                    }
+                }
+            }
+            Ok(dropped)
+        })
+    }
+}
+
+async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
+    crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
+}
+
+/// Build the template once, under a lock, unless it is ready.
+async fn ensure_template(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    name: &str,
+    migrator: &Migrator,
+) -> Result<(), Error> {
+    let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate";
+    let count: i64 = sqlx::query_scalar(ready)
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(test_error("cannot look for the template", server))?;
+    if count == 1 {
+        return Ok(());
+    }
+    // One process builds it; the others wait on the lock, then find it ready.
+    let lock = "SELECT pg_advisory_lock(hashtext('stowage-template:' || $1))";
+    sqlx::query(lock)
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(test_error("cannot lock", server))?;
+    let result = async {
+        let count: i64 = sqlx::query_scalar(ready)
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(test_error("cannot look for the template", server))?;
+        if count == 1 {
+            return Ok(());
+        }
+        // A template left half-built by a crash is rebuilt.
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
+        let sql = format!("CREATE DATABASE {name}");
+        run!(
+            &mut *conn,
+            sql,
+            "cannot create the template database",
+            server
+        )?;
+        let url = with_database(server, name);
+        let mut template = sqlx::PgConnection::connect(&url)
+            .await
+            .map_err(test_error("cannot connect to the template", server))?;
+        migrator.run(&mut template).await?;
+        template
+            .close()
+            .await
+            .map_err(test_error("cannot close the template", server))?;
+        // No one may connect to it from now on, so copies never find it busy.
+        let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
+        run!(&mut *conn, sql, "cannot mark the template", server)?;
+        Ok(())
+    }
+    .await;
+    let unlock = "SELECT pg_advisory_unlock(hashtext('stowage-template:' || $1))";
+    let _ = sqlx::query(unlock).bind(name).execute(&mut *conn).await;
+    result
+}
+
+/// Copy the template into a new database `name`.
+async fn copy(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    template: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        let result = sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut *conn)
+        .await;
+        match result {
+            Ok(_) => return Ok(()),
+            // "source database is being accessed by other users": the server has
+            // waited 5 s for them to leave; once more, for a builder that is
+            // just disconnecting.
+            Err(error)
+                if attempt < 1
+                    && error
+                        .as_database_error()
+                        .and_then(|db| db.code())
+                        .as_deref()
+                        == Some("55006") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(test_error(
+                    &format!("cannot copy the template {template} (is a session connected to it?)"),
+                    server,
+                )(error));
+            }
+        }
+    }
+}
+
+/// The end of the name of a spare of `template`.
+fn spare_suffix(template: &str) -> String {
+    let hash = template_hash(template);
+    format!("_spare_{}", &hash[..hash.len().min(12)])
+}
+
+/// A `LIKE` pattern for the names of the spares of `template`.
+fn spare_pattern(template: &str) -> String {
+    format!(
+        "stowage\\_test\\_%{}",
+        spare_suffix(template).replace('_', "\\_")
+    )
+}
+
+/// Claim a spare copy of `template` by renaming it to `name`; false if none is left.
+async fn claim_spare(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    template: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    let spares: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY random()",
+    )
+    .bind(spare_pattern(template))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(test_error("cannot look for spare copies", server))?;
+    for spare in spares.iter().filter(|s| plain_name(s)) {
+        // Another test may have claimed it first; then try the next.
+        let rename = format!("ALTER DATABASE {spare} RENAME TO {name}");
+        if sqlx::raw_sql(AssertSqlSafe(rename))
+            .execute(&mut *conn)
+            .await
+            .is_ok()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

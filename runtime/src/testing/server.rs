@@ -1,0 +1,101 @@
+//! [`TestServer`]: what differs between the databases in making test
+//! databases, with one implementation per dialect beside this file.
+
+use super::TestDb;
+use crate::connect::redact;
+use crate::dialect::BoxFuture;
+use crate::{Dialect, Error, Migrator};
+
+/// One kind of server's way of making and removing test databases.
+pub(super) trait TestServer: Send + Sync {
+    /// The URL of test database `name` on `server` (making ready what it
+    /// needs, such as SQLite's folder).
+    fn database_url(&self, server: &str, name: &str) -> Result<String, Error>;
+
+    /// Make sure the template of `migrator` exists (building it once, under
+    /// a lock), then give `db` a copy of it: a spare made ahead, claimed, when
+    /// `claim` and one is ready, or else a new copy. Sets `db.created` once
+    /// the database may exist on the server.
+    fn create<'a>(
+        &'a self,
+        db: &'a mut TestDb,
+        template: &'a str,
+        migrator: &'a Migrator,
+        claim: bool,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Create `db` empty.
+    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Whether copies are slow enough to make ahead as spares.
+    fn makes_spares(&self) -> bool;
+
+    /// Make one spare copy of `template` for a later test, unless `wanted`
+    /// are ready or as many are being made.
+    fn make_spare<'a>(
+        &'a self,
+        server: &'a str,
+        template: &'a str,
+        wanted: usize,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Drop test database `name`.
+    fn drop_database<'a>(
+        &'a self,
+        server: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Drop the test databases not in use that were made (or, for spares,
+    /// claimed) before `cutoff`, in seconds since the epoch; with
+    /// `spares_only`, only unclaimed spares. The number dropped.
+    fn sweep<'a>(
+        &'a self,
+        server: &'a str,
+        cutoff: u64,
+        spares_only: bool,
+    ) -> BoxFuture<'a, Result<usize, Error>>;
+}
+
+/// The implementation for `dialect`.
+pub(super) fn of(dialect: Dialect) -> Result<&'static dyn TestServer, Error> {
+    match dialect {
+        Dialect::Postgres => Ok(&super::postgres::Postgres),
+        Dialect::MySql => Ok(&super::mysql::MySql),
+        Dialect::Sqlite => Ok(&super::sqlite::Sqlite),
+        other => Err(Error::UnsupportedBackend(other.to_string())),
+    }
+}
+
+/// Run `work` to completion on a runtime of its own, from sync code (a
+/// `Drop`, a thread of our own).
+pub(super) fn block_on<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidConfig(format!("cannot start a runtime: {e}")))?
+        .block_on(work)
+}
+
+pub(crate) fn test_error(what: &str, server: &str) -> impl FnOnce(sqlx::Error) -> Error + use<> {
+    let (what, server) = (what.to_owned(), redact(server));
+    move |source| {
+        let hint = match source
+            .as_database_error()
+            .and_then(|db| db.code())
+            .as_deref()
+        {
+            Some("42501") => {
+                " (the user may not create databases: `ALTER ROLE … CREATEDB` on PostgreSQL)"
+            }
+            Some("42000") => {
+                " (the user may not create databases: `GRANT ALL ON *.* TO …` on MySQL)"
+            }
+            _ => "",
+        };
+        Error::Database {
+            context: format!("{what} on {server}{hint}"),
+            source,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! SQLite test databases: files in the temporary folder; a template file
+//! per migration set, copied per test (about a millisecond, so no spares).
+
+use super::TestDb;
+use super::names::{made_before, sqlite_dir};
+use super::server::{TestServer, test_error};
+use crate::dialect::BoxFuture;
+use crate::{Error, Migrator};
+use sqlx::Connection;
+
+/// SQLite.
+#[derive(Debug)]
+pub(super) struct Sqlite;
+
+/// The file of database `name`.
+fn file(name: &str) -> std::path::PathBuf {
+    sqlite_dir().join(format!("{name}.db"))
+}
+
+impl TestServer for Sqlite {
+    fn database_url(&self, _server: &str, name: &str) -> Result<String, Error> {
+        std::fs::create_dir_all(sqlite_dir()).map_err(|e| {
+            Error::InvalidConfig(format!("cannot create {}: {e}", sqlite_dir().display()))
+        })?;
+        Ok(format!("sqlite://{}", file(name).display()))
+    }
+
+    fn create<'a>(
+        &'a self,
+        db: &'a mut TestDb,
+        template: &'a str,
+        migrator: &'a Migrator,
+        _claim: bool,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            ensure_template(template, migrator).await?;
+            let from = file(template);
+            db.created = true;
+            std::fs::copy(&from, file(&db.name)).map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "cannot copy the SQLite template {}: {e}",
+                    from.display()
+                ))
+            })?;
+            Ok(())
+        })
+    }
+
+    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
+        db.created = true;
+        let created = std::fs::File::create(file(&db.name))
+            .map(drop)
+            .map_err(|e| Error::InvalidConfig(format!("cannot create a SQLite test file: {e}")));
+        Box::pin(std::future::ready(created))
+    }
+
+    fn makes_spares(&self) -> bool {
+        false
+    }
+
+    fn make_spare<'a>(
+        &'a self,
+        _server: &'a str,
+        _template: &'a str,
+        _wanted: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn drop_database<'a>(
+        &'a self,
+        _server: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = std::fs::remove_file(file(name));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn sweep<'a>(
+        &'a self,
+        _server: &'a str,
+        cutoff: u64,
+        spares_only: bool,
+    ) -> BoxFuture<'a, Result<usize, Error>> {
+        let mut dropped = 0;
+        if let (Ok(entries), false) = (std::fs::read_dir(sqlite_dir()), spares_only) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if made_before(name.trim_end_matches(".db"), cutoff)
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    dropped += 1;
+                }
+            }
+        }
+        Box::pin(std::future::ready(Ok(dropped)))
+    }
+}
+
+/// Build the template file once, under a file lock, unless it is there.
+async fn ensure_template(name: &str, migrator: &Migrator) -> Result<(), Error> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| Error::InvalidConfig(format!("SQLite template: {what}: {e}"))
+    };
+    let dir = sqlite_dir();
+    std::fs::create_dir_all(&dir).map_err(io("cannot create the folder"))?;
+    let path = dir.join(format!("{name}.db"));
+    if path.exists() {
+        return Ok(());
+    }
+    // One process builds it under a file lock, into a temporary file that is
+    // renamed into place when complete.
+    let lock = std::fs::File::create(dir.join(format!("{name}.lock")))
+        .map_err(io("cannot create the lock"))?;
+    lock.lock().map_err(io("cannot lock"))?;
+    if path.exists() {
+        return Ok(());
+    }
+    let building = dir.join(format!("{name}.{}.building", std::process::id()));
+    let url = format!("sqlite://{}?mode=rwc", building.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .map_err(test_error("cannot create the template", "sqlite"))?;
+    migrator.run(&mut conn).await?;
+    conn.close()
+        .await
+        .map_err(test_error("cannot close the template", "sqlite"))?;
+    std::fs::rename(&building, &path).map_err(io("cannot move the template into place"))?;
+    Ok(())
+}
