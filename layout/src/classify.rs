@@ -1,7 +1,7 @@
 //! [`classify`]: a folder's entries into migration sets, or every problem.
 
 use crate::names::{
-    Kind, diesel_metadata, directives, is_blank, parse_diesel_dir_name, parse_file_name,
+    DieselName, Kind, diesel_metadata, directives, parse_diesel_dir_name, parse_file_name,
     parse_version,
 };
 use crate::{
@@ -89,6 +89,8 @@ struct Candidate {
     text: String,
     normalised: bool,
     no_transaction: bool,
+    /// The version diesel gives a diesel folder.
+    diesel_version: Option<String>,
 }
 
 fn collect_set(
@@ -115,6 +117,7 @@ fn collect_set(
                         kind,
                         path,
                         no_transaction: false,
+                        diesel_version: None,
                         normalised: text.1,
                         text: text.0,
                     }),
@@ -138,8 +141,8 @@ fn collect_set(
                     None if entries.iter().any(looks_like_migration) => problems.push(Problem {
                         path,
                         message: "this folder holds SQL but its name is not a diesel migration \
-                                  (`yyyy-mm-dd-hhmmss_name`, or `yyyy-mm-dd-hhmmss-nnnn_name`); \
-                                  rename it or move its files out"
+                                  (`<version>_<name>`, the version digits and dashes, such as \
+                                  `yyyy-mm-dd-hhmmss_name`); rename it or move its files out"
                             .to_owned(),
                     }),
                     None => {}
@@ -157,16 +160,9 @@ fn collect_set(
                     message,
                 }),
             }
-            if is_blank(&candidate.text) {
-                problems.push(Problem {
-                    path: candidate.path.clone(),
-                    message: "the migration is empty (only white space and comments); \
-                              write its SQL or delete the file"
-                        .to_owned(),
-                });
-            }
         }
     }
+    diesel_order(&candidates, problems);
 
     let mut by_version: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (index, candidate) in candidates.iter().enumerate() {
@@ -176,15 +172,21 @@ fn collect_set(
     let mut migrations = Vec::new();
     let mut chain = chain_seed();
     for (version, indices) in by_version {
+        // `U<version>__` undoes the `V` file of its version (Flyway), or,
+        // alone, is a migration of its own (refinery's unversioned one).
+        let undoes = indices
+            .iter()
+            .any(|&i| !matches!(candidates[i].kind, Kind::Down | Kind::Undo));
+        let is_down = |c: &Candidate| c.kind == Kind::Down || (c.kind == Kind::Undo && undoes);
         let ups: Vec<&Candidate> = indices
             .iter()
             .map(|&i| &candidates[i])
-            .filter(|c| c.kind != Kind::Down)
+            .filter(|c| !is_down(c))
             .collect();
         let downs: Vec<&Candidate> = indices
             .iter()
             .map(|&i| &candidates[i])
-            .filter(|c| c.kind == Kind::Down)
+            .filter(|c| is_down(c))
             .collect();
         if ups.len() > 1 || downs.len() > 1 {
             let mut paths: Vec<&str> = indices
@@ -224,6 +226,7 @@ fn collect_set(
             }),
             (Some(up), down) => {
                 if let Some(down) = down
+                    && down.kind == Kind::Down
                     && (up.kind != Kind::Up || down.description != up.description)
                 {
                     problems.push(Problem {
@@ -236,10 +239,7 @@ fn collect_set(
                     });
                     continue;
                 }
-                let up_index = indices
-                    .iter()
-                    .copied()
-                    .find(|&i| candidates[i].kind != Kind::Down);
+                let up_index = indices.iter().copied().find(|&i| !is_down(&candidates[i]));
                 let down_file = match down {
                     Some(down) => Some(SqlFile {
                         path: down.path.clone(),
@@ -299,9 +299,50 @@ fn read_text(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<(S
     }
 }
 
+/// diesel runs its folders in the order of their versions compared as text;
+/// stowage in the order of their numbers. Where the two disagree, or two
+/// folders share diesel's version, a database diesel migrated could have
+/// had them applied in another order: refuse by name.
+fn diesel_order(candidates: &[Candidate], problems: &mut Vec<Problem>) {
+    let mut diesel: Vec<(&str, i64, &Candidate)> = candidates
+        .iter()
+        .filter_map(|c| Some((c.diesel_version.as_deref()?, c.version, c)))
+        .collect();
+    diesel.sort_by_key(|&(_, version, _)| version);
+    for pair in diesel.windows(2) {
+        let [(text_a, _, a), (text_b, _, b)] = pair else {
+            continue;
+        };
+        if text_a < text_b {
+            continue;
+        }
+        let fix = if text_a == text_b {
+            format!("diesel gives `{}` the same version, {text_a}", b.path)
+        } else {
+            format!(
+                "diesel, which compares versions as text, runs `{}` (version {text_b}) before it",
+                b.path
+            )
+        };
+        problems.push(Problem {
+            path: a.path.clone(),
+            message: format!(
+                "{fix}, while stowage, which orders by number, runs it first ({} < {}); \
+                 rename the folders so that both orders agree, with versions of the same \
+                 length (`yyyy-mm-dd-hhmmss_name`)",
+                a.version, b.version
+            ),
+        });
+    }
+}
+
 fn diesel_migration(
     path: &str,
-    (digits, description): (String, String),
+    DieselName {
+        digits,
+        diesel_version,
+        description,
+    }: DieselName,
     entries: &[Entry],
     problems: &mut Vec<Problem>,
 ) -> Option<(Candidate, Option<SqlFile>)> {
@@ -364,6 +405,7 @@ fn diesel_migration(
         text,
         normalised,
         no_transaction: !run_in_transaction,
+        diesel_version: Some(diesel_version),
     };
     Some((candidate, down))
 }

@@ -7,6 +7,9 @@ pub(crate) enum Kind {
     Up,
     Down,
     Diesel,
+    /// `U<version>__<name>.sql`: Flyway's undo migration of the `V` file of
+    /// the same version, or, without one, refinery's unversioned migration.
+    Undo,
 }
 
 /// A version's digits as an `i64`.
@@ -37,13 +40,16 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(i64, String, Kind), String>
         )
     };
     let stem = name.strip_suffix(".sql").ok_or_else(no_layout)?;
-    if let Some(rest) = stem.strip_prefix('V') {
-        let (digits, rest) = leading_digits(rest);
+    let prefixed = match stem.as_bytes().first() {
+        Some(b'V') => Some(Kind::Simple),
+        Some(b'U') => Some(Kind::Undo),
+        _ => None,
+    };
+    if let Some(kind) = prefixed {
+        let (digits, rest) = leading_digits(&stem[1..]);
         let description = rest.strip_prefix("__").filter(|d| !d.is_empty());
         return match (digits.is_empty(), description) {
-            (false, Some(description)) => {
-                Ok((parse_version(digits)?, describe(description), Kind::Simple))
-            }
+            (false, Some(description)) => Ok((parse_version(digits)?, describe(description), kind)),
             _ => Err(no_layout()),
         };
     }
@@ -64,21 +70,68 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(i64, String, Kind), String>
     Ok((parse_version(digits)?, describe(description), kind))
 }
 
-/// Parse `yyyy-mm-dd-hhmmss[-nnnn]_name` into `(version digits, description)`.
-pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<(String, String)> {
-    let (stamp, description) = name.split_once('_')?;
-    let parts: Vec<&str> = stamp.split('-').collect();
-    let widths: &[usize] = match parts.len() {
-        4 => &[4, 2, 2, 6],
-        5 => &[4, 2, 2, 6, 0],
-        _ => return None,
-    };
-    let shaped = parts.iter().zip(widths).all(|(part, &width)| {
-        !part.is_empty()
-            && part.bytes().all(|b| b.is_ascii_digit())
-            && (width == 0 || part.len() == width)
-    });
-    (shaped && !description.is_empty()).then(|| (parts.concat(), describe(description)))
+/// A diesel migration folder's name, read as diesel reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DieselName {
+    /// The digits of stowage's version.
+    pub(crate) digits: String,
+    /// The version diesel gives the folder and records in its history.
+    pub(crate) diesel_version: String,
+    /// The description.
+    pub(crate) description: String,
+}
+
+/// The version diesel gives a migration folder: what comes before the first
+/// `_`, dashes removed (`2024-01-02-030405_x` → `20240102030405`). diesel
+/// records this text in `__diesel_schema_migrations` and orders folders by it
+/// as text.
+pub fn diesel_version(folder_name: &str) -> String {
+    folder_name
+        .split('_')
+        .next()
+        .unwrap_or_default()
+        .replace('-', "")
+}
+
+/// Parse a diesel folder name, `<digits and dashes>_<name>`, as diesel does:
+/// `yyyy-mm-dd-hhmmss_name`, `00000000000000_diesel_initial_setup`,
+/// `20140924113530_name`, `2024-01-02-030405-0001_name`. A name written as
+/// `yyyy-mm-dd_hhmmss_name` (date, underscore, time) has the version diesel
+/// sees, `yyyymmdd`, and is placed by its date and time; whether diesel's
+/// order agrees is checked with the rest of the set.
+pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<DieselName> {
+    let (stamp, rest) = name.split_once('_')?;
+    let shaped = stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        && stamp.bytes().any(|b| b.is_ascii_digit());
+    if !shaped || rest.is_empty() {
+        return None;
+    }
+    let diesel_version = diesel_version(name);
+    let date = stamp.len() == 10
+        && stamp.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if date
+        && let Some((time, description)) = rest.split_once('_')
+        && time.len() == 6
+        && time.bytes().all(|b| b.is_ascii_digit())
+        && !description.is_empty()
+    {
+        return Some(DieselName {
+            digits: format!("{diesel_version}{time}"),
+            diesel_version,
+            description: describe(description),
+        });
+    }
+    Some(DieselName {
+        digits: diesel_version.clone(),
+        diesel_version,
+        description: describe(rest),
+    })
 }
 
 /// The `run_in_transaction` key of a diesel `metadata.toml` (default `true`).
@@ -119,13 +172,6 @@ pub(crate) fn directives(text: &str) -> Result<bool, String> {
     Ok(no_transaction)
 }
 
-/// Whether a text holds nothing but white space and `--` comments.
-pub(crate) fn is_blank(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .all(|line| line.is_empty() || line.starts_with("--"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,12 +186,17 @@ mod tests {
         assert!(
             matches!(parse_file_name("V3__create_users.sql"), Ok((3, d, Kind::Simple)) if d == "create users")
         );
+        assert!(matches!(
+            parse_file_name("U3__create_users.sql"),
+            Ok((3, _, Kind::Undo))
+        ));
         for bad in [
             "create.sql",
             "1.sql",
             "1_.sql",
             "V3_x.sql",
             "V__x.sql",
+            "U3_x.sql",
             "1_a.b.sql",
             "_1_a.sql",
         ] {
@@ -160,23 +211,48 @@ mod tests {
 
     #[test]
     fn diesel_names() {
+        let parsed =
+            |name| parse_diesel_dir_name(name).map(|n| (n.digits, n.diesel_version, n.description));
+        let some = |digits: &str, diesel: &str, description: &str| {
+            Some((digits.to_owned(), diesel.to_owned(), description.to_owned()))
+        };
         assert_eq!(
-            parse_diesel_dir_name("2026-01-01-120000_create_users"),
-            Some(("20260101120000".to_owned(), "create users".to_owned()))
+            parsed("2026-01-01-120000_create_users"),
+            some("20260101120000", "20260101120000", "create users")
         );
         assert_eq!(
-            parse_diesel_dir_name("2026-01-01-120000-0001_x"),
-            Some(("202601011200000001".to_owned(), "x".to_owned()))
+            parsed("2026-01-01-120000-0001_x"),
+            some("202601011200000001", "202601011200000001", "x")
+        );
+        // `diesel setup`'s own folder, and crates.io's plain numbers.
+        assert_eq!(
+            parsed("00000000000000_diesel_initial_setup"),
+            some("00000000000000", "00000000000000", "diesel initial setup")
+        );
+        assert_eq!(
+            parsed("20140924113530_dumped_migration_1"),
+            some("20140924113530", "20140924113530", "dumped migration 1")
+        );
+        // Date, underscore, time: placed by both; diesel sees the date only.
+        assert_eq!(
+            parsed("2024-03-13_170000_sso_userscascade"),
+            some("20240313170000", "20240313", "sso userscascade")
+        );
+        assert_eq!(parsed("2024-03-13_x"), some("20240313", "20240313", "x"));
+        assert_eq!(
+            parsed("2026-01-01-120000-_x"),
+            some("20260101120000", "20260101120000", "x")
         );
         for bad in [
-            "2026-01-01_x",
-            "2026-1-01-120000_x",
             "2026-01-01-120000",
             "fixtures",
-            "2026-01-01-120000-_x",
+            "-_x",
+            "2026-01-01-120000_",
+            "v1_x",
         ] {
-            assert_eq!(parse_diesel_dir_name(bad), None, "{bad}");
+            assert_eq!(parsed(bad), None, "{bad}");
         }
+        assert_eq!(diesel_version("2024-03-13_170000_a"), "20240313");
     }
 
     #[test]

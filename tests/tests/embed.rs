@@ -13,6 +13,8 @@ static MULTI: Migrator = stowage::embed_migrations!("fixtures/multi");
 static LF: Migrator = stowage::embed_migrations!("fixtures/lf");
 static CRLF: Migrator = stowage::embed_migrations!("fixtures/crlf");
 static EXAMPLE: Migrator = stowage::embed_migrations!("../migrations");
+static DIESEL_PROJECT: Migrator = stowage::embed_migrations!("fixtures/diesel_project");
+static UNDO_PREFIX: Migrator = stowage::embed_migrations!("fixtures/undo_prefix");
 
 static SIMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/simple");
 static REVERSIBLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/reversible");
@@ -22,6 +24,8 @@ static MULTI_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/multi");
 static LF_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/lf");
 static CRLF_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/crlf");
 static EXAMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations");
+static DIESEL_PROJECT_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/diesel_project");
+static UNDO_PREFIX_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/undo_prefix");
 static BROKEN_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/ui/fixtures/many_problems");
 
 fn versions(migrator: &Migrator) -> Vec<i64> {
@@ -112,6 +116,61 @@ fn diesel_layout() {
     );
 }
 
+/// A project set up with `diesel setup`: its initial-setup folder, a
+/// `yyyy-mm-dd_hhmmss_name` folder placed by its date and time, and
+/// comment-only migrations that keep the dialects' versions aligned.
+#[test]
+fn a_diesel_project_as_it_is() {
+    for dialect in Dialect::ALL {
+        let set = DIESEL_PROJECT.set(dialect).unwrap();
+        let versions: Vec<i64> = set.iter().map(Migration::version).collect();
+        assert_eq!(
+            versions,
+            [
+                0,
+                20_240_312_090_000,
+                20_240_313_170_000,
+                20_240_314_080_000
+            ],
+            "{dialect}"
+        );
+        let names: Vec<&str> = set.iter().map(Migration::description).collect();
+        assert_eq!(
+            names,
+            [
+                "diesel initial setup",
+                "create users",
+                "add flag",
+                "index names"
+            ]
+        );
+    }
+    let comments = DIESEL_PROJECT
+        .set(Dialect::Sqlite)
+        .unwrap()
+        .iter()
+        .last()
+        .unwrap();
+    assert!(comments.up_sql().starts_with("-- PostgreSQL only"));
+    assert_eq!(
+        comments.source_path(),
+        "sqlite/2024-03-14-080000_index_names"
+    );
+}
+
+/// `U<version>__` is Flyway's undo of the `V` file of its version, and,
+/// alone, refinery's unversioned migration.
+#[test]
+fn the_u_prefix_as_flyway_and_refinery_read_it() {
+    assert_eq!(versions(&UNDO_PREFIX), [1, 2, 3]);
+    let migrations: Vec<&Migration> = UNDO_PREFIX.iter().collect();
+    assert_eq!(migrations[0].source_path(), "V1__create_things.sql");
+    assert_eq!(migrations[0].down_sql(), Some("DROP TABLE things;\n"));
+    assert_eq!(migrations[1].source_path(), "U2__seed_things.sql");
+    assert_eq!(migrations[1].description(), "seed things");
+    assert_eq!(migrations[1].down_sql(), None);
+}
+
 #[test]
 fn multi_dialect_folder() {
     let dialects: Vec<_> = MULTI
@@ -174,7 +233,7 @@ fn expected_chain(set: &stowage::MigrationSet) -> Vec<[u8; 32]> {
         .collect()
 }
 
-fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 8] {
+fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 10] {
     [
         ("simple", &SIMPLE, &SIMPLE_DIR),
         ("reversible", &REVERSIBLE, &REVERSIBLE_DIR),
@@ -184,6 +243,8 @@ fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 8] {
         ("lf", &LF, &LF_DIR),
         ("crlf", &CRLF, &CRLF_DIR),
         ("example", &EXAMPLE, &EXAMPLE_DIR),
+        ("diesel_project", &DIESEL_PROJECT, &DIESEL_PROJECT_DIR),
+        ("undo_prefix", &UNDO_PREFIX, &UNDO_PREFIX_DIR),
     ]
 }
 
