@@ -12,18 +12,29 @@ use std::collections::BTreeMap;
 /// Turn a folder's entries into its migration sets, or say everything wrong with it.
 pub fn classify(entries: &[Entry]) -> Result<Vec<Set>, Vec<Problem>> {
     let mut problems = Vec::new();
-    let dialect_dirs: Vec<(Dialect, &[Entry])> = Dialect::ALL
-        .into_iter()
-        .filter_map(|dialect| {
-            entries.iter().find_map(|entry| match entry {
-                Entry::Dir { name, entries } if name == dialect.folder() => {
-                    Some((dialect, &entries[..]))
-                }
-                _ => None,
-            })
+    let mut dialect_dirs: Vec<(Dialect, &str, &[Entry])> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Dir { name, entries } => {
+                Dialect::from_folder(name).map(|dialect| (dialect, name.as_str(), &entries[..]))
+            }
+            Entry::File { .. } => None,
         })
         .collect();
-
+    dialect_dirs.sort_by_key(|&(dialect, name, _)| (dialect, name));
+    for pair in dialect_dirs.windows(2) {
+        if let [(a, first, _), (b, second, _)] = pair
+            && a == b
+        {
+            problems.push(Problem {
+                path: (*second).to_owned(),
+                message: format!(
+                    "`{first}` and `{second}` both hold {a} migrations; keep one folder per \
+                     dialect, or point `embed_migrations!` at each folder on its own"
+                ),
+            });
+        }
+    }
     let sets = if dialect_dirs.is_empty() {
         vec![collect_set(None, "", entries, &mut problems)]
     } else {
@@ -36,21 +47,18 @@ pub fn classify(entries: &[Entry]) -> Result<Vec<Set>, Vec<Problem>> {
                     path: name.to_owned(),
                     message: format!(
                         "this folder has dialect subfolders ({}), so migrations must live inside them; \
-                         move `{name}` into each dialect folder that needs it",
-                        dialect_dirs.iter().map(|(d, _)| d.folder()).collect::<Vec<_>>().join(", ")
+                         move `{name}` into each dialect folder that needs it (a dialect's folder is \
+                         named `postgres` or `postgresql`, `mysql` or `mariadb`, `sqlite`)",
+                        dialect_dirs.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(", ")
                     ),
                 });
             }
         }
+        dialect_dirs.dedup_by_key(|&mut (dialect, _, _)| dialect);
         dialect_dirs
             .into_iter()
-            .map(|(dialect, children)| {
-                collect_set(
-                    Some(dialect),
-                    &format!("{dialect}/"),
-                    children,
-                    &mut problems,
-                )
+            .map(|(dialect, name, children)| {
+                collect_set(Some(dialect), &format!("{name}/"), children, &mut problems)
             })
             .collect()
     };
@@ -102,31 +110,26 @@ fn collect_set(
     let mut candidates = Vec::new();
     // Down SQL of diesel folders, keyed by the index of their candidate.
     let mut diesel_downs = BTreeMap::new();
+    // diesel reads folders only: beside its folders, a loose script (data
+    // run by hand, say) is no migration to it, nor to stowage.
+    let diesel_folders = entries.iter().any(|entry| {
+        matches!(entry, Entry::Dir { name, .. } if !is_ignored(name) && parse_diesel_dir_name(name).is_some())
+    });
     for entry in entries {
         match entry {
             Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => {}
             Entry::File { name, bytes } => {
                 let path = format!("{prefix}{name}");
-                let Some(text) = read_text(&path, bytes, problems) else {
-                    continue;
-                };
-                match parse_file_name(name) {
-                    Ok((version, description, kind)) => candidates.push(Candidate {
-                        version,
-                        description,
-                        kind,
-                        path,
-                        no_transaction: false,
-                        diesel_version: None,
-                        normalised: text.1,
-                        text: text.0,
-                    }),
-                    Err(message) => problems.push(Problem { path, message }),
+                if let Some(candidate) =
+                    file_candidate(path, name, bytes, !diesel_folders, problems)
+                {
+                    candidates.push(candidate);
                 }
             }
             Entry::Dir { name, .. } if is_ignored(name) => {}
             Entry::Dir { name, entries } => {
                 let path = format!("{prefix}{name}");
+                let mut grouped = Vec::new();
                 match parse_diesel_dir_name(name) {
                     Some(parsed) => {
                         if let Some((candidate, down)) =
@@ -138,11 +141,22 @@ fn collect_set(
                             candidates.push(candidate);
                         }
                     }
+                    // refinery finds its files in subfolders at any depth.
+                    None if refinery_group(&path, entries, &mut grouped) && !grouped.is_empty() => {
+                        for (path, name, bytes) in grouped {
+                            if let Some(candidate) =
+                                file_candidate(path, name, bytes, true, problems)
+                            {
+                                candidates.push(candidate);
+                            }
+                        }
+                    }
                     None if entries.iter().any(looks_like_migration) => problems.push(Problem {
                         path,
                         message: "this folder holds SQL but its name is not a diesel migration \
                                   (`<version>_<name>`, the version digits and dashes, such as \
-                                  `yyyy-mm-dd-hhmmss_name`); rename it or move its files out"
+                                  `yyyy-mm-dd-hhmmss_name`), nor only refinery's \
+                                  `V<version>__<name>.sql` files; rename it or move its files out"
                             .to_owned(),
                     }),
                     None => {}
@@ -276,6 +290,58 @@ fn collect_set(
         dialect,
         migrations,
     }
+}
+
+/// A migration file's candidate; a name that matches no layout is a
+/// problem when `strict`, else the file is left out.
+fn file_candidate(
+    path: String,
+    name: &str,
+    bytes: &[u8],
+    strict: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<Candidate> {
+    let (version, description, kind) = match parse_file_name(name) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            if strict {
+                problems.push(Problem { path, message });
+            }
+            return None;
+        }
+    };
+    let (text, normalised) = read_text(&path, bytes, problems)?;
+    Some(Candidate {
+        version,
+        description,
+        kind,
+        path,
+        text,
+        normalised,
+        no_transaction: false,
+        diesel_version: None,
+    })
+}
+
+/// Gather the `.sql` files under a folder, at any depth, when every one of
+/// them is named as refinery names them (`V<version>__<name>.sql`, `U…`).
+fn refinery_group<'e>(
+    path: &str,
+    entries: &'e [Entry],
+    out: &mut Vec<(String, &'e str, &'e [u8])>,
+) -> bool {
+    entries.iter().all(|entry| match entry {
+        Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => true,
+        Entry::File { name, bytes } => {
+            let refinery = name.starts_with(['V', 'U']) && parse_file_name(name).is_ok();
+            if refinery {
+                out.push((format!("{path}/{name}"), name.as_str(), &bytes[..]));
+            }
+            refinery
+        }
+        Entry::Dir { name, .. } if is_ignored(name) => true,
+        Entry::Dir { name, entries } => refinery_group(&format!("{path}/{name}"), entries, out),
+    })
 }
 
 /// Decode a file as UTF-8 and normalise it; `(text, changed)`.

@@ -32,9 +32,14 @@ impl Dialect {
         }
     }
 
-    /// The dialect whose folder is named `name`.
+    /// The dialect whose folder is named `name`: `postgres` (or
+    /// `postgresql`), `mysql` (or `mariadb`), `sqlite`.
     pub fn from_folder(name: &str) -> Option<Dialect> {
-        Dialect::ALL.into_iter().find(|d| d.folder() == name)
+        match name {
+            "postgresql" => Some(Dialect::Postgres),
+            "mariadb" => Some(Dialect::MySql),
+            _ => Dialect::ALL.into_iter().find(|d| d.folder() == name),
+        }
     }
 }
 

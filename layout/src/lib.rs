@@ -18,6 +18,7 @@ mod names;
 pub use checksum::{chain_next, chain_seed, checksum, normalise};
 pub use classify::classify;
 pub use dialect::Dialect;
+pub use names::diesel_version;
 
 /// A file or folder read from a migrations folder.
 #[derive(Debug, Clone)]

@@ -64,7 +64,7 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(i64, String, Kind), String>
     } else {
         (rest, Kind::Simple)
     };
-    if description.is_empty() || description.contains('.') {
+    if description.is_empty() {
         return Err(no_layout());
     }
     Ok((parse_version(digits)?, describe(description), kind))
@@ -95,10 +95,16 @@ pub fn diesel_version(folder_name: &str) -> String {
 
 /// Parse a diesel folder name, `<digits and dashes>_<name>`, as diesel does:
 /// `yyyy-mm-dd-hhmmss_name`, `00000000000000_diesel_initial_setup`,
-/// `20140924113530_name`, `2024-01-02-030405-0001_name`. A name written as
+/// `20140924113530_name`, `2024-01-02-030405-0001_name`.
+///
+/// The version is the digits, except that a timestamp,
+/// `yyyy-mm-dd-hhmmss`, is read as `yyyy-mm-dd-hhmmss-0000`: newer diesel
+/// names its folders with a four-digit suffix, and projects hold both, which
+/// diesel orders as text (`20250101120000` after `202401011200000000`) and
+/// stowage must order the same way by number. A name written as
 /// `yyyy-mm-dd_hhmmss_name` (date, underscore, time) has the version diesel
-/// sees, `yyyymmdd`, and is placed by its date and time; whether diesel's
-/// order agrees is checked with the rest of the set.
+/// sees, `yyyymmdd`, and is placed by its date and time likewise. Whether
+/// diesel's order agrees is checked with the rest of the set.
 pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<DieselName> {
     let (stamp, rest) = name.split_once('_')?;
     let shaped = stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-')
@@ -107,6 +113,14 @@ pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<DieselName> {
         return None;
     }
     let diesel_version = diesel_version(name);
+    let shape: Vec<usize> = stamp.split('-').map(str::len).collect();
+    if shape == [4, 2, 2, 6] {
+        return Some(DieselName {
+            digits: format!("{diesel_version}0000"),
+            diesel_version,
+            description: describe(rest),
+        });
+    }
     let date = stamp.len() == 10
         && stamp.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {
@@ -122,7 +136,7 @@ pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<DieselName> {
         && !description.is_empty()
     {
         return Some(DieselName {
-            digits: format!("{diesel_version}{time}"),
+            digits: format!("{diesel_version}{time}0000"),
             diesel_version,
             description: describe(description),
         });
@@ -183,6 +197,10 @@ mod tests {
         );
         assert!(matches!(parse_file_name("1_a.up.sql"), Ok((1, d, Kind::Up)) if d == "a"));
         assert!(matches!(parse_file_name("1_a.down.sql"), Ok((1, d, Kind::Down)) if d == "a"));
+        // As sqlx reads it: docs.rs ships `…_release_status_view.sql.up.sql`.
+        assert!(
+            matches!(parse_file_name("2_view.sql.up.sql"), Ok((2, d, Kind::Up)) if d == "view.sql")
+        );
         assert!(
             matches!(parse_file_name("V3__create_users.sql"), Ok((3, d, Kind::Simple)) if d == "create users")
         );
@@ -197,7 +215,6 @@ mod tests {
             "V3_x.sql",
             "V__x.sql",
             "U3_x.sql",
-            "1_a.b.sql",
             "_1_a.sql",
         ] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
@@ -218,7 +235,7 @@ mod tests {
         };
         assert_eq!(
             parsed("2026-01-01-120000_create_users"),
-            some("20260101120000", "20260101120000", "create users")
+            some("202601011200000000", "20260101120000", "create users")
         );
         assert_eq!(
             parsed("2026-01-01-120000-0001_x"),
@@ -236,11 +253,15 @@ mod tests {
         // Date, underscore, time: placed by both; diesel sees the date only.
         assert_eq!(
             parsed("2024-03-13_170000_sso_userscascade"),
-            some("20240313170000", "20240313", "sso userscascade")
+            some("202403131700000000", "20240313", "sso userscascade")
         );
         assert_eq!(parsed("2024-03-13_x"), some("20240313", "20240313", "x"));
         assert_eq!(
             parsed("2026-01-01-120000-_x"),
+            some("20260101120000", "20260101120000", "x")
+        );
+        assert_eq!(
+            parsed("2026-01-01-1200-00_x"),
             some("20260101120000", "20260101120000", "x")
         );
         for bad in [

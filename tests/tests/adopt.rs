@@ -13,9 +13,9 @@ async fn a_diesel_project_applies_and_undoes(backend: Backend) {
     let report = db.run(&DIESEL_PROJECT).await.unwrap();
     let all = [
         0,
-        20_240_312_090_000,
-        20_240_313_170_000,
-        20_240_314_080_000,
+        202_403_120_900_000_000,
+        202_403_131_700_000_000,
+        202_403_140_800_000_000,
     ];
     assert_eq!(versions(&report), all);
     let recorded: Vec<i64> = db.history().await.iter().map(|row| row.0).collect();

@@ -15,6 +15,8 @@ static CRLF: Migrator = stowage::embed_migrations!("fixtures/crlf");
 static EXAMPLE: Migrator = stowage::embed_migrations!("../migrations");
 static DIESEL_PROJECT: Migrator = stowage::embed_migrations!("fixtures/diesel_project");
 static UNDO_PREFIX: Migrator = stowage::embed_migrations!("fixtures/undo_prefix");
+static REFINERY_GROUPS: Migrator = stowage::embed_migrations!("fixtures/refinery_groups");
+static DOTTED: Migrator = stowage::embed_migrations!("fixtures/dotted");
 
 static SIMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/simple");
 static REVERSIBLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/reversible");
@@ -26,6 +28,8 @@ static CRLF_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/crlf");
 static EXAMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations");
 static DIESEL_PROJECT_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/diesel_project");
 static UNDO_PREFIX_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/undo_prefix");
+static REFINERY_GROUPS_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/refinery_groups");
+static DOTTED_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/dotted");
 static BROKEN_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/ui/fixtures/many_problems");
 
 fn versions(migrator: &Migrator) -> Vec<i64> {
@@ -97,7 +101,8 @@ fn refinery_layout_sorts_numerically() {
 fn diesel_layout() {
     assert_eq!(
         versions(&DIESEL),
-        [20_260_101_120_000, 202_601_021_200_000_000]
+        // `yyyy-mm-dd-hhmmss` as `yyyy-mm-dd-hhmmss-0000`, as diesel orders them.
+        [202_601_011_200_000_000, 202_601_021_200_000_000]
     );
     let first = DIESEL.iter().next().unwrap();
     assert_eq!(first.source_path(), "2026-01-01-120000_create_users");
@@ -128,9 +133,9 @@ fn a_diesel_project_as_it_is() {
             versions,
             [
                 0,
-                20_240_312_090_000,
-                20_240_313_170_000,
-                20_240_314_080_000
+                202_403_120_900_000_000,
+                202_403_131_700_000_000,
+                202_403_140_800_000_000
             ],
             "{dialect}"
         );
@@ -156,6 +161,38 @@ fn a_diesel_project_as_it_is() {
         comments.source_path(),
         "sqlite/2024-03-14-080000_index_names"
     );
+    // vaultwarden's folder name for PostgreSQL; the loose script beside
+    // diesel's folders is left out, as diesel leaves it.
+    let postgres = DIESEL_PROJECT.set(Dialect::Postgres).unwrap();
+    assert_eq!(
+        postgres.iter().next().unwrap().source_path(),
+        "postgresql/00000000000000_diesel_initial_setup"
+    );
+    assert!(postgres.iter().all(|m| !m.source_path().ends_with(".sql")));
+}
+
+/// refinery finds its files in subfolders (`V1-2/`), at any depth.
+#[test]
+fn refinery_subfolders() {
+    assert_eq!(versions(&REFINERY_GROUPS), [1, 2, 3]);
+    let paths: Vec<&str> = REFINERY_GROUPS.iter().map(Migration::source_path).collect();
+    assert_eq!(
+        paths,
+        [
+            "V1-2/V1__create_a.sql",
+            "V1-2/V2__create_b.sql",
+            "V3/V3__create_c.sql"
+        ]
+    );
+}
+
+/// sqlx reads the version before the first `_` and strips `.up.sql`: a
+/// description may hold dots (docs.rs ships such a pair).
+#[test]
+fn dots_in_a_description() {
+    let migration = DOTTED.iter().next().unwrap();
+    assert_eq!(migration.description(), "release status view.sql");
+    assert_eq!(migration.down_sql(), Some("DROP VIEW release_status;\n"));
 }
 
 /// `U<version>__` is Flyway's undo of the `V` file of its version, and,
@@ -233,7 +270,7 @@ fn expected_chain(set: &stowage::MigrationSet) -> Vec<[u8; 32]> {
         .collect()
 }
 
-fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 10] {
+fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 12] {
     [
         ("simple", &SIMPLE, &SIMPLE_DIR),
         ("reversible", &REVERSIBLE, &REVERSIBLE_DIR),
@@ -245,6 +282,8 @@ fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 10] {
         ("example", &EXAMPLE, &EXAMPLE_DIR),
         ("diesel_project", &DIESEL_PROJECT, &DIESEL_PROJECT_DIR),
         ("undo_prefix", &UNDO_PREFIX, &UNDO_PREFIX_DIR),
+        ("refinery_groups", &REFINERY_GROUPS, &REFINERY_GROUPS_DIR),
+        ("dotted", &DOTTED, &DOTTED_DIR),
     ]
 }
 
