@@ -111,6 +111,13 @@ pub enum Action {
         #[arg(long)]
         down: Option<u32>,
     },
+    /// Take over the history sqlx, diesel or refinery kept in this database
+    /// (`up` does it by itself when it finds exactly one); runs no migration.
+    Adopt {
+        /// The tool: sqlx, diesel or refinery.
+        #[arg(long)]
+        from: crate::Tool,
+    },
     /// Fix the history table explicitly.
     Repair {
         /// Accept the binary's checksums for migrations whose files changed.
@@ -176,6 +183,7 @@ impl MigrateCommand {
         // Only the commands that write a history create a missing database:
         // a mistyped name given to `status` must not leave an empty one behind.
         let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
+        // (`adopt` needs the other tool's table, so an existing database.)
         let options = ConnectOptions::default()
             .timeout(Duration::from_secs(self.connect_timeout))
             .create_database(creates);
@@ -267,6 +275,19 @@ impl MigrateCommand {
                     _ => Target::Head,
                 };
                 println!("{}", migrator.plan(&pool, target).await?);
+                EXIT_OK
+            }
+            Action::Adopt { from } => {
+                let report = migrator.adopt(&pool, *from).await?;
+                println!(
+                    "took over {} migration{} from {from}'s {}; now at {}",
+                    report.applied().len(),
+                    if report.applied().len() == 1 { "" } else { "s" },
+                    from.history_table(),
+                    report
+                        .head()
+                        .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+                );
                 EXIT_OK
             }
             Action::Repair {

@@ -234,6 +234,20 @@ pub enum Error {
         violations: Vec<String>,
     },
 
+    /// Another tool's history cannot be taken over as it is; nothing was
+    /// changed.
+    #[error(
+        "cannot take over the history of {tool} (table {table}): {problem}; nothing was changed"
+    )]
+    TakeOver {
+        /// The tool: `sqlx`, `diesel` or `refinery`.
+        tool: String,
+        /// Its history table.
+        table: String,
+        /// What does not match, and what to do.
+        problem: String,
+    },
+
     /// A migration holds a statement stowage cannot run; nothing was run.
     #[error(
         "migration {version} ({source_path}) cannot be run by stowage: line {line} (`{excerpt}`) \

@@ -96,7 +96,7 @@ with_driver! {
     pub use engine::connection::Database;
     pub use engine::history::{HistoryRow, RowState};
     pub use operations::{
-        MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target,
+        MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
 }
 

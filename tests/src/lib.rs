@@ -25,6 +25,17 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// Its dialect.
+    pub fn dialect(self) -> stowage::Dialect {
+        match self {
+            Backend::Postgres => stowage::Dialect::Postgres,
+            Backend::MySql => stowage::Dialect::MySql,
+            Backend::Sqlite => stowage::Dialect::Sqlite,
+        }
+    }
+}
+
 /// Write a scenario once as `async fn name(backend: Backend)` and get a
 /// `#[tokio::test]` for it in modules `postgres`, `mysql` and `sqlite`.
 /// `on_every_backend!(multi_thread: a, b)` uses the multi-threaded runtime.
@@ -192,6 +203,15 @@ impl Pool {
         target: stowage::Target,
     ) -> Result<stowage::Report, stowage::Error> {
         on_pool!(self, p => migrator.stamp(p, target).await)
+    }
+
+    /// Take over another tool's history on this pool.
+    pub async fn adopt(
+        &self,
+        migrator: &stowage::Migrator,
+        tool: stowage::Tool,
+    ) -> Result<stowage::Report, stowage::Error> {
+        on_pool!(self, p => migrator.adopt(p, tool).await)
     }
 
     /// Status on this pool.

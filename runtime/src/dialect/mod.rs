@@ -59,6 +59,17 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     /// The history table's `applied_at` column read as text.
     fn applied_at_as_text(&self) -> &'static str;
 
+    /// `expr` read as a 64-bit integer, whatever its integer or boolean type
+    /// (another tool's history columns).
+    fn as_bigint(&self, expr: &str) -> String {
+        format!("CAST({expr} AS BIGINT)")
+    }
+
+    /// `expr` read as text.
+    fn as_text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS TEXT)")
+    }
+
     /// Whether an error says the history table does not exist yet.
     fn is_undefined_table(&self, error: &sqlx::Error) -> bool;
 

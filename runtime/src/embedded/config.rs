@@ -24,6 +24,7 @@ pub struct Config {
     pub(crate) on_modified: Policy,
     pub(crate) on_missing: Policy,
     pub(crate) on_out_of_order: Policy,
+    pub(crate) take_over: bool,
 }
 
 impl Config {
@@ -34,6 +35,7 @@ impl Config {
         on_modified: Policy::Error,
         on_missing: Policy::Error,
         on_out_of_order: Policy::Error,
+        take_over: true,
     };
 
     /// The history table's name.
@@ -65,6 +67,12 @@ impl Config {
     /// The policy for a pending migration older than the newest applied one.
     pub const fn on_out_of_order(&self) -> Policy {
         self.on_out_of_order
+    }
+
+    /// Whether `run` takes over the history of sqlx, diesel or refinery when
+    /// it finds no history of its own (default `true`).
+    pub const fn take_over(&self) -> bool {
+        self.take_over
     }
 }
 

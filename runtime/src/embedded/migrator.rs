@@ -155,4 +155,15 @@ impl Migrator {
         self.config.on_out_of_order = policy;
         self
     }
+
+    /// Whether `run`, finding no history table of its own but the one of
+    /// sqlx (`_sqlx_migrations`), diesel (`__diesel_schema_migrations`) or
+    /// refinery (`refinery_schema_history`), takes it over before applying
+    /// what is pending (default `true`); see `Migrator::adopt`. Turn it off
+    /// when another application's history shares the database.
+    #[must_use]
+    pub const fn with_take_over(mut self, take_over: bool) -> Self {
+        self.config.take_over = take_over;
+        self
+    }
 }

@@ -178,6 +178,9 @@ async fn apply_pending(
     set: &MigrationSet,
     up_to: Option<i64>,
 ) -> Result<Report, Error> {
+    if migrator.config().take_over {
+        crate::operations::take_over_found(migrator, conn, table, set).await?;
+    }
     table.ensure(conn).await?;
     let table = &table.pinned(conn).await?;
     let rows = table.rows(conn).await?;

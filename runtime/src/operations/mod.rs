@@ -1,20 +1,23 @@
 //! The operations beside `run`: [`undo`](Migrator::undo),
 //! [`stamp`](Migrator::stamp), [`status`](Migrator::status),
-//! [`verify`](Migrator::verify), [`plan`](Migrator::plan) and
-//! [`repair`](Migrator::repair), one file each, written once over the
-//! dialects.
+//! [`verify`](Migrator::verify), [`plan`](Migrator::plan),
+//! [`repair`](Migrator::repair) and [`adopt`](Migrator::adopt), one file
+//! each, written once over the dialects.
 
 use crate::engine::connection::{Conn, Database, Value};
 use crate::engine::history::{HistoryRow, Table};
 use crate::{Error, MigrationSet, Migrator};
 use std::fmt;
 
+mod adopt;
 mod plan;
 mod repair;
 mod stamp;
 mod status;
 mod undo;
 
+pub(crate) use adopt::take_over_found;
+pub use adopt::Tool;
 pub use plan::{Plan, PlanStep};
 pub use repair::RepairAction;
 pub use status::{MigrationState, Status, StatusEntry};

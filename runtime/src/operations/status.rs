@@ -100,7 +100,10 @@ impl fmt::Display for Status {
                     m.state.to_string(),
                     m.applied_at.clone().unwrap_or_default(),
                     m.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
-                    m.description.clone(),
+                    match m.applied_by.as_deref().and_then(imported_from) {
+                        Some(tool) => format!("{} ({tool})", m.description),
+                        None => m.description.clone(),
+                    },
                 ]
             })
             .collect();
@@ -257,4 +260,12 @@ fn problem_version(error: &Error) -> i64 {
         | Error::ChainMismatch { version, .. } => *version,
         _ => i64::MAX,
     }
+}
+
+/// `imported from <tool>` for a row taken over from another tool's history.
+fn imported_from(applied_by: &str) -> Option<&str> {
+    applied_by
+        .strip_prefix("imported from ")
+        .and_then(|rest| rest.split(' ').next())
+        .map(|tool| &applied_by[..14 + tool.len()])
 }

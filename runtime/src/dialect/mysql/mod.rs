@@ -108,6 +108,14 @@ impl SqlDialect for MySql {
         "CAST(applied_at AS CHAR)"
     }
 
+    fn as_bigint(&self, expr: &str) -> String {
+        format!("CAST({expr} AS SIGNED)")
+    }
+
+    fn as_text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS CHAR)")
+    }
+
     fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
         error.as_database_error().is_some_and(|db| {
             matches!(db.code().as_deref(), Some("42S02" | "1146"))
