@@ -183,7 +183,7 @@ impl MigrateCommand {
         // Only the commands that write a history create a missing database:
         // a mistyped name given to `status` must not leave an empty one behind.
         let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
-        // (`adopt` needs the other tool's table, so an existing database.)
+        // `adopt` reads the other tool's table: its database must exist.
         let options = ConnectOptions::default()
             .timeout(Duration::from_secs(self.connect_timeout))
             .create_database(creates);

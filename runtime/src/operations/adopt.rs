@@ -289,6 +289,13 @@ fn as_on_disk(text: &str) -> Vec<String> {
     texts
 }
 
+/// The rows of one of the other tool's queries.
+async fn fetch(conn: &mut Conn<'_>, sql: String, types: &[Ty]) -> Result<Vec<Vec<Cell>>, String> {
+    conn.fetch(sql, Vec::new(), types)
+        .await
+        .map_err(|error| format!("cannot read it: {error}"))
+}
+
 fn unknown(version: &str, description: &str) -> String {
     format!(
         "it records migration {version}{description}, which this binary does not have: build \
@@ -310,10 +317,7 @@ async fn read_sqlx<'m>(
         t.quote(Tool::Sqlx.history_table())
     );
     let types = [Ty::I64, Ty::Text, Ty::I64, Ty::Bytes, Ty::I64, Ty::OptText];
-    let rows = conn
-        .fetch(sql, Vec::new(), &types)
-        .await
-        .map_err(|error| format!("cannot read it: {error}"))?;
+    let rows = fetch(conn, sql, &types).await?;
     let mut taken = Vec::new();
     for row in &rows {
         let version = row.first().and_then(Cell::i64).unwrap_or_default();
@@ -374,10 +378,7 @@ async fn read_diesel<'m>(
         t.as_text("run_on"),
         t.quote(Tool::Diesel.history_table())
     );
-    let rows = conn
-        .fetch(sql, Vec::new(), &[Ty::Text, Ty::OptText])
-        .await
-        .map_err(|error| format!("cannot read it: {error}"))?;
+    let rows = fetch(conn, sql, &[Ty::Text, Ty::OptText]).await?;
     let by_key: HashMap<String, &Migration> = set.iter().map(|m| (diesel_key(m), m)).collect();
     let mut taken = Vec::new();
     for row in &rows {
@@ -428,10 +429,7 @@ async fn read_refinery<'m>(
         t.quote(Tool::Refinery.history_table())
     );
     let types = [Ty::I64, Ty::OptText, Ty::OptText, Ty::OptText];
-    let rows = conn
-        .fetch(sql, Vec::new(), &types)
-        .await
-        .map_err(|error| format!("cannot read it: {error}"))?;
+    let rows = fetch(conn, sql, &types).await?;
     let mut taken = Vec::new();
     for row in &rows {
         let version = row.first().and_then(Cell::i64).unwrap_or_default();
