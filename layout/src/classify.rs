@@ -1,11 +1,12 @@
 //! [`classify`]: a folder's entries into migration sets, or every problem.
 
 use crate::names::{
-    DieselName, Kind, diesel_metadata, directives, parse_diesel_dir_name, parse_file_name,
-    parse_version,
+    DieselName, Kind, callback_event, diesel_metadata, directives, parse_diesel_dir_name,
+    parse_file_name, parse_version,
 };
 use crate::{
-    Dialect, Entry, Parsed, Problem, Set, SqlFile, chain_next, chain_seed, checksum, normalise,
+    Callback, Dialect, Entry, Parsed, Problem, Set, SqlFile, chain_next, chain_seed, checksum,
+    normalise, repeatable_key,
 };
 use std::collections::BTreeMap;
 
@@ -115,9 +116,25 @@ fn collect_set(
     let diesel_folders = entries.iter().any(|entry| {
         matches!(entry, Entry::Dir { name, .. } if !is_ignored(name) && parse_diesel_dir_name(name).is_some())
     });
+    let mut callbacks = Vec::new();
     for entry in entries {
         match entry {
             Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => {}
+            Entry::File { name, bytes } if callback_event(name).is_some() => {
+                let path = format!("{prefix}{name}");
+                if let (Some(event), Some((text, normalised))) =
+                    (callback_event(name), read_text(&path, bytes, problems))
+                {
+                    callbacks.push(Callback {
+                        event,
+                        file: SqlFile {
+                            path,
+                            text,
+                            normalised,
+                        },
+                    });
+                }
+            }
             Entry::File { name, bytes } => {
                 let path = format!("{prefix}{name}");
                 if let Some(candidate) =
@@ -155,8 +172,9 @@ fn collect_set(
                         path,
                         message: "this folder holds SQL but its name is not a diesel migration \
                                   (`<version>_<name>`, the version digits and dashes, such as \
-                                  `yyyy-mm-dd-hhmmss_name`), nor only refinery's \
-                                  `V<version>__<name>.sql` files; rename it or move its files out"
+                                  `yyyy-mm-dd-hhmmss_name`), nor only refinery's and Flyway's \
+                                  `V<version>__<name>.sql` (`U…`, `R__…`) files; rename it or move \
+                                  its files out"
                             .to_owned(),
                     }),
                     None => {}
@@ -166,7 +184,10 @@ fn collect_set(
     }
 
     for candidate in &mut candidates {
-        if matches!(candidate.kind, Kind::Simple | Kind::Up | Kind::Diesel) {
+        if matches!(
+            candidate.kind,
+            Kind::Simple | Kind::Up | Kind::Diesel | Kind::Repeatable
+        ) {
             match directives(&candidate.text) {
                 Ok(no_tx) => candidate.no_transaction |= no_tx,
                 Err(message) => problems.push(Problem {
@@ -177,6 +198,11 @@ fn collect_set(
         }
     }
     diesel_order(&candidates, problems);
+    let (repeatables, candidates): (Vec<Candidate>, Vec<Candidate>) = candidates
+        .into_iter()
+        .partition(|c| c.kind == Kind::Repeatable);
+    let repeatables = repeatable_set(repeatables, problems);
+    callbacks.sort_by(|a, b| (a.event, &a.file.path).cmp(&(b.event, &b.file.path)));
 
     let mut by_version: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (index, candidate) in candidates.iter().enumerate() {
@@ -289,7 +315,52 @@ fn collect_set(
     Set {
         dialect,
         migrations,
+        repeatables,
+        callbacks,
     }
+}
+
+/// The repeatable migrations, by description, which identifies each.
+fn repeatable_set(candidates: Vec<Candidate>, problems: &mut Vec<Problem>) -> Vec<Parsed> {
+    let mut by_description: BTreeMap<String, Candidate> = BTreeMap::new();
+    for candidate in candidates {
+        if let Some(first) = by_description.get(&candidate.description) {
+            let (a, b) = if first.path < candidate.path {
+                (&first.path, &candidate.path)
+            } else {
+                (&candidate.path, &first.path)
+            };
+            problems.push(Problem {
+                path: b.clone(),
+                message: format!(
+                    "this repeatable migration has the same name as `{a}`; a repeatable \
+                     migration is known by its name, so give each its own"
+                ),
+            });
+            continue;
+        }
+        by_description.insert(candidate.description.clone(), candidate);
+    }
+    by_description
+        .into_values()
+        .map(|c| {
+            let checksum = checksum(&c.text);
+            Parsed {
+                version: repeatable_key(&c.description),
+                description: c.description,
+                source: c.path.clone(),
+                up: SqlFile {
+                    path: c.path,
+                    text: c.text,
+                    normalised: c.normalised,
+                },
+                down: None,
+                no_transaction: c.no_transaction,
+                checksum,
+                chain: checksum,
+            }
+        })
+        .collect()
 }
 
 /// A migration file's candidate; a name that matches no layout is a
@@ -324,7 +395,8 @@ fn file_candidate(
 }
 
 /// Gather the `.sql` files under a folder, at any depth, when every one of
-/// them is named as refinery names them (`V<version>__<name>.sql`, `U…`).
+/// them is named as refinery and Flyway name them (`V<version>__<name>.sql`,
+/// `U…`, `R__<name>.sql`).
 fn refinery_group<'e>(
     path: &str,
     entries: &'e [Entry],
@@ -333,7 +405,7 @@ fn refinery_group<'e>(
     entries.iter().all(|entry| match entry {
         Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => true,
         Entry::File { name, bytes } => {
-            let refinery = name.starts_with(['V', 'U']) && parse_file_name(name).is_ok();
+            let refinery = name.starts_with(['V', 'U', 'R']) && parse_file_name(name).is_ok();
             if refinery {
                 out.push((format!("{path}/{name}"), name.as_str(), &bytes[..]));
             }

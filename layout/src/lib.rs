@@ -15,10 +15,10 @@ mod classify;
 mod dialect;
 mod names;
 
-pub use checksum::{chain_next, chain_seed, checksum, normalise};
+pub use checksum::{chain_next, chain_seed, checksum, normalise, repeatable_key};
 pub use classify::classify;
 pub use dialect::Dialect;
-pub use names::diesel_version;
+pub use names::{Event, diesel_version};
 
 /// A file or folder read from a migrations folder.
 #[derive(Debug, Clone)]
@@ -71,6 +71,20 @@ pub struct Set {
     pub dialect: Option<Dialect>,
     /// Sorted by version, with checksums and chain filled in.
     pub migrations: Vec<Parsed>,
+    /// The repeatable migrations (`R__<name>.sql`), sorted by description;
+    /// their `version` is [`repeatable_key`], their `chain` their checksum.
+    pub repeatables: Vec<Parsed>,
+    /// The callback files, sorted by event, then path.
+    pub callbacks: Vec<Callback>,
+}
+
+/// A callback file: SQL run at an [`Event`] of a run that has work to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    /// When it runs.
+    pub event: Event,
+    /// The file.
+    pub file: SqlFile,
 }
 
 /// One migration, validated and checksummed.

@@ -10,7 +10,71 @@ pub(crate) enum Kind {
     /// `U<version>__<name>.sql`: Flyway's undo migration of the `V` file of
     /// the same version, or, without one, refinery's unversioned migration.
     Undo,
+    /// `R__<name>.sql`: Flyway's repeatable migration, without a version.
+    Repeatable,
 }
+
+/// The event a callback file runs at (`beforeMigrate.sql`, or
+/// `beforeMigrate__<name>.sql`), as Flyway names them; Rust hooks run at
+/// the same events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Event {
+    /// Once, before the first pending migration, when there is work to do.
+    BeforeMigrate,
+    /// Before each migration applied (repeatable ones included).
+    BeforeEachMigrate,
+    /// After each migration applied and recorded.
+    AfterEachMigrate,
+    /// Once, after the last migration applied, before the lock is released.
+    AfterMigrate,
+}
+
+impl Event {
+    /// Every event, in the order a run meets them.
+    pub const ALL: [Event; 4] = [
+        Event::BeforeMigrate,
+        Event::BeforeEachMigrate,
+        Event::AfterEachMigrate,
+        Event::AfterMigrate,
+    ];
+
+    /// The event's name, which is its callback file's name without `.sql`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Event::BeforeMigrate => "beforeMigrate",
+            Event::BeforeEachMigrate => "beforeEachMigrate",
+            Event::AfterEachMigrate => "afterEachMigrate",
+            Event::AfterMigrate => "afterMigrate",
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The event of a callback file's name: `<event>.sql` or `<event>__<name>.sql`.
+pub(crate) fn callback_event(name: &str) -> Option<Event> {
+    let stem = name.strip_suffix(".sql")?;
+    Event::ALL.into_iter().find(|event| {
+        stem.strip_prefix(event.name())
+            .is_some_and(|rest| rest.is_empty() || rest.len() > 2 && rest.starts_with("__"))
+    })
+}
+
+/// Flyway's other callback events, which stowage does not run: named so
+/// that the error about such a file says so.
+const OTHER_FLYWAY_EVENTS: [&str; 6] = [
+    "afterMigrateError",
+    "afterEachMigrateError",
+    "beforeValidate",
+    "afterValidate",
+    "beforeClean",
+    "afterClean",
+];
 
 /// A version's digits as an `i64`.
 pub(crate) fn parse_version(digits: &str) -> Result<i64, String> {
@@ -40,6 +104,16 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(i64, String, Kind), String>
         )
     };
     let stem = name.strip_suffix(".sql").ok_or_else(no_layout)?;
+    if let Some(event) = OTHER_FLYWAY_EVENTS.iter().find(|e| stem.starts_with(*e)) {
+        return Err(format!(
+            "`{name}` is a Flyway callback stowage does not run ({event}); stowage runs \
+             `beforeMigrate`, `beforeEachMigrate`, `afterEachMigrate` and `afterMigrate`, or \
+             a Rust hook (`Migrator::on`)"
+        ));
+    }
+    if let Some(description) = stem.strip_prefix("R__").filter(|d| !d.is_empty()) {
+        return Ok((0, describe(description), Kind::Repeatable));
+    }
     let prefixed = match stem.as_bytes().first() {
         Some(b'V') => Some(Kind::Simple),
         Some(b'U') => Some(Kind::Undo),
@@ -208,6 +282,14 @@ mod tests {
             parse_file_name("U3__create_users.sql"),
             Ok((3, _, Kind::Undo))
         ));
+        assert!(
+            matches!(parse_file_name("R__user_view.sql"), Ok((0, d, Kind::Repeatable)) if d == "user view")
+        );
+        assert!(
+            parse_file_name("afterMigrateError.sql")
+                .unwrap_err()
+                .contains("does not run")
+        );
         for bad in [
             "create.sql",
             "1.sql",
@@ -216,6 +298,8 @@ mod tests {
             "V__x.sql",
             "U3_x.sql",
             "_1_a.sql",
+            "R__.sql",
+            "R_x.sql",
         ] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
         }
@@ -224,6 +308,31 @@ mod tests {
                 .unwrap_err()
                 .contains("does not fit")
         );
+    }
+
+    #[test]
+    fn callback_names() {
+        assert_eq!(
+            callback_event("beforeMigrate.sql"),
+            Some(Event::BeforeMigrate)
+        );
+        assert_eq!(
+            callback_event("afterEachMigrate__audit.sql"),
+            Some(Event::AfterEachMigrate)
+        );
+        assert_eq!(
+            callback_event("afterMigrate.sql"),
+            Some(Event::AfterMigrate)
+        );
+        for other in [
+            "beforeMigrate",
+            "beforeMigrate__.sql",
+            "beforeMigrateX.sql",
+            "afterMigrateError.sql",
+            "BeforeMigrate.sql",
+        ] {
+            assert_eq!(callback_event(other), None, "{other}");
+        }
     }
 
     #[test]

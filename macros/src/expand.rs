@@ -43,11 +43,22 @@ fn migrator(folder: &Folder, sets: &[Set]) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let migrations = set.migrations.iter().map(|m| migration(folder, m));
+        let repeatables = set.repeatables.iter().map(|m| migration(folder, m));
+        let callbacks = set.callbacks.iter().map(|callback| {
+            let event = format_ident!("{}", format!("{:?}", callback.event));
+            let path = &callback.file.path;
+            let text = sql(folder, &callback.file);
+            quote!(::stowage::__private::CallbackFile::embedded(
+                ::stowage::Event::#event, #path, #text,
+            ))
+        });
         // `const` items, because only their initialisers may borrow arrays of
         // values that have destructors.
         quote!({
             const MIGRATIONS: &[::stowage::__private::Migration] = &[#(#migrations),*];
-            ::stowage::__private::MigrationSet::embedded(#dialect, MIGRATIONS)
+            const REPEATABLES: &[::stowage::__private::Migration] = &[#(#repeatables),*];
+            const CALLBACKS: &[::stowage::__private::CallbackFile] = &[#(#callbacks),*];
+            ::stowage::__private::MigrationSet::embedded(#dialect, MIGRATIONS, REPEATABLES, CALLBACKS)
         })
     });
     let root = folder.root.to_string_lossy().into_owned();

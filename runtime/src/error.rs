@@ -266,9 +266,48 @@ pub enum Error {
         reason: String,
     },
 
+    /// A placeholder used by a migration or callback has no value; found
+    /// before anything ran.
+    #[error(
+        "{source_path} uses the placeholder `${{{name}}}` (line {line}), which has no value; give it \
+         one with `Migrator::with_placeholders` or `Migrator::placeholder`, or set {env_var} \
+         (write `$${{` for a literal `${{`); nothing was applied"
+    )]
+    PlaceholderUnset {
+        /// The migration or callback file, relative to the migrations folder.
+        source_path: String,
+        /// The placeholder's name.
+        name: String,
+        /// The line of its first use, from 1.
+        line: usize,
+        /// The environment variable that would give it a value.
+        env_var: String,
+    },
+
+    /// A callback file or Rust hook failed; the run stopped there.
+    #[error(
+        "the {event} callback {callback} failed{}: {message}; the run stopped there: migrations \
+         applied before it stay applied and recorded, none after it ran. Fix the callback and run again",
+        version.map(|v| format!(" (for migration {v})")).unwrap_or_default()
+    )]
+    CallbackFailed {
+        /// The event it ran at.
+        event: crate::Event,
+        /// The callback file's path, or `a Rust hook`.
+        callback: String,
+        /// For the events of each migration, the migration's version.
+        version: Option<i64>,
+        /// The error, in its own words.
+        message: String,
+        /// The error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A migration failed while being applied.
     #[error(
-        "migration {version} ({source_path}) failed{}: {message}; {}",
+        "{} ({source_path}) failed{}: {message}; {}",
+        if *version < 0 { "repeatable migration".to_owned() } else { format!("migration {version}") },
         match (line, excerpt, statement) {
             (Some(line), Some(excerpt), _) => format!(" at line {line} (`{excerpt}`)"),
             (Some(line), None, _) => format!(" at line {line}"),
@@ -277,13 +316,16 @@ pub enum Error {
         },
         if *transactional {
             "it was rolled back, nothing of it was applied; fix the SQL and run again"
+        } else if *version < 0 {
+            "it ran outside a transaction, so the statements before it stay applied; fix the SQL: \
+             a repeatable migration is applied again whole by the next run"
         } else {
             "it ran outside a transaction, so the statements before it stay applied and its history \
              row is marked failed; fix the database by hand, then run `repair --clear-failed`"
         }
     )]
     MigrationFailed {
-        /// The version.
+        /// The version (for a repeatable migration, its negative key).
         version: i64,
         /// Its file, relative to the migrations folder.
         source_path: String,

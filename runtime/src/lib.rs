@@ -87,10 +87,13 @@ with_driver! {
     mod operations;
 }
 
-pub use embedded::{Config, Head, Migration, MigrationSet, Migrator, Policy};
+pub use embedded::{
+    CallbackFile, Config, Head, HookContext, HookError, HookFuture, Migration, MigrationSet,
+    Migrator, Policy,
+};
 pub use error::Error;
 pub use report::{Applied, Report};
-pub use stowage_layout::Dialect;
+pub use stowage_layout::{Dialect, Event};
 with_driver! {
     pub use connect::{Backend, ConnectOptions, connect, connect_with};
     pub use engine::connection::Database;
@@ -159,7 +162,7 @@ pub use stowage_macros::test;
 /// Plumbing for the code `embed_migrations!` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::embedded::{Migration, MigrationSet, Migrator, Source};
+    pub use crate::embedded::{CallbackFile, Migration, MigrationSet, Migrator, Source};
 
     /// The pieces stowage sends one at a time when it runs `sql` statement
     /// by statement on `dialect` (MySQL: its units), for the tests that hold

@@ -23,6 +23,9 @@ pub struct Applied {
     pub description: String,
     /// How long it took, history row included.
     pub duration: Duration,
+    /// Whether it is a repeatable migration (`R__<name>.sql`), whose
+    /// `version` is then its negative key.
+    pub repeatable: bool,
 }
 
 impl Applied {
@@ -31,6 +34,7 @@ impl Applied {
             version: migration.version(),
             description: migration.description().to_owned(),
             duration,
+            repeatable: migration.is_repeatable(),
         }
     }
 }
@@ -59,8 +63,9 @@ impl Report {
         &self.reverted
     }
 
-    /// The migrations applied by this run, oldest first; empty when the
-    /// database was up to date.
+    /// The migrations applied by this run, oldest first, then the
+    /// repeatable migrations it applied; empty when the database was up to
+    /// date.
     pub fn applied(&self) -> &[Applied] {
         &self.applied
     }
@@ -106,10 +111,14 @@ impl fmt::Display for Report {
                     self.total_duration()
                 )?;
                 for applied in list {
+                    let version = match applied.repeatable {
+                        true => "R".to_owned(),
+                        false => applied.version.to_string(),
+                    };
                     write!(
                         f,
-                        "\n  {} {} ({:.1?})",
-                        applied.version, applied.description, applied.duration
+                        "\n  {version} {} ({:.1?})",
+                        applied.description, applied.duration
                     )?;
                 }
                 Ok(())

@@ -309,6 +309,11 @@ impl Pool {
         on_pool!(self, p => sqlx::query(AssertSqlSafe(sql.to_owned())).fetch_one(p).await.unwrap().get::<i64, _>(0))
     }
 
+    /// The first column of every row, as text.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        on_pool!(self, p => sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_all(p).await.unwrap())
+    }
+
     /// The user tables of the database, sorted.
     pub async fn tables(&self) -> Vec<String> {
         let sql = match self.kind {

@@ -49,16 +49,6 @@ fn fixture(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The strings of a query's first column.
-async fn strings(db: &Pool, sql: &str) -> Vec<String> {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match db.kind() {
-        Kind::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
-        Kind::MySql(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
-        Kind::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
-    }
-}
-
 /// Apply a folder with sqlx's own migrator, as `sqlx::migrate!` would.
 async fn sqlx_migrate(db: &Pool, folder: &str) {
     let migrator = sqlx::migrate::Migrator::new(fixture(folder)).await.unwrap();
@@ -97,11 +87,9 @@ async fn refinery_migrate(fresh: &stowage_tests::Fresh) {
 /// The versions stowage recorded, and who it says applied them.
 async fn recorded(db: &Pool) -> Vec<(i64, String)> {
     let versions: Vec<i64> = db.history().await.iter().map(|row| row.0).collect();
-    let by = strings(
-        db,
-        "SELECT applied_by FROM stowage_migrations ORDER BY version",
-    )
-    .await;
+    let by = db
+        .strings("SELECT applied_by FROM stowage_migrations ORDER BY version")
+        .await;
     versions.into_iter().zip(by).collect()
 }
 

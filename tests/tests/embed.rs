@@ -3,7 +3,7 @@
 
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
-use stowage::{Dialect, Migration, Migrator};
+use stowage::{Dialect, Event, Migration, Migrator};
 
 static SIMPLE: Migrator = stowage::embed_migrations!("fixtures/simple");
 static REVERSIBLE: Migrator = stowage::embed_migrations!("fixtures/reversible");
@@ -17,6 +17,7 @@ static DIESEL_PROJECT: Migrator = stowage::embed_migrations!("fixtures/diesel_pr
 static UNDO_PREFIX: Migrator = stowage::embed_migrations!("fixtures/undo_prefix");
 static REFINERY_GROUPS: Migrator = stowage::embed_migrations!("fixtures/refinery_groups");
 static DOTTED: Migrator = stowage::embed_migrations!("fixtures/dotted");
+static FLYWAY: Migrator = stowage::embed_migrations!("fixtures/flyway/v1");
 
 static SIMPLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/simple");
 static REVERSIBLE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/reversible");
@@ -30,6 +31,7 @@ static DIESEL_PROJECT_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/
 static UNDO_PREFIX_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/undo_prefix");
 static REFINERY_GROUPS_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/refinery_groups");
 static DOTTED_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/dotted");
+static FLYWAY_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/flyway/v1");
 static BROKEN_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/ui/fixtures/many_problems");
 
 fn versions(migrator: &Migrator) -> Vec<i64> {
@@ -270,7 +272,7 @@ fn expected_chain(set: &stowage::MigrationSet) -> Vec<[u8; 32]> {
         .collect()
 }
 
-fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 12] {
+fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 13] {
     [
         ("simple", &SIMPLE, &SIMPLE_DIR),
         ("reversible", &REVERSIBLE, &REVERSIBLE_DIR),
@@ -284,6 +286,7 @@ fn all() -> [(&'static str, &'static Migrator, &'static Dir<'static>); 12] {
         ("undo_prefix", &UNDO_PREFIX, &UNDO_PREFIX_DIR),
         ("refinery_groups", &REFINERY_GROUPS, &REFINERY_GROUPS_DIR),
         ("dotted", &DOTTED, &DOTTED_DIR),
+        ("flyway", &FLYWAY, &FLYWAY_DIR),
     ]
 }
 
@@ -308,6 +311,41 @@ fn compile_time_checksums_match_a_rehash() {
             }
         }
     }
+}
+
+/// Flyway's `R__` files are repeatable migrations, known by their
+/// description; `beforeMigrate.sql` and `<event>__<name>.sql` are callbacks.
+#[test]
+fn flyway_repeatables_and_callbacks() {
+    let set = &FLYWAY.sets()[0];
+    assert_eq!(versions(&FLYWAY), [1, 2]);
+    assert_eq!(
+        set.get(2).unwrap().down_sql(),
+        Some(file("fixtures/flyway/v1/U2__first_items.sql").as_str())
+    );
+    let [repeatable] = set.repeatables() else {
+        panic!("{:?}", set.repeatables())
+    };
+    assert!(repeatable.is_repeatable() && repeatable.version() < 0);
+    assert_eq!(repeatable.description(), "item names");
+    assert_eq!(repeatable.source_path(), "R__item_names.sql");
+    assert_eq!(
+        repeatable.up_sql(),
+        file("fixtures/flyway/v1/R__item_names.sql")
+    );
+    let callbacks: Vec<(Event, &str)> = Event::ALL
+        .into_iter()
+        .flat_map(|event| set.callbacks(event).map(move |c| (event, c.path())))
+        .collect();
+    assert_eq!(
+        callbacks,
+        [
+            (Event::BeforeMigrate, "beforeMigrate.sql"),
+            (Event::BeforeEachMigrate, "beforeEachMigrate.sql"),
+            (Event::AfterEachMigrate, "afterEachMigrate__count.sql"),
+            (Event::AfterMigrate, "afterMigrate.sql"),
+        ]
+    );
 }
 
 #[test]

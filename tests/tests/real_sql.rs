@@ -347,12 +347,10 @@ async fn postgres_copy_from_stdin_is_refused_before_anything_runs() {
             && message.contains("nothing was applied"),
         "{message}"
     );
-    assert_eq!(
-        db.tables().await,
-        ["stowage_migrations"],
-        "not even migration 1"
+    assert!(
+        db.tables().await.is_empty(),
+        "not even migration 1, nor the history table"
     );
-    assert!(db.history().await.is_empty());
 }
 
 /// A routine keeps the `sql_mode` of the session that created it, for

@@ -1,7 +1,7 @@
 //! [`Migrator::from_dir`]: the same model, built at start-up from an
 //! [`include_dir::Dir`].
 
-use crate::{Error, Migration, MigrationSet, Migrator};
+use crate::{Error, MigrationSet, Migrator};
 use stowage_layout::{self as layout, Entry};
 
 impl Migrator {
@@ -30,14 +30,7 @@ impl Migrator {
             problems: problems.iter().map(ToString::to_string).collect(),
         })?;
         Ok(Migrator::owned(
-            sets.into_iter()
-                .map(|set| {
-                    MigrationSet::owned(
-                        set.dialect,
-                        set.migrations.into_iter().map(Migration::owned).collect(),
-                    )
-                })
-                .collect(),
+            sets.into_iter().map(MigrationSet::owned).collect(),
         ))
     }
 }

@@ -1,6 +1,6 @@
 //! [`Migration`], [`MigrationSet`] and [`Head`].
 
-use crate::Dialect;
+use crate::{Dialect, Event};
 use std::borrow::Cow;
 
 /// One migration: its version, SQL and checksums.
@@ -60,9 +60,27 @@ impl Migration {
     }
 
     /// The version: the leading number of the file name (for diesel folders,
-    /// the digits of the timestamp).
+    /// the digits of the timestamp). A repeatable migration has none: its
+    /// version is the negative key it is recorded under, derived from its
+    /// description.
     pub const fn version(&self) -> i64 {
         self.version
+    }
+
+    /// Whether this is a repeatable migration (`R__<name>.sql`), applied
+    /// after the versioned ones whenever its checksum changed.
+    pub const fn is_repeatable(&self) -> bool {
+        self.version < 0
+    }
+
+    /// The same migration running `up` and `down` instead of its SQL (its
+    /// placeholders replaced), with the checksum of the SQL as written.
+    pub(crate) fn with_sql(&self, up: String, down: Option<String>) -> Migration {
+        Migration {
+            up_sql: Cow::Owned(up),
+            down_sql: down.map(Cow::Owned),
+            ..self.clone()
+        }
     }
 
     /// The description: the rest of the name, with `_` turned into spaces.
@@ -114,7 +132,54 @@ pub struct Head {
     pub chain: [u8; 32],
 }
 
-/// The migrations of one dialect, sorted by version.
+/// A callback file (`beforeMigrate.sql`, `afterEachMigrate__audit.sql`, …):
+/// SQL run on the migration connection at its [`Event`] of a run that has
+/// work to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackFile {
+    event: Event,
+    path: Cow<'static, str>,
+    sql: Cow<'static, str>,
+}
+
+impl CallbackFile {
+    /// Built by `embed_migrations!`.
+    #[doc(hidden)]
+    pub const fn embedded(event: Event, path: &'static str, sql: &'static str) -> Self {
+        CallbackFile {
+            event,
+            path: Cow::Borrowed(path),
+            sql: Cow::Borrowed(sql),
+        }
+    }
+
+    #[cfg(feature = "include_dir")]
+    pub(crate) fn owned(callback: stowage_layout::Callback) -> Self {
+        CallbackFile {
+            event: callback.event,
+            path: Cow::Owned(callback.file.path),
+            sql: Cow::Owned(callback.file.text),
+        }
+    }
+
+    /// When it runs.
+    pub const fn event(&self) -> Event {
+        self.event
+    }
+
+    /// Its path, relative to the migrations folder.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Its SQL, normalised (no BOM, LF line ends).
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+/// The migrations of one dialect, sorted by version, with its repeatable
+/// migrations and callback files.
 ///
 /// A folder without dialect subfolders gives one set whose
 /// [`dialect`](Self::dialect) is `None`: it serves every dialect.
@@ -122,24 +187,63 @@ pub struct Head {
 pub struct MigrationSet {
     dialect: Option<Dialect>,
     migrations: Cow<'static, [Migration]>,
+    repeatables: Cow<'static, [Migration]>,
+    callbacks: Cow<'static, [CallbackFile]>,
 }
 
 impl MigrationSet {
     /// Built by `embed_migrations!`.
     #[doc(hidden)]
-    pub const fn embedded(dialect: Option<Dialect>, migrations: &'static [Migration]) -> Self {
+    pub const fn embedded(
+        dialect: Option<Dialect>,
+        migrations: &'static [Migration],
+        repeatables: &'static [Migration],
+        callbacks: &'static [CallbackFile],
+    ) -> Self {
         MigrationSet {
             dialect,
             migrations: Cow::Borrowed(migrations),
+            repeatables: Cow::Borrowed(repeatables),
+            callbacks: Cow::Borrowed(callbacks),
         }
     }
 
     #[cfg(feature = "include_dir")]
-    pub(crate) fn owned(dialect: Option<Dialect>, migrations: Vec<Migration>) -> Self {
+    pub(crate) fn owned(set: stowage_layout::Set) -> Self {
+        let owned = |list: Vec<stowage_layout::Parsed>| {
+            Cow::Owned(list.into_iter().map(Migration::owned).collect())
+        };
         MigrationSet {
-            dialect,
-            migrations: Cow::Owned(migrations),
+            dialect: set.dialect,
+            migrations: owned(set.migrations),
+            repeatables: owned(set.repeatables),
+            callbacks: Cow::Owned(set.callbacks.into_iter().map(CallbackFile::owned).collect()),
         }
+    }
+
+    /// The repeatable migrations (`R__<name>.sql`), in the order they are
+    /// applied: by description.
+    pub fn repeatables(&self) -> &[Migration] {
+        &self.repeatables
+    }
+
+    /// The callback files of `event`, in the order they run: by path.
+    pub fn callbacks(&self, event: Event) -> impl Iterator<Item = &CallbackFile> {
+        self.callbacks.iter().filter(move |c| c.event == event)
+    }
+
+    /// A value that changes whenever anything a run would do changes: the
+    /// head's chain, then each repeatable migration's and callback's checksum.
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        let mut value = self.head().map_or([0; 32], |head| head.chain);
+        for repeatable in self.repeatables.iter() {
+            value = stowage_layout::chain_next(&value, repeatable.version, &repeatable.checksum);
+        }
+        for callback in self.callbacks.iter() {
+            let checksum = stowage_layout::checksum(&callback.sql);
+            value = stowage_layout::chain_next(&value, 0, &checksum);
+        }
+        value
     }
 
     /// The dialect this set is for, or `None` when it serves every dialect.

@@ -1,8 +1,11 @@
 //! [`Migrator`]: the embedded migrations of an application.
 
+use super::hooks::{Hook, HookContext, HookFuture};
+use super::placeholders::Placeholders;
 use super::{Config, Head, Migration, MigrationSet, Policy, Source};
-use crate::Dialect;
+use crate::{Dialect, Event};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The migrations embedded in the binary, one [`MigrationSet`] per dialect.
 ///
@@ -20,6 +23,8 @@ pub struct Migrator {
     sets: Cow<'static, [MigrationSet]>,
     source: Source,
     config: Config,
+    placeholders: Placeholders,
+    hooks: Vec<Hook>,
 }
 
 impl Migrator {
@@ -30,6 +35,8 @@ impl Migrator {
             sets: Cow::Borrowed(sets),
             source,
             config: Config::DEFAULT,
+            placeholders: Placeholders::OFF,
+            hooks: Vec::new(),
         }
     }
 
@@ -39,6 +46,8 @@ impl Migrator {
             sets: Cow::Owned(sets),
             source: Source::embedded(None, &[]),
             config: Config::DEFAULT,
+            placeholders: Placeholders::OFF,
+            hooks: Vec::new(),
         }
     }
 
@@ -165,5 +174,86 @@ impl Migrator {
     pub const fn with_take_over(mut self, take_over: bool) -> Self {
         self.config.take_over = take_over;
         self
+    }
+
+    /// Replace placeholders, `${name}`, in migrations and callback files
+    /// before they run, with these values (and those of
+    /// [`placeholder`](Self::placeholder)). An environment variable
+    /// `STOWAGE_PLACEHOLDER_<NAME>` (the name in capitals) overrides a value
+    /// given in code, so that a deployment can change it without a rebuild.
+    ///
+    /// A placeholder is `${` + ASCII letters, digits and `_` + `}`; write
+    /// `$${` for a literal `${`. Checksums cover the SQL as written, so a
+    /// changed value does not make an applied migration "modified". A
+    /// placeholder without a value is an error before anything runs.
+    /// Without this setting or `placeholder`, SQL runs exactly as written,
+    /// `${` included.
+    ///
+    /// ```
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations")
+    ///     .with_placeholders(&[("app_role", "app")]);
+    /// ```
+    #[must_use]
+    pub const fn with_placeholders(
+        mut self,
+        values: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        self.placeholders.on = true;
+        self.placeholders.fixed = values;
+        self
+    }
+
+    /// Give placeholder `name` a value known only at run time (and turn
+    /// placeholders on): see [`with_placeholders`](Self::with_placeholders).
+    ///
+    /// ```
+    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    /// let role = std::env::var("APP_ROLE").unwrap_or_else(|_| "app".to_owned());
+    /// let migrator = MIGRATOR.clone().placeholder("app_role", role);
+    /// ```
+    #[must_use]
+    pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.placeholders.on = true;
+        self.placeholders.added.push((name.into(), value.into()));
+        self
+    }
+
+    /// Run `hook` at `event`, after the callback files of that event, on
+    /// the migration connection: for what SQL cannot do. Like callback
+    /// files, hooks run only when a run has work to do. An error from the
+    /// hook stops the run with [`Error::CallbackFailed`](crate::Error::CallbackFailed).
+    ///
+    /// ```
+    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    /// use stowage::Event;
+    ///
+    /// let migrator = MIGRATOR.clone().on(Event::AfterEachMigrate, |mut ctx| {
+    ///     Box::pin(async move {
+    ///         if let Some(m) = ctx.migration() {
+    ///             println!("applied {}", m.version());
+    ///         }
+    ///         ctx.execute("SELECT 1").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on<F>(mut self, event: Event, hook: F) -> Self
+    where
+        F: for<'c> Fn(HookContext<'c>) -> HookFuture<'c> + Send + Sync + 'static,
+    {
+        self.hooks.push(Hook {
+            event,
+            run: Arc::new(hook),
+        });
+        self
+    }
+
+    pub(crate) fn placeholders(&self) -> &Placeholders {
+        &self.placeholders
+    }
+
+    pub(crate) fn hooks(&self, event: Event) -> impl Iterator<Item = &Hook> {
+        self.hooks.iter().filter(move |hook| hook.event == event)
     }
 }

@@ -4,11 +4,14 @@
 pub(crate) mod config;
 #[cfg(feature = "include_dir")]
 mod from_dir;
+pub(crate) mod hooks;
 mod migration;
 mod migrator;
+pub(crate) mod placeholders;
 mod stale;
 
 pub use config::{Config, Policy};
-pub use migration::{Head, Migration, MigrationSet};
+pub use hooks::{HookContext, HookError, HookFuture};
+pub use migration::{CallbackFile, Head, Migration, MigrationSet};
 pub use migrator::Migrator;
 pub use stale::Source;

@@ -60,6 +60,8 @@ pub(crate) struct Table {
     pub(crate) foreign_keys: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// `schema.table` as given, for lock keys and messages.
     pub(crate) key: String,
+    /// The table's own name, unquoted.
+    base: &'static str,
 }
 
 impl Table {
@@ -87,6 +89,31 @@ impl Table {
             home: None,
             foreign_keys: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
+            base: config.table,
+        })
+    }
+
+    /// The table of repeatable migrations beside this one,
+    /// `<table>_repeatable`, in the same schema: its rows are those of this
+    /// table's shape, keyed by each repeatable migration's negative key.
+    pub(crate) fn repeatables(&self) -> Result<Table, Error> {
+        let own = format!("{}_repeatable", self.base);
+        if !is_identifier(&own) {
+            return Err(Error::InvalidConfig(format!(
+                "the table of repeatable migrations, `{own}`, would be longer than 63 characters; \
+                 give the history table a shorter name"
+            )));
+        }
+        let unqualified = self.sql.quote(&own);
+        let name = match (&self.schema, &self.home) {
+            (Some(schema), _) => format!("{schema}.{unqualified}"),
+            (None, Some(home)) => format!("{home}.{unqualified}"),
+            (None, None) => unqualified.clone(),
+        };
+        Ok(Table {
+            name,
+            unqualified,
+            ..self.clone()
         })
     }
 
@@ -122,12 +149,21 @@ impl Table {
         )))
     }
 
-    /// The fast path's one query: the newest row.
-    pub(crate) fn head_sql(&self) -> String {
-        format!(
+    /// The fast path's one query: the newest row, and with `repeatables`
+    /// the rows of that table (negative versions, their checksums).
+    pub(crate) fn head_sql(&self, repeatables: Option<&Table>) -> String {
+        let head = format!(
             "SELECT version, chain, state FROM {} ORDER BY version DESC LIMIT 1",
             self.name
-        )
+        );
+        match repeatables {
+            None => head,
+            Some(other) => format!(
+                "SELECT version, chain, state FROM ({head}) head \
+                 UNION ALL SELECT version, checksum, state FROM {}",
+                other.name
+            ),
+        }
     }
 
     pub(crate) const HEAD_TYPES: [Ty; 3] = [Ty::I64, Ty::Bytes, Ty::Text];
@@ -160,6 +196,17 @@ impl Table {
                 self.name
             )))?;
         Ok(rows.iter().map(|row| row_from_cells(row)).collect())
+    }
+
+    /// Every row, oldest first, or none when the table does not exist yet.
+    pub(crate) async fn rows_if_exists(
+        &self,
+        conn: &mut Conn<'_>,
+    ) -> Result<Vec<HistoryRow>, Error> {
+        match self.rows(conn).await {
+            Err(Error::Database { source, .. }) if self.is_undefined(&source) => Ok(Vec::new()),
+            rows => rows,
+        }
     }
 
     /// A placeholder for parameter `n` (from 1).

@@ -2,6 +2,7 @@
 //! statements, and [`Migrator::run`](crate::Migrator::run) written once over
 //! the dialects of [`crate::dialect`].
 
+pub(crate) mod callbacks;
 pub(crate) mod connection;
 pub(crate) mod history;
 pub(crate) mod lock;

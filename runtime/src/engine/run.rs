@@ -1,10 +1,11 @@
 //! [`Migrator::run`]: bring a database up to date.
 
-use super::connection::{Conn, Database, Value};
+use super::callbacks::Work;
+use super::connection::{Cell, Conn, Database, Value};
 use super::history::{self, HistoryRow, RowState, Table};
 use super::lock::{lock, unlock};
 use crate::error::short_hex;
-use crate::{Error, Migration, MigrationSet, Migrator, Policy, Report};
+use crate::{Error, Event, Migration, MigrationSet, Migrator, Policy, Report};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -84,22 +85,40 @@ impl Migrator {
 
 /// The fast path: one query, no lock, no DDL.
 async fn up_to_date(conn: &mut Conn<'_>, table: &Table, set: &MigrationSet) -> Result<bool, Error> {
+    let repeatables = match set.repeatables() {
+        [] => None,
+        _ => Some(table.repeatables()?),
+    };
+    let nothing_to_do = set.is_empty() && set.repeatables().is_empty();
     match conn
-        .fetch(table.head_sql(), Vec::new(), &Table::HEAD_TYPES)
+        .fetch(
+            table.head_sql(repeatables.as_ref()),
+            Vec::new(),
+            &Table::HEAD_TYPES,
+        )
         .await
     {
         Ok(rows) => {
-            let Some(row) = rows.first() else {
-                return Ok(set.is_empty());
+            let version = |row: &[Cell]| row.first().and_then(Cell::i64);
+            let matches = |row: &[Cell], version_of: i64, value: &[u8]| {
+                version(row) == Some(version_of)
+                    && row.get(1).map(Cell::bytes) == Some(value)
+                    && row.get(2).and_then(Cell::text) == Some("applied")
             };
-            let head = set.head();
-            Ok(head.is_some_and(|head| {
-                row.first().and_then(|c| c.i64()) == Some(head.version)
-                    && row.get(1).map(|c| c.bytes()) == Some(&head.chain[..])
-                    && row.get(2).and_then(|c| c.text()) == Some("applied")
-            }))
+            let head_row = rows.iter().find(|row| version(row).is_some_and(|v| v >= 0));
+            let head_ok = match (set.head(), head_row) {
+                (None, None) => true,
+                (Some(head), Some(row)) => matches(row, head.version, &head.chain),
+                _ => false,
+            };
+            // Each repeatable migration recorded with the checksum it has now.
+            let repeatables_ok = set.repeatables().iter().all(|r| {
+                rows.iter()
+                    .any(|row| matches(row, r.version(), r.checksum()))
+            });
+            Ok(head_ok && repeatables_ok)
         }
-        Err(error) if table.is_undefined(&error) => Ok(set.is_empty()),
+        Err(error) if table.is_undefined(&error) => Ok(nothing_to_do),
         Err(error) => Err(Error::db(format!(
             "cannot read the history table {}",
             table.name
@@ -181,44 +200,58 @@ async fn apply_pending(
     if migrator.config().take_over {
         crate::operations::take_over_found(migrator, conn, table, set).await?;
     }
-    table.ensure(conn).await?;
-    let table = &table.pinned(conn).await?;
-    let rows = table.rows(conn).await?;
+    let rows = table.rows_if_exists(conn).await?;
     if let Some(problem) = check_policies(migrator, set, &rows).into_iter().next() {
         return Err(problem);
     }
     let recorded = history::by_version(&rows);
-    let pending = set.iter().filter(|m| {
-        !recorded.contains_key(&m.version()) && up_to.is_none_or(|v| m.version() <= v)
-    });
-    for migration in pending {
-        refuse_unsupported(table, migration, migration.up_sql())?;
-    }
+    let pending: Vec<&Migration> = set
+        .iter()
+        .filter(|m| {
+            !recorded.contains_key(&m.version()) && up_to.is_none_or(|v| m.version() <= v)
+        })
+        .collect();
+    // Repeatable migrations come after every versioned one: only in a run
+    // that goes to the head, those that are new or changed.
+    let to_head = up_to.is_none_or(|v| set.head().is_none_or(|head| v >= head.version));
+    let with_repeatables = to_head && !set.repeatables().is_empty();
+    let due = match with_repeatables {
+        true => due_repeatables(conn, table, set).await?,
+        false => Vec::new(),
+    };
+    // Every placeholder and statement checked before anything changes.
+    let work = Work::prepare(migrator, table, set, &pending, &due)?;
+    table.ensure(conn).await?;
+    let table = &table.pinned(conn).await?;
+    let repeatable_table = match with_repeatables {
+        true => {
+            let repeatable_table = table.repeatables()?;
+            repeatable_table.ensure(conn).await?;
+            Some(repeatable_table)
+        }
+        false => None,
+    };
     let applied_by = history::applied_by();
     let mut applied = Vec::new();
-    for migration in set.iter() {
-        if recorded.contains_key(&migration.version())
-            || up_to.is_some_and(|v| migration.version() > v)
-        {
-            continue;
-        }
-        let started = Instant::now();
-        table
-            .sql
-            .apply(conn, table, migration, &applied_by)
-            .instrument(tracing::info_span!(
-                "stowage.migration",
-                version = migration.version()
-            ))
+    if !work.is_empty() {
+        work.fire(migrator, conn, table, Event::BeforeMigrate, None)
             .await?;
-        let duration = started.elapsed();
-        tracing::info!(
-            version = migration.version(),
-            description = migration.description(),
-            ?duration,
-            "applied migration"
-        );
-        applied.push(crate::report::Applied::of(migration, duration));
+        for migration in &work.migrations {
+            applied.push(apply_one(migrator, conn, table, &work, migration, &applied_by).await?);
+        }
+        if let Some(repeatable_table) = &repeatable_table {
+            for repeatable in &work.repeatables {
+                conn.execute(repeatable_table.delete_sql(repeatable.version()), Vec::new())
+                    .await
+                    .map_err(Error::db("cannot update the table of repeatable migrations"))?;
+                applied.push(
+                    apply_one(migrator, conn, repeatable_table, &work, repeatable, &applied_by)
+                        .await?,
+                );
+            }
+        }
+        work.fire(migrator, conn, table, Event::AfterMigrate, None)
+            .await?;
     }
     // Rows written under other binaries (out of order, accepted checksums)
     // carry another chain value; record this binary's so the next start-up
@@ -250,6 +283,61 @@ async fn apply_pending(
         .filter(|v| recorded.contains_key(v) || applied.iter().any(|a| a.version == *v))
         .max();
     Ok(Report::new(table.dialect(), applied, head))
+}
+
+/// The repeatable migrations that are new or changed since applied.
+pub(crate) async fn due_repeatables<'s>(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &'s MigrationSet,
+) -> Result<Vec<&'s Migration>, Error> {
+    let done = table.repeatables()?.rows_if_exists(conn).await?;
+    Ok(set
+        .repeatables()
+        .iter()
+        .filter(|r| {
+            !done.iter().any(|row| {
+                row.version == r.version()
+                    && row.checksum == r.checksum()
+                    && row.state == RowState::Applied
+            })
+        })
+        .collect())
+}
+
+/// Apply one migration (versioned, or repeatable into its own table) with
+/// the callbacks of each migration around it.
+async fn apply_one(
+    migrator: &Migrator,
+    conn: &mut Conn<'_>,
+    table: &Table,
+    work: &Work,
+    migration: &Migration,
+    applied_by: &str,
+) -> Result<crate::report::Applied, Error> {
+    let each = Some(migration);
+    work.fire(migrator, conn, table, Event::BeforeEachMigrate, each)
+        .await?;
+    let started = Instant::now();
+    table
+        .sql
+        .apply(conn, table, migration, applied_by)
+        .instrument(tracing::info_span!(
+            "stowage.migration",
+            version = migration.version()
+        ))
+        .await?;
+    let duration = started.elapsed();
+    tracing::info!(
+        version = migration.version(),
+        description = migration.description(),
+        repeatable = migration.is_repeatable(),
+        ?duration,
+        "applied migration"
+    );
+    work.fire(migrator, conn, table, Event::AfterEachMigrate, each)
+        .await?;
+    Ok(crate::report::Applied::of(migration, duration))
 }
 
 /// [`Error::UnsupportedStatement`] for the first statement of `sql` (`m`'s

@@ -72,13 +72,7 @@ impl Migrator {
 
 /// The history rows, or none when the table does not exist yet.
 async fn read_rows(conn: &mut Conn<'_>, table: &Table) -> Result<Vec<HistoryRow>, Error> {
-    match table.rows(conn).await {
-        Ok(rows) => Ok(rows),
-        Err(Error::Database { source, .. }) if table.is_undefined(&source) => {
-            Ok(Vec::new())
-        }
-        Err(error) => Err(error),
-    }
+    table.rows_if_exists(conn).await
 }
 
 async fn delete_row(conn: &mut Conn<'_>, table: &Table, version: i64) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 use super::undo::undo_range;
 use super::{Session, Target, read_rows};
 use crate::engine::connection::Database;
-use crate::engine::run::check_policies;
+use crate::engine::run::{check_policies, due_repeatables};
 use crate::{Error, Migration, Migrator};
 use std::fmt;
 
@@ -21,11 +21,11 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PlanStep {
-    /// The version.
+    /// The version (for a repeatable migration, its negative key).
     pub version: i64,
     /// The description.
     pub description: String,
-    /// The SQL that would run.
+    /// The SQL that would run, its placeholders replaced.
     pub sql: String,
     /// Whether it would run outside a transaction.
     pub no_transaction: bool,
@@ -44,7 +44,11 @@ impl fmt::Display for Plan {
             writeln!(
                 f,
                 "-- {direction} {} {}{}",
-                step.version,
+                if step.version < 0 {
+                    "R".to_owned()
+                } else {
+                    step.version.to_string()
+                },
                 step.description,
                 if step.no_transaction {
                     " (no transaction)"
@@ -85,27 +89,35 @@ impl Migrator {
             if let Some(problem) = check_policies(self, set, &rows).into_iter().next() {
                 return Err(problem);
             }
-            let steps = set
+            let mut due: Vec<&Migration> = set
                 .iter()
                 .filter(|m| m.version() <= up_to && !rows.iter().any(|r| r.version == m.version()))
-                .map(|m| step(m, m.up_sql()))
                 .collect();
+            // Repeatable migrations, new or changed, after a run to the head.
+            if set.head().is_none_or(|head| up_to >= head.version) && !set.repeatables().is_empty() {
+                due.extend(due_repeatables(&mut conn, &table, set).await?);
+            }
+            let steps = due
+                .into_iter()
+                .map(|m| step(self, m, m.up_sql()))
+                .collect::<Result<_, _>>()?;
             return Ok(Plan { up: true, steps });
         }
         let range = undo_range(set, &rows, target)?;
         let steps = range
             .iter()
-            .map(|m| step(m, m.down_sql().unwrap_or_default()))
-            .collect();
+            .map(|m| step(self, m, m.down_sql().unwrap_or_default()))
+            .collect::<Result<_, _>>()?;
         Ok(Plan { up: false, steps })
     }
 }
 
-fn step(m: &Migration, sql: &str) -> PlanStep {
-    PlanStep {
+/// The step of `m` running `sql`, its placeholders replaced.
+fn step(migrator: &Migrator, m: &Migration, sql: &str) -> Result<PlanStep, Error> {
+    Ok(PlanStep {
         version: m.version(),
         description: m.description().to_owned(),
-        sql: sql.to_owned(),
+        sql: migrator.placeholders().resolve(m.source_path(), sql)?,
         no_transaction: m.no_transaction(),
-    }
+    })
 }

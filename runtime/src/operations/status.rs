@@ -26,6 +26,9 @@ pub enum MigrationState {
     Missing,
     /// Started statement by statement and not finished.
     Failed,
+    /// A repeatable migration applied with another checksum: the next run
+    /// applies it again.
+    Outdated,
 }
 
 impl fmt::Display for MigrationState {
@@ -36,6 +39,7 @@ impl fmt::Display for MigrationState {
             MigrationState::Modified => "modified",
             MigrationState::Missing => "missing",
             MigrationState::Failed => "failed",
+            MigrationState::Outdated => "outdated",
         })
     }
 }
@@ -57,6 +61,9 @@ pub struct StatusEntry {
     pub duration_ms: Option<i64>,
     /// Which host and program applied it.
     pub applied_by: Option<String>,
+    /// Whether it is a repeatable migration (`R__<name>.sql`), whose
+    /// `version` is then its negative key; listed after the versioned ones.
+    pub repeatable: bool,
 }
 
 /// Every embedded and every recorded migration with its state; `Display`
@@ -83,6 +90,7 @@ impl Status {
     pub fn current(&self) -> Option<i64> {
         self.migrations
             .iter()
+            .filter(|m| !m.repeatable)
             .filter(|m| matches!(m.state, MigrationState::Applied | MigrationState::Modified))
             .map(|m| m.version)
             .max()
@@ -96,7 +104,11 @@ impl fmt::Display for Status {
             .iter()
             .map(|m| {
                 [
-                    m.version.to_string(),
+                    if m.repeatable {
+                        "R".to_owned()
+                    } else {
+                        m.version.to_string()
+                    },
                     m.state.to_string(),
                     m.applied_at.clone().unwrap_or_default(),
                     m.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
@@ -142,7 +154,7 @@ impl fmt::Display for Status {
         let pending = self
             .migrations
             .iter()
-            .filter(|m| m.state == MigrationState::Pending)
+            .filter(|m| matches!(m.state, MigrationState::Pending | MigrationState::Outdated))
             .count();
         write!(
             f,
@@ -172,14 +184,9 @@ impl Migrator {
         let mut migrations: Vec<StatusEntry> = set
             .iter()
             .map(|m| {
-                let row = recorded.get(&m.version());
-                let state = match row {
-                    None => MigrationState::Pending,
-                    Some(row) if row.state == RowState::Failed => MigrationState::Failed,
-                    Some(row) if row.checksum != m.checksum() => MigrationState::Modified,
-                    Some(_) => MigrationState::Applied,
-                };
-                entry(m.version(), m.description(), state, row.copied())
+                let row = recorded.get(&m.version()).copied();
+                let state = state_of(m, row, MigrationState::Modified);
+                entry(m.version(), m.description(), state, row)
             })
             .collect();
         for row in rows.iter().filter(|r| set.get(r.version).is_none()) {
@@ -190,7 +197,25 @@ impl Migrator {
             };
             migrations.push(entry(row.version, &row.description, state, Some(row)));
         }
-        migrations.sort_by_key(|m| m.version);
+        if !set.repeatables().is_empty() {
+            let repeatable_rows = read_rows(&mut conn, &table.repeatables()?).await?;
+            let recorded = history::by_version(&repeatable_rows);
+            for r in set.repeatables() {
+                let row = recorded.get(&r.version()).copied();
+                let state = state_of(r, row, MigrationState::Outdated);
+                migrations.push(StatusEntry {
+                    repeatable: true,
+                    ..entry(r.version(), r.description(), state, row)
+                });
+            }
+        }
+        // Versioned by version, then repeatable ones by description.
+        let key = |m: &StatusEntry| (m.repeatable, if m.repeatable { 0 } else { m.version });
+        migrations.sort_by(|a, b| {
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| a.description.cmp(&b.description))
+        });
         Ok(Status {
             dialect: table.dialect(),
             migrations,
@@ -235,6 +260,20 @@ impl Migrator {
     }
 }
 
+/// The state of `m` recorded as `row`; `changed` when its checksum differs.
+fn state_of(
+    m: &crate::Migration,
+    row: Option<&HistoryRow>,
+    changed: MigrationState,
+) -> MigrationState {
+    match row {
+        None => MigrationState::Pending,
+        Some(row) if row.state == RowState::Failed => MigrationState::Failed,
+        Some(row) if row.checksum != m.checksum() => changed,
+        Some(_) => MigrationState::Applied,
+    }
+}
+
 fn entry(
     version: i64,
     description: &str,
@@ -248,6 +287,7 @@ fn entry(
         applied_at: row.map(|r| r.applied_at.clone()),
         duration_ms: row.map(|r| r.duration_ms),
         applied_by: row.map(|r| r.applied_by.clone()),
+        repeatable: false,
     }
 }
 

@@ -28,7 +28,7 @@ impl Migrator {
         let span = tracing::info_span!("stowage.undo", dialect = %table.dialect(), %target);
         let work = async {
             let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = undo_locked(&mut locked.conn, &table, set, target).await;
+            let result = undo_locked(self, &mut locked.conn, &table, set, target).await;
             locked.close_after = !matches!(&result, Ok(report) if report.reverted().is_empty());
             unlock(locked, &table, result).await
         };
@@ -38,15 +38,21 @@ impl Migrator {
 
 /// `undo`, under the lock.
 async fn undo_locked(
+    migrator: &Migrator,
     conn: &mut Conn<'_>,
     table: &Table,
     set: &MigrationSet,
     target: Target,
 ) -> Result<Report, Error> {
     let rows = read_rows(conn, table).await?;
-    let range = undo_range(set, &rows, target)?;
-    for migration in &range {
-        refuse_unsupported(table, migration, migration.down_sql().unwrap_or_default())?;
+    let mut range = Vec::new();
+    for migration in undo_range(set, &rows, target)? {
+        let down = migration.down_sql().unwrap_or_default();
+        let down = migrator
+            .placeholders()
+            .resolve(migration.source_path(), down)?;
+        refuse_unsupported(table, migration, &down)?;
+        range.push(migration.with_sql(migration.up_sql().to_owned(), Some(down)));
     }
     let table = &table.pinned(conn).await?;
     let mut reverted = Vec::new();

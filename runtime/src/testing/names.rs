@@ -76,8 +76,9 @@ pub fn server_from_env() -> String {
         .unwrap_or_else(|| "sqlite://".to_owned())
 }
 
-/// The template's name: the dialect's chain head, so that a changed set of
-/// migrations gets a template of its own.
+/// The template's name: the set's fingerprint (its chain head, repeatable
+/// migrations and callbacks), so that a changed set of migrations gets a
+/// template of its own.
 ///
 /// # Errors
 ///
@@ -86,7 +87,7 @@ pub fn template_name(migrator: &Migrator, dialect: Dialect) -> Result<String, Er
     let set = migrator
         .set(dialect)
         .ok_or(Error::NoMigrationsForDialect { dialect })?;
-    let chain = set.head().map_or([0; 32], |head| head.chain);
+    let chain = set.fingerprint();
     let hex: String = chain.iter().take(12).map(|b| format!("{b:02x}")).collect();
     Ok(format!("stowage_tpl_{hex}"))
 }

@@ -9,18 +9,22 @@ use stowage::Migrator;
 
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static SLOW: Migrator = stowage::embed_migrations!("fixtures/apply/slow");
+/// Placeholders with a value in code, which the environment overrides.
+static FLYWAY: Migrator = stowage::embed_migrations!("fixtures/flyway/v1")
+    .with_placeholders(&[("item_name", "from code")]);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(url), Some(set)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: stowage-test-app <database-url> <v2|slow> [lock-timeout-seconds]");
+        eprintln!("usage: stowage-test-app <database-url> <v2|slow|flyway> [lock-timeout-seconds]");
         std::process::exit(2);
     };
     let timeout = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
     let migrator = match set.as_str() {
         "v2" => V2.clone(),
         "slow" => SLOW.clone(),
+        "flyway" => FLYWAY.clone(),
         other => {
             eprintln!("unknown set {other}");
             std::process::exit(2);
