@@ -121,9 +121,21 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(i64, String, Kind), String>
     };
     if let Some(kind) = prefixed {
         let (digits, rest) = leading_digits(&stem[1..]);
-        let description = rest.strip_prefix("__").filter(|d| !d.is_empty());
+        // Flyway reads `V01.sql` as version 01 without a description.
+        let description = match rest {
+            "" => Some(""),
+            _ => rest.strip_prefix("__").filter(|d| !d.is_empty()),
+        };
+        let dotted = rest.starts_with(['.', '_'])
+            && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+            && rest.contains("__");
         return match (digits.is_empty(), description) {
             (false, Some(description)) => Ok((parse_version(digits)?, describe(description), kind)),
+            (false, None) if dotted => Err(format!(
+                "`{name}` has a Flyway version with parts (`1.1`, or `1_1`, which Flyway reads \
+                 as `1.1`); stowage's versions are whole numbers: renumber the migrations \
+                 (`V11__…`), keeping their order"
+            )),
             _ => Err(no_layout()),
         };
     }
@@ -285,6 +297,16 @@ mod tests {
         assert!(
             matches!(parse_file_name("R__user_view.sql"), Ok((0, d, Kind::Repeatable)) if d == "user view")
         );
+        // As Flyway reads it: a version without a description.
+        assert!(matches!(parse_file_name("V01.sql"), Ok((1, d, Kind::Simple)) if d.is_empty()));
+        for dotted in ["V1.1__a.sql", "V1_70__a.sql", "V2.43_0__a.sql"] {
+            assert!(
+                parse_file_name(dotted)
+                    .unwrap_err()
+                    .contains("whole numbers"),
+                "{dotted}"
+            );
+        }
         assert!(
             parse_file_name("afterMigrateError.sql")
                 .unwrap_err()
@@ -296,6 +318,7 @@ mod tests {
             "1_.sql",
             "V3_x.sql",
             "V__x.sql",
+            "V.sql",
             "U3_x.sql",
             "_1_a.sql",
             "R__.sql",

@@ -287,8 +287,15 @@ pub enum Error {
     /// A callback file or Rust hook failed; the run stopped there.
     #[error(
         "the {event} callback {callback} failed{}: {message}; the run stopped there: migrations \
-         applied before it stay applied and recorded, none after it ran. Fix the callback and run again",
-        version.map(|v| format!(" (for migration {v})")).unwrap_or_default()
+         applied before it stay applied and recorded, none after it ran. {}",
+        version.map(|v| format!(" (for migration {v})")).unwrap_or_default(),
+        match event {
+            crate::Event::BeforeMigrate | crate::Event::BeforeEachMigrate =>
+                "Fix the callback and run again",
+            _ => "Callbacks run only while migrations are pending, so a later run does not run \
+                  this one again for the migrations already applied: fix it, and do by hand once \
+                  what it was to do",
+        }
     )]
     CallbackFailed {
         /// The event it ran at.
@@ -366,7 +373,10 @@ impl Error {
             statement: spot.statement,
             line: spot.line,
             excerpt: spot.excerpt,
-            message: spot.message.unwrap_or_else(|| server_message(&source)),
+            message: with_transaction_advice(
+                &source,
+                spot.message.unwrap_or_else(|| server_message(&source)),
+            ),
             transactional,
             source,
         }
@@ -416,6 +426,22 @@ pub(crate) fn server_message(error: &sqlx::Error) -> String {
     error
         .as_database_error()
         .map_or_else(|| error.to_string(), |db| db.message().to_owned())
+}
+
+/// `message`, and when the server refused a statement inside a transaction
+/// (PostgreSQL's `CREATE INDEX CONCURRENTLY`, SQLite's `VACUUM`), how to
+/// run the migration outside one.
+fn with_transaction_advice(error: &sqlx::Error, message: String) -> String {
+    let inside = error.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some("25001") || db.message().contains("within a transaction")
+    });
+    match inside {
+        true => format!(
+            "{message} (to run this migration outside a transaction, put \
+             `-- stowage:no-transaction` at the top of its file)"
+        ),
+        false => message,
+    }
 }
 
 /// The first 8 bytes of a checksum, in hex.

@@ -279,7 +279,8 @@ async fn a_failing_callback_file_stops_the_run(backend: Backend) {
                 event: Event::AfterMigrate,
                 ..
             }
-        ) && message.contains("afterMigrate.sql"),
+        ) && message.contains("afterMigrate.sql")
+            && message.contains("a later run does not run this one again"),
         "{message}"
     );
     if backend != Backend::Sqlite {

@@ -353,6 +353,21 @@ async fn postgres_copy_from_stdin_is_refused_before_anything_runs() {
     );
 }
 
+/// A statement PostgreSQL refuses inside a transaction: the error says how
+/// to run the migration outside one, and nothing of it stays.
+#[tokio::test]
+async fn postgres_concurrently_says_how_to_run_outside_a_transaction() {
+    static CONCURRENTLY: Migrator = stowage::embed_migrations!("fixtures/concurrently");
+    let db = fresh(Backend::Postgres, "concurrently").await.pool().await;
+    let message = db.run(&CONCURRENTLY).await.unwrap_err().to_string();
+    assert!(
+        message.contains("cannot run inside a transaction block")
+            && message.contains("put `-- stowage:no-transaction` at the top of its file"),
+        "{message}"
+    );
+    assert_eq!(db.tables().await, ["stowage_migrations"]);
+}
+
 /// A routine keeps the `sql_mode` of the session that created it, for
 /// good: MySQL migrations run under the server's own default, as the mysql
 /// client's would, not under the one sqlx gives its connections

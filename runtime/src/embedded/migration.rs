@@ -234,6 +234,7 @@ impl MigrationSet {
 
     /// A value that changes whenever anything a run would do changes: the
     /// head's chain, then each repeatable migration's and callback's checksum.
+    #[cfg(feature = "testing")]
     pub(crate) fn fingerprint(&self) -> [u8; 32] {
         let mut value = self.head().map_or([0; 32], |head| head.chain);
         for repeatable in self.repeatables.iter() {

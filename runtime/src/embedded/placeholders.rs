@@ -72,14 +72,22 @@ impl Placeholders {
 }
 
 /// The environment variable that gives placeholder `name` a value:
-/// `STOWAGE_PLACEHOLDER_` and the name in capitals.
+/// `STOWAGE_PLACEHOLDER_` and the name in capitals, other characters than
+/// letters and digits as `_` (`flyway:user` → `STOWAGE_PLACEHOLDER_FLYWAY_USER`).
 pub(crate) fn env_var(name: &str) -> String {
-    format!("STOWAGE_PLACEHOLDER_{}", name.to_ascii_uppercase())
+    let name: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => c.to_ascii_uppercase(),
+            _ => '_',
+        })
+        .collect();
+    format!("STOWAGE_PLACEHOLDER_{name}")
 }
 
-/// Replace each `${name}` (a name of ASCII letters, digits and `_`, not
-/// starting with a digit) by its value, and each `$${` by `${`; any other
-/// `$` is left as it is.
+/// Replace each `${name}` (a name of ASCII letters, digits, `_`, `:`, `.`
+/// and `-`, starting with a letter or `_`, as Flyway's `${flyway:user}`) by
+/// its value, and each `$${` by `${`; any other `$` is left as it is.
 pub(crate) fn replace<'s>(
     sql: &'s str,
     value: impl Fn(&str) -> Option<String>,
@@ -121,7 +129,7 @@ fn placeholder(text: &str) -> Option<(&str, &str)> {
     let name = &inner[..end];
     let mut bytes = name.bytes();
     let plain = matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-'));
     plain.then(|| (name, &inner[end + 1..]))
 }
 
@@ -175,5 +183,13 @@ mod tests {
         };
         assert_eq!(on.apply("SELECT '${x}'").unwrap(), "SELECT 'added'");
         assert_eq!(env_var("app_owner"), "STOWAGE_PLACEHOLDER_APP_OWNER");
+        assert_eq!(env_var("flyway:user"), "STOWAGE_PLACEHOLDER_FLYWAY_USER");
+        assert_eq!(
+            on.apply("${flyway:database}"),
+            Err(Unset {
+                name: "flyway:database".to_owned(),
+                line: 1
+            })
+        );
     }
 }
