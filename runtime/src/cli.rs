@@ -53,7 +53,8 @@ pub const EXIT_PROBLEMS: i32 = 3;
 /// embedded in this binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MigrateCommand {
-    /// The database, e.g. postgres://user:password@host/db, mysql://…, sqlite://file.db.
+    /// The database, e.g. postgres://user:password@host/db, mysql://…, sqlite://file.db;
+    /// without it, DATABASE_URL, or the file DATABASE_URL_FILE names.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// How long to wait for the database to come up, in seconds.
@@ -160,12 +161,20 @@ impl MigrateCommand {
     }
 
     async fn execute(&self, migrator: &Migrator) -> Result<i32, Error> {
+        let from_env = match self.database_url {
+            Some(_) => None,
+            None => crate::database_url()?,
+        };
         let Some(url) = self
             .database_url
             .as_deref()
+            .or(from_env.as_deref())
             .filter(|url| !url.trim().is_empty())
         else {
-            eprintln!("error: no database: set DATABASE_URL or pass --database-url");
+            eprintln!(
+                "error: no database: set DATABASE_URL (or DATABASE_URL_FILE, a file holding it) \
+                 or pass --database-url"
+            );
             return Ok(EXIT_USAGE);
         };
         let target = match &self.action {

@@ -295,22 +295,98 @@ fn scrub(message: &str, url: &str) -> String {
     message
 }
 
+/// The passwords a URL holds (in its user-info part and in `password=` or
+/// `pass=` parameters), as written and percent-decoded.
 fn passwords(url: &str) -> Vec<String> {
-    let redacted = redact(url);
-    // The characters that differ between the URL and its redacted form.
-    let mut secrets = Vec::new();
-    let (a, b) = (url.as_bytes(), redacted.as_bytes());
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    if prefix + suffix < a.len() {
-        secrets.push(url[prefix..a.len() - suffix].to_owned());
+    let mut found = Vec::new();
+    if let Some(scheme_end) = url.find("://") {
+        let authority = &url[scheme_end + 3..];
+        let authority = &authority[..authority.find(['/', '?', '#']).unwrap_or(authority.len())];
+        if let Some(at) = authority.rfind('@')
+            && let Some((_, password)) = authority[..at].split_once(':')
+        {
+            found.push(password.to_owned());
+        }
     }
-    secrets
+    if let Some((_, query)) = url.split_once('?') {
+        for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+            if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass") {
+                found.push(value.to_owned());
+            }
+        }
+    }
+    let decoded: Vec<String> = found.iter().map(|p| percent_decode(p)).collect();
+    found.extend(decoded);
+    found.retain(|p| !p.is_empty());
+    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    found.dedup();
+    found
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The database URL of the environment: `DATABASE_URL`, or when it is not
+/// set, the contents of the file `DATABASE_URL_FILE` names (a Docker or
+/// Kubernetes secret), without its trailing newline. `None` when neither
+/// is set.
+///
+/// ```no_run
+/// # async fn start() -> Result<(), stowage::Error> {
+/// let url = stowage::database_url()?.unwrap_or_else(|| "sqlite://app.db".to_owned());
+/// let pool: sqlx::AnyPool = stowage::connect(&url).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] when the file cannot be read, naming it (never
+/// its contents).
+pub fn database_url() -> Result<Option<String>, Error> {
+    if let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    {
+        return Ok(Some(url));
+    }
+    let Some(path) = std::env::var_os("DATABASE_URL_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        Error::InvalidConfig(format!(
+            "cannot read the database URL from DATABASE_URL_FILE={}: {error}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    let url = text.trim();
+    if url.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "DATABASE_URL_FILE={} is empty; it should hold the database URL",
+            std::path::Path::new(&path).display()
+        )));
+    }
+    Ok(Some(url.to_owned()))
 }
 
 #[cfg(test)]
@@ -345,6 +421,16 @@ mod tests {
         assert_eq!(
             scrub("cannot use hunter2 at postgres://app:hunter2@db/app", url),
             "cannot use *** at postgres://app:***@db/app"
+        );
+        // Two passwords, one percent-encoded: each hidden, as written and decoded.
+        let url = "postgres://app:p%40ss1@db/app?password=other2";
+        assert_eq!(
+            redact(url),
+            "postgres://app:***@db/app?password=***"
+        );
+        assert_eq!(
+            scrub("p@ss1 p%40ss1 other2 at db", url),
+            "*** *** *** at db"
         );
     }
 }

@@ -95,7 +95,7 @@ pub use error::Error;
 pub use report::{Applied, Report};
 pub use stowage_layout::{Dialect, Event};
 with_driver! {
-    pub use connect::{Backend, ConnectOptions, connect, connect_with};
+    pub use connect::{Backend, ConnectOptions, connect, connect_with, database_url};
     pub use engine::connection::Database;
     pub use engine::history::{HistoryRow, RowState};
     pub use operations::{

@@ -75,3 +75,41 @@ async fn adopt_takes_over_a_history_from_the_command_line() {
     assert!(stderr.contains("already holds 4 migrations"), "{stderr}");
     std::fs::remove_file(path).unwrap();
 }
+
+/// Without `DATABASE_URL`, the URL comes from the file `DATABASE_URL_FILE`
+/// names, as Docker and Kubernetes secrets are mounted; a file that cannot
+/// be read is named in the error, and its contents are never shown.
+#[test]
+fn the_url_comes_from_a_secret_file() {
+    let dir = std::env::temp_dir().join(format!("stowage-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("app.db");
+    let secret = dir.join("database_url");
+    std::fs::write(&secret, format!("sqlite://{}\n", db.display())).unwrap();
+    let with_file = |file: &std::path::Path, args: &[&str]| {
+        let output = Command::new(APP)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("DATABASE_URL_FILE", file)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = with_file(&secret, &["migrate", "up"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied 4 migrations"), "{stdout}");
+    assert!(db.exists());
+
+    let missing = dir.join("no_such_secret");
+    let (code, _, stderr) = with_file(&missing, &["status"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL_FILE=") && stderr.contains("no_such_secret"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! `DATABASE_URL` picks the database (default `sqlite://todo.db`, a file in
-//! the working folder); `postgres://…` and `mysql://…` switch backend, and
-//! the matching folder of `migrations/` is applied.
+//! the working folder), or without it the file `DATABASE_URL_FILE` names (a
+//! Docker or Kubernetes secret); `postgres://…` and `mysql://…` switch
+//! backend, and the matching folder of `migrations/` is applied.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -49,9 +50,10 @@ struct Serve {
     /// Where to listen.
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// The database.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    database_url: String,
+    /// The database (default: DATABASE_URL, the file DATABASE_URL_FILE names,
+    /// or sqlite://todo.db).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 fn main() {
@@ -61,12 +63,16 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let code = match cli.command {
-        Some(Command::Migrate(mut command)) => {
-            command
-                .database_url
-                .get_or_insert_with(|| DEFAULT_DATABASE_URL.to_owned());
-            command.run_blocking(&MIGRATOR)
-        }
+        Some(Command::Migrate(mut command)) => match database_url(command.database_url.take()) {
+            Ok(url) => {
+                command.database_url = Some(url);
+                command.run_blocking(&MIGRATOR)
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                1
+            }
+        },
         Some(Command::Serve(serve)) => serve_blocking(serve),
         None => serve_blocking(cli.serve),
     };
@@ -90,9 +96,18 @@ fn serve_blocking(serve: Serve) -> i32 {
     }
 }
 
+/// The URL given, else the environment's (`DATABASE_URL_FILE` included),
+/// else the SQLite file.
+fn database_url(given: Option<String>) -> Result<String, Box<dyn std::error::Error>> {
+    match given {
+        Some(url) => Ok(url),
+        None => Ok(stowage::database_url()?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())),
+    }
+}
+
 /// Connect (waiting for the database), migrate, serve until Ctrl-C or SIGTERM.
 async fn run(serve: Serve) -> Result<(), Box<dyn std::error::Error>> {
-    let pool: AnyPool = stowage::connect(&serve.database_url).await?;
+    let pool: AnyPool = stowage::connect(&database_url(serve.database_url)?).await?;
     let report = MIGRATOR.run(&pool).await?;
     tracing::info!("{report}");
     let app = Router::new()

@@ -286,6 +286,19 @@ impl Conn<'_> {
         })
     }
 
+    /// Have a pooled connection closed, not returned to its pool, when it is
+    /// dropped: a `run` cancelled while holding the lock (its future dropped
+    /// at an `.await`) then leaves no lock and no changed session behind, as
+    /// the server releases what a closed session held. A borrowed
+    /// connection is left to its owner.
+    pub(crate) fn close_on_drop(&mut self) {
+        dispatch!(self, c => {
+            if let Held::Pooled(conn) = c {
+                conn.close_on_drop();
+            }
+        });
+    }
+
     /// Close the connection instead of returning it to its pool, so that the
     /// server releases whatever it still holds (session locks, transactions).
     /// A borrowed connection is left to its owner.

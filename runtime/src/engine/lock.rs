@@ -25,12 +25,16 @@ pub(crate) struct Locked<'a> {
     pub(crate) close_after: bool,
 }
 
-/// Take the migration lock on the connection; on failure it is closed.
+/// Take the migration lock on the connection; on failure it is closed, and
+/// a pooled one is closed too when it is dropped, so that a cancelled
+/// operation leaves no lock behind.
 pub(crate) async fn lock<'a>(
     mut conn: Conn<'a>,
     table: &Table,
     timeout: Duration,
 ) -> Result<Locked<'a>, Error> {
+    // From here on, a dropped future must not hand a locked connection back.
+    conn.close_on_drop();
     let waiting = Instant::now();
     match table.sql.lock(&mut conn, table, timeout).await {
         Ok(restore) => {
