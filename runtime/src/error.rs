@@ -266,6 +266,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database does not take writes: a standby, a replica, or a
+    /// read-only session. Found before the lock is taken.
+    #[error(
+        "the database cannot apply migrations: {reason}; run the migrations against the primary, \
+         writable server (reading, as `status` and an up-to-date `run` do, works here); nothing \
+         was changed"
+    )]
+    ReadOnly {
+        /// Why it does not take writes.
+        reason: String,
+    },
+
     /// A placeholder used by a migration or callback has no value; found
     /// before anything ran.
     #[error(
@@ -367,18 +379,24 @@ impl Error {
         transactional: bool,
     ) -> impl FnOnce(sqlx::Error) -> Error + use<> {
         let (version, source_path) = (m.version(), m.source_path().to_owned());
-        move |source| Error::MigrationFailed {
-            version,
-            source_path,
-            statement: spot.statement,
-            line: spot.line,
-            excerpt: spot.excerpt,
-            message: with_transaction_advice(
-                &source,
-                spot.message.unwrap_or_else(|| server_message(&source)),
-            ),
-            transactional,
-            source,
+        move |source| match read_only_reason(&source) {
+            // The first write of the run: nothing of it was applied.
+            Some(reason) => Error::ReadOnly {
+                reason: reason.to_owned(),
+            },
+            None => Error::MigrationFailed {
+                version,
+                source_path,
+                statement: spot.statement,
+                line: spot.line,
+                excerpt: spot.excerpt,
+                message: with_transaction_advice(
+                    &source,
+                    spot.message.unwrap_or_else(|| server_message(&source)),
+                ),
+                transactional,
+                source,
+            },
         }
     }
 
@@ -426,6 +444,23 @@ pub(crate) fn server_message(error: &sqlx::Error) -> String {
     error
         .as_database_error()
         .map_or_else(|| error.to_string(), |db| db.message().to_owned())
+}
+
+/// Why the server refused a write because it takes none, from its error:
+/// PostgreSQL's 25006, MySQL's `--read-only` and read-only transaction
+/// errors, SQLite's read-only file.
+fn read_only_reason(error: &sqlx::Error) -> Option<&'static str> {
+    let db = error.as_database_error()?;
+    match db.code().as_deref() {
+        Some("25006") => Some("the session is read-only"),
+        Some("1290") if db.message().contains("read-only") => Some("the server is read-only"),
+        Some("1792" | "1836") => Some("the session or server is read-only"),
+        Some("8") if db.message().contains("readonly database") => Some(
+            "the SQLite file is read-only (opened read-only, or the file or its folder cannot be \
+             written)",
+        ),
+        _ => None,
+    }
 }
 
 /// `message`, and when the server refused a statement inside a transaction

@@ -29,4 +29,61 @@ async fn a_cancelled_run_leaves_no_lock(backend: Backend) {
     }
 }
 
-stowage_tests::on_every_backend!(multi_thread: a_cancelled_run_leaves_no_lock);
+static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
+static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
+
+/// On a database that takes no writes (PostgreSQL's
+/// `default_transaction_read_only`, a read-only MySQL session, a SQLite file
+/// opened read-only): an up-to-date run and `status` work; a run with work
+/// to do fails at once, saying so, and changes nothing.
+async fn a_read_only_database_is_said_at_once(backend: Backend) {
+    let fresh = fresh(backend, "read only").await;
+    let db = fresh.pool().await;
+    let applied = db.run(&V1).await.unwrap().applied().len();
+    macro_rules! check {
+        ($pool:expr) => {{
+            let pool = $pool;
+            assert!(V1.run(&pool).await.unwrap().applied().is_empty());
+            assert_eq!(V1.status(&pool).await.unwrap().migrations.len(), applied);
+            let error = V2.run(&pool).await.unwrap_err();
+            assert!(matches!(error, Error::ReadOnly { .. }), "{error:?}");
+            let message = error.to_string();
+            assert!(message.contains("nothing was changed"), "{message}");
+            message
+        }};
+    }
+    let message = match backend {
+        Backend::Postgres => {
+            db.execute(&format!(
+                "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+                fresh.name
+            ))
+            .await;
+            check!(sqlx::PgPool::connect(&fresh.url).await.unwrap())
+        }
+        Backend::MySql => check!(
+            sqlx::mysql::MySqlPoolOptions::new()
+                .after_connect(|conn, _| Box::pin(async move {
+                    sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                }))
+                .connect(&fresh.url)
+                .await
+                .unwrap()
+        ),
+        Backend::Sqlite => {
+            let url = format!("{}?mode=ro", fresh.url);
+            check!(sqlx::SqlitePool::connect(&url).await.unwrap())
+        }
+    };
+    assert!(message.contains("read-only"), "{message}");
+    let recorded = db.history().await.len();
+    assert_eq!(recorded, applied, "nothing was recorded");
+}
+
+stowage_tests::on_every_backend!(
+    multi_thread: a_cancelled_run_leaves_no_lock,
+    a_read_only_database_is_said_at_once,
+);

@@ -83,6 +83,15 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
         Box::pin(std::future::ready(Ok(None)))
     }
 
+    /// Why the server or session cannot take writes (a standby, a read-only
+    /// setting), asked before the lock is taken; `None` when it can.
+    fn read_only<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Take the migration lock, waiting up to `timeout`, and set the session
     /// up for migrating. Returns the statement that restores the session once
     /// the lock is released, if it changed anything.

@@ -154,6 +154,29 @@ impl SqlDialect for Postgres {
         })
     }
 
+    /// A standby replays its primary; `default_transaction_read_only` (or
+    /// `transaction_read_only` set for the session) refuses writes.
+    fn read_only<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 'it is a standby, in recovery' \
+                       WHEN current_setting('transaction_read_only') = 'on' THEN 'its sessions are \
+                       read-only (default_transaction_read_only)' ELSE '' END";
+            let rows = conn
+                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text])
+                .await
+                .map_err(Error::db("cannot ask whether the server takes writes"))?;
+            Ok(rows
+                .first()
+                .and_then(|row| row.first())
+                .and_then(|c| c.text())
+                .filter(|reason| !reason.is_empty())
+                .map(str::to_owned))
+        })
+    }
+
     fn lock<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,

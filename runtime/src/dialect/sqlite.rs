@@ -114,6 +114,23 @@ impl SqlDialect for Sqlite {
             .is_some_and(|db| db.message().starts_with("no such table"))
     }
 
+    /// `PRAGMA query_only`; a file opened read-only is found by its first
+    /// write (see `Error::failed`).
+    fn read_only<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let rows = conn
+                .fetch("PRAGMA query_only".to_owned(), Vec::new(), &[Ty::I64])
+                .await
+                .map_err(Error::db("cannot ask whether the database takes writes"))?;
+            let query_only = rows.first().and_then(|row| row.first()).and_then(|c| c.i64());
+            Ok((query_only == Some(1))
+                .then(|| "the connection is query-only (PRAGMA query_only)".to_owned()))
+        })
+    }
+
     /// Foreign-key enforcement is turned off first, outside any transaction
     /// (inside one the pragma does nothing), so that SQLite's own procedure
     /// for rebuilding a table does not cascade into other tables; each

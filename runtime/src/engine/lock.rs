@@ -33,6 +33,13 @@ pub(crate) async fn lock<'a>(
     table: &Table,
     timeout: Duration,
 ) -> Result<Locked<'a>, Error> {
+    // A read-only server is said at once, not found by a lock or a
+    // statement that fails.
+    match table.sql.read_only(&mut conn).await {
+        Ok(None) => {}
+        Ok(Some(reason)) => return Err(Error::ReadOnly { reason }),
+        Err(error) => return Err(error),
+    }
     // From here on, a dropped future must not hand a locked connection back.
     conn.close_on_drop();
     let waiting = Instant::now();

@@ -142,6 +142,34 @@ impl SqlDialect for MySql {
         })
     }
 
+    /// `read_only`, MySQL's `super_read_only`, and a read-only session
+    /// (`transaction_read_only`, MariaDB's `tx_read_only`).
+    fn read_only<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let sql = "SHOW VARIABLES WHERE Variable_name IN \
+                       ('read_only', 'super_read_only', 'transaction_read_only', 'tx_read_only')";
+            let rows = conn
+                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text, Ty::Text])
+                .await
+                .map_err(Error::db("cannot ask whether the server takes writes"))?;
+            let on: Vec<&str> = rows
+                .iter()
+                .filter(|row| row.get(1).and_then(|c| c.text()) == Some("ON"))
+                .filter_map(|row| row.first().and_then(|c| c.text()))
+                .collect();
+            Ok(match on.first() {
+                None => None,
+                Some(name) if name.ends_with("transaction_read_only") || *name == "tx_read_only" => {
+                    Some(format!("the session is read-only ({name})"))
+                }
+                Some(name) => Some(format!("the server is read-only ({name}), as a replica is")),
+            })
+        })
+    }
+
     fn lock<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
