@@ -4,12 +4,14 @@
 # start a server from the installed binaries (installing Debian's packages
 # first when they are missing and this runs as root), on a free local port,
 # in a temporary folder; they export STOWAGE_TEST_PG_URL / STOWAGE_TEST_MYSQL_URL.
+# `start_pgbouncer` puts Debian's PgBouncer, in transaction pooling, in front
+# of the PostgreSQL server and exports STOWAGE_TEST_PGBOUNCER_URL.
 # Everything started is stopped and removed when the script exits.
 
 root=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/stowage-test.XXXXXX")
 chmod 755 "$work"
-pg_data="" pg_ctl="" mariadb_pid=""
+pg_data="" pg_ctl="" mariadb_pid="" pgbouncer_pidfile=""
 
 say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -18,6 +20,9 @@ cleanup() {
     local status=$?
     if [[ -n $pg_ctl && -n $pg_data ]]; then
         as_postgres "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if [[ -n $pgbouncer_pidfile && -f $pgbouncer_pidfile ]]; then
+        kill "$(cat "$pgbouncer_pidfile")" 2>/dev/null || true
     fi
     if [[ -n $mariadb_pid ]]; then
         kill "$mariadb_pid" 2>/dev/null || true
@@ -134,3 +139,48 @@ start_mariadb() {
     say "MariaDB $("$mariadbd" --version | awk '{print $3}') on port $port"
 }
 
+# PgBouncer in transaction pooling (a pool of 4 server connections) in front
+# of the server STOWAGE_TEST_PG_URL names, trusting every user as that server
+# does. It refuses to run as root, so it runs as `postgres` then.
+start_pgbouncer() {
+    local pgbouncer port hostport dir
+    pgbouncer=$(command -v pgbouncer || command -v /usr/sbin/pgbouncer || true)
+    if [[ -z $pgbouncer ]]; then
+        install_packages pgbouncer
+        pgbouncer=$(command -v pgbouncer || command -v /usr/sbin/pgbouncer || true)
+        [[ -n $pgbouncer ]] || die "pgbouncer was installed but is still missing"
+    fi
+    hostport=${STOWAGE_TEST_PG_URL#*://}
+    hostport=${hostport#*@}
+    hostport=${hostport%%/*}
+    port=$(free_port)
+    dir="$work/pgbouncer"
+    mkdir -p "$dir"
+    printf '"postgres" ""\n' >"$dir/userlist.txt"
+    cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=${hostport%:*} port=${hostport##*:}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 500
+ignore_startup_parameters = extra_float_digits,options,search_path
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+    [[ $(id -u) -eq 0 ]] && chown -R postgres: "$dir"
+    pgbouncer_pidfile="$dir/pgbouncer.pid"
+    as_postgres "$pgbouncer" -d "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 \
+        || { cat "$dir/start.log" "$dir/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    export STOWAGE_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    say "PgBouncer $("$pgbouncer" --version | awk 'NR == 1 {print $2}') (transaction pooling) on port $port"
+}

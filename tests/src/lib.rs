@@ -75,6 +75,25 @@ pub fn server_url(backend: Backend) -> String {
     })
 }
 
+/// The URL of PgBouncer, in transaction pooling, in front of the PostgreSQL
+/// server of `STOWAGE_TEST_PG_URL`, from `STOWAGE_TEST_PGBOUNCER_URL`; with
+/// its database replaced by `database`.
+///
+/// # Panics
+///
+/// When the variable is not set, with a message saying how to get one.
+pub fn pgbouncer_url(database: &str) -> String {
+    let url = std::env::var("STOWAGE_TEST_PGBOUNCER_URL").unwrap_or_else(|_| {
+        panic!(
+            "STOWAGE_TEST_PGBOUNCER_URL is not set. Run the tests with `scripts/test`, which starts \
+             Debian's PgBouncer (installing it with apt-get if needed) in transaction pooling in front \
+             of the PostgreSQL server, or set it to such a PgBouncer, e.g. \
+             postgres://postgres@127.0.0.1:6432/postgres (pool_mode = transaction)"
+        )
+    });
+    with_database(&url, database)
+}
+
 /// A fresh, empty database of its own for one test: a
 /// [`stowage::testing::TestDb`], dropped when the last handle to it goes
 /// (kept, and named, when the test fails).

@@ -83,6 +83,45 @@ async fn a_read_only_database_is_said_at_once(backend: Backend) {
     assert_eq!(recorded, applied, "nothing was recorded");
 }
 
+/// Behind PgBouncer in transaction pooling, with sqlx's pool as an
+/// application configures it (its statement cache on): the start-up check
+/// of twelve replicas at once, `status` and `verify` work. stowage's own
+/// statements are plain queries, no prepared statement a server connection
+/// of the pooler could lack.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_pgbouncer_the_up_to_date_check_works() {
+    let fresh = fresh(Backend::Postgres, "pgbouncer").await;
+    let direct = fresh.pool().await;
+    direct.run(&V2).await.unwrap();
+    let url = stowage_tests::pgbouncer_url(&fresh.name);
+    let replicas: Vec<_> = (0..12)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
+                .args([url.as_str(), "v2"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for replica in replicas {
+        let output = replica.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.trim() == "applied=",
+            "{stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for _ in 0..5 {
+        assert!(V2.run(&pool).await.unwrap().applied().is_empty());
+        let status = V2.status(&pool).await.unwrap();
+        assert!(status.is_up_to_date(), "{status}");
+        assert!(V2.verify(&pool).await.unwrap().is_empty());
+    }
+}
+
 stowage_tests::on_every_backend!(
     multi_thread: a_cancelled_run_leaves_no_lock,
     a_read_only_database_is_said_at_once,

@@ -167,6 +167,12 @@ pub(crate) fn of(dialect: Dialect) -> Result<&'static dyn SqlDialect, Error> {
     }
 }
 
+/// PostgreSQL's implementation, for the connection's own literals.
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres() -> &'static dyn SqlDialect {
+    &postgres::Postgres
+}
+
 /// The hex digits of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

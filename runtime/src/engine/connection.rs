@@ -173,6 +173,26 @@ macro_rules! bound {
     }};
 }
 
+/// A PostgreSQL statement with its parameters `$1`, `$2`, … written in as
+/// literals, for the simple query protocol: stowage's own statements then
+/// use no prepared statement, which a pooler in transaction mode (PgBouncer)
+/// could not keep, and need no session beyond the statement.
+#[cfg(feature = "postgres")]
+fn with_literals(sql: &str, args: Vec<Value>) -> String {
+    let postgres = crate::dialect::postgres();
+    let mut sql = sql.to_owned();
+    // The highest first, so that `$1` does not match the start of `$10`.
+    for (index, value) in args.into_iter().enumerate().rev() {
+        let literal = match value {
+            Value::I64(v) => v.to_string(),
+            Value::Text(v) => postgres.text_literal(&v),
+            Value::Bytes(v) => postgres.bytes_literal(&v),
+        };
+        sql = sql.replace(&format!("${}", index + 1), &literal);
+    }
+    sql
+}
+
 macro_rules! decode {
     ($row:expr, $types:expr) => {{
         let row = $row;
@@ -225,6 +245,11 @@ impl Conn<'_> {
         sql: String,
         args: Vec<Value>,
     ) -> Result<u64, sqlx::Error> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(c) = self {
+            let sql = AssertSqlSafe(with_literals(&sql, args));
+            return Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected());
+        }
         dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected()))
     }
 
@@ -235,6 +260,12 @@ impl Conn<'_> {
         args: Vec<Value>,
         types: &[Ty],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(c) = self {
+            let sql = AssertSqlSafe(with_literals(&sql, args));
+            let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
+            return rows.iter().map(|row| decode!(row, types)).collect();
+        }
         dispatch!(self, c => {
             let rows = bound!(sql, args).fetch_all(&mut **c).await?;
             rows.iter().map(|row| decode!(row, types)).collect()
