@@ -5,13 +5,15 @@
 # first when they are missing and this runs as root), on a free local port,
 # in a temporary folder; they export STOWAGE_TEST_PG_URL / STOWAGE_TEST_MYSQL_URL.
 # `start_pgbouncer` puts Debian's PgBouncer, in transaction pooling, in front
-# of the PostgreSQL server and exports STOWAGE_TEST_PGBOUNCER_URL.
+# of the PostgreSQL server and exports STOWAGE_TEST_PGBOUNCER_URL;
+# `start_galera` starts a three-node MariaDB Galera cluster on loopback and
+# exports STOWAGE_TEST_GALERA_URLS (one URL per node, comma-separated).
 # Everything started is stopped and removed when the script exits.
 
 root=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/stowage-test.XXXXXX")
 chmod 755 "$work"
-pg_data="" pg_ctl="" mariadb_pid="" pgbouncer_pidfile=""
+pg_data="" pg_ctl="" mariadb_pid="" pgbouncer_pidfile="" galera_pids=()
 
 say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -24,6 +26,13 @@ cleanup() {
     if [[ -n $pgbouncer_pidfile && -f $pgbouncer_pidfile ]]; then
         kill "$(cat "$pgbouncer_pidfile")" 2>/dev/null || true
     fi
+    local pid
+    for pid in "${galera_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${galera_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
     if [[ -n $mariadb_pid ]]; then
         kill "$mariadb_pid" 2>/dev/null || true
         wait "$mariadb_pid" 2>/dev/null || true
@@ -183,4 +192,75 @@ INI
     done
     export STOWAGE_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$port/postgres"
     say "PgBouncer $("$pgbouncer" --version | awk 'NR == 1 {print $2}') (transaction pooling) on port $port"
+}
+
+# A three-node MariaDB Galera cluster (Debian's galera-4, state transfers by
+# rsync) on loopback: the first node bootstraps it, the other two join. The
+# nodes run as the `mysql` user, as the rsync transfer needs when this runs
+# as root.
+start_galera() {
+    local mariadbd install_db admin provider user i data port gcomm ist sst addresses="" urls=""
+    local -a sql_ports=() node_ports=()
+    provider=/usr/lib/galera/libgalera_smm.so
+    mariadbd=$(command -v mariadbd || command -v /usr/sbin/mariadbd || true)
+    if [[ -z $mariadbd || ! -f $provider ]] || ! command -v rsync >/dev/null; then
+        install_packages mariadb-server galera-4 rsync
+        mariadbd=$(command -v mariadbd || command -v /usr/sbin/mariadbd || true)
+    fi
+    [[ -n $mariadbd && -f $provider ]] || die "galera-4 was installed but $provider is still missing"
+    install_db=$(command -v mariadb-install-db || command -v mysql_install_db)
+    admin=$(command -v mariadb-admin || command -v mysqladmin)
+    user=$(id -un)
+    if [[ $(id -u) -eq 0 ]]; then
+        id mysql >/dev/null 2>&1 || die "running as root needs a 'mysql' user for the Galera nodes (Debian's mariadb-server package creates it)"
+        user=mysql
+    fi
+    for i in 1 2 3; do
+        sql_ports+=("$(free_port)")
+        node_ports+=("$(free_port)")
+        addresses+="${addresses:+,}127.0.0.1:${node_ports[-1]}"
+        mkdir -p "$work/galera$i"
+        [[ $(id -u) -eq 0 ]] && chown mysql: "$work/galera$i"
+    done
+    "$install_db" --no-defaults --datadir="$work/galera1" --user="$user" --auth-root-authentication-method=normal \
+        --skip-test-db >"$work/galera-install.log" 2>&1 || { cat "$work/galera-install.log" >&2; die "mariadb-install-db failed"; }
+    for i in 1 2 3; do
+        data="$work/galera$i" port=${sql_ports[$((i - 1))]} gcomm=${node_ports[$((i - 1))]}
+        ist=$(free_port) sst=$(free_port)
+        "$mariadbd" --no-defaults --datadir="$data" --user="$user" --port="$port" --bind-address=127.0.0.1 \
+            --socket="$data/mariadb.sock" --pid-file="$data/mariadb.pid" --log-error="$data/server.log" \
+            --binlog-format=ROW --innodb-autoinc-lock-mode=2 --innodb-flush-log-at-trx-commit=0 \
+            --max-connections=300 --wsrep-on=ON --wsrep-provider="$provider" \
+            --wsrep-cluster-address="gcomm://$addresses" --wsrep-cluster-name=stowage-test \
+            --wsrep-node-address="127.0.0.1:$gcomm" --wsrep-node-name="node$i" \
+            --wsrep-provider-options="base_port=$gcomm;ist.recv_addr=127.0.0.1:$ist;gcache.size=32M" \
+            --wsrep-sst-method=rsync --wsrep-sst-receive-address="127.0.0.1:$sst" \
+            $([[ $i -eq 1 ]] && echo --wsrep-new-cluster) 2>>"$work/galera$i.stderr" &
+        galera_pids+=($!)
+        if [[ $i -eq 1 ]]; then
+            wait_for_galera_node 1 || die "the first Galera node did not start"
+        fi
+    done
+    for i in 2 3; do
+        wait_for_galera_node "$i" || die "Galera node $i did not join the cluster"
+    done
+    "$admin" --no-defaults --socket="$work/galera1/mariadb.sock" -uroot create test >/dev/null
+    for port in "${sql_ports[@]}"; do
+        urls+="${urls:+,}mysql://root@127.0.0.1:$port/test"
+    done
+    export STOWAGE_TEST_GALERA_URLS="$urls"
+    say "MariaDB Galera cluster of 3 nodes on ports ${sql_ports[*]}"
+}
+
+# Wait until Galera node $1 says it is ready (up to 90 s).
+wait_for_galera_node() {
+    local socket="$work/galera$1/mariadb.sock" ready
+    for _ in $(seq 180); do
+        ready=$(mariadb --no-defaults --socket="$socket" -uroot -N -e "SHOW STATUS LIKE 'wsrep_ready'" 2>/dev/null | awk '{print $2}')
+        [[ $ready == ON ]] && return 0
+        kill -0 "${galera_pids[$(( $1 - 1 ))]}" 2>/dev/null || { cat "$work/galera$1/server.log" >&2; return 1; }
+        sleep 0.5
+    done
+    cat "$work/galera$1/server.log" >&2
+    return 1
 }

@@ -94,6 +94,24 @@ pub fn pgbouncer_url(database: &str) -> String {
     with_database(&url, database)
 }
 
+/// The URLs of the three nodes of a MariaDB Galera cluster, from
+/// `STOWAGE_TEST_GALERA_URLS` (comma-separated).
+///
+/// # Panics
+///
+/// When the variable is not set, with a message saying how to get a cluster.
+pub fn galera_urls() -> Vec<String> {
+    let urls = std::env::var("STOWAGE_TEST_GALERA_URLS").unwrap_or_else(|_| {
+        panic!(
+            "STOWAGE_TEST_GALERA_URLS is not set. Run the tests with `scripts/test`, which starts a \
+             three-node MariaDB Galera cluster on loopback (installing Debian's galera-4 and rsync \
+             with apt-get if needed), or set it to the nodes of such a cluster, comma-separated, e.g. \
+             mysql://root@127.0.0.1:3306/test,mysql://root@127.0.0.1:3307/test,mysql://root@127.0.0.1:3308/test"
+        )
+    });
+    urls.split(',').map(str::to_owned).collect()
+}
+
 /// A fresh, empty database of its own for one test: a
 /// [`stowage::testing::TestDb`], dropped when the last handle to it goes
 /// (kept, and named, when the test fails).

@@ -94,24 +94,8 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     let direct = fresh.pool().await;
     direct.run(&V2).await.unwrap();
     let url = stowage_tests::pgbouncer_url(&fresh.name);
-    let replicas: Vec<_> = (0..12)
-        .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
-                .args([url.as_str(), "v2"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for replica in replicas {
-        let output = replica.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.trim() == "applied=",
-            "{stdout} {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+    for applied in replicas_at_once(std::slice::from_ref(&url)) {
+        assert_eq!(applied, "applied=");
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     for _ in 0..5 {
@@ -119,6 +103,140 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
         let status = V2.status(&pool).await.unwrap();
         assert!(status.is_up_to_date(), "{status}");
         assert!(V2.verify(&pool).await.unwrap().is_empty());
+    }
+}
+
+/// Twelve replicas (`stowage-test-app`, the `v2` set) started at once, each
+/// on the next of `urls`: what each applied (`applied=<versions>`); each
+/// must succeed.
+fn replicas_at_once(urls: &[String]) -> Vec<String> {
+    let replicas: Vec<_> = (0..12)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
+                .args([urls[i % urls.len()].as_str(), "v2"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    replicas
+        .into_iter()
+        .map(|replica| {
+            let output = replica.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            assert!(
+                output.status.success(),
+                "{stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            stdout
+        })
+        .collect()
+}
+
+/// A database of its own on the Galera cluster for one test, made through
+/// the first node: the URL of each node to it.
+async fn galera_database(label: &str) -> Vec<String> {
+    let nodes = stowage_tests::galera_urls();
+    let name = format!("stowage_galera_{label}_{}", std::process::id());
+    let admin = sqlx::MySqlPool::connect(&nodes[0]).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    nodes
+        .iter()
+        .map(|url| stowage_tests::with_database(url, &name))
+        .collect()
+}
+
+/// Twelve replicas start at once on a Galera cluster, four on each node,
+/// on a fresh database: one applies every migration, the others find them
+/// applied; none fails. (`GET_LOCK` holds on one node only: the lease row
+/// holds across the cluster.)
+#[tokio::test(flavor = "multi_thread")]
+async fn galera_replicas_at_once_apply_each_migration_once() {
+    let nodes = galera_database("replicas").await;
+    let mut applied = replicas_at_once(&nodes);
+    applied.sort();
+    let mut expected = vec!["applied=".to_owned(); 11];
+    expected.push("applied=1,2,3,4".to_owned());
+    assert_eq!(applied, expected);
+    // Every node has the history, and no lease is left.
+    for url in &nodes {
+        let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations WHERE state = 'applied'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(recorded, 4, "{url}");
+        let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations_lock")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(leases, 0, "{url}");
+    }
+}
+
+/// A lease whose holder stopped renewing it is taken over once it expires;
+/// a live one makes the run wait, then time out naming its holder.
+#[tokio::test(flavor = "multi_thread")]
+async fn galera_a_stale_lease_is_taken_over_and_a_live_one_waited_for() {
+    let nodes = galera_database("lease").await;
+    let second = sqlx::MySqlPool::connect(&nodes[1]).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE stowage_migrations_lock (id INT PRIMARY KEY, holder VARCHAR(255) NOT NULL, \
+         expires_at DATETIME(6) NOT NULL) ENGINE = InnoDB; \
+         INSERT INTO stowage_migrations_lock VALUES (1, 'a crashed replica', NOW(6) - INTERVAL 1 SECOND)",
+    )
+    .execute(&second)
+    .await
+    .unwrap();
+    let first = sqlx::MySqlPool::connect(&nodes[0]).await.unwrap();
+    assert_eq!(V1.run(&first).await.unwrap().applied().len(), 3);
+
+    // On the node that released the lease, which has seen its own delete.
+    sqlx::raw_sql(
+        "INSERT INTO stowage_migrations_lock VALUES (1, 'a live replica', NOW(6) + INTERVAL 60 SECOND)",
+    )
+    .execute(&first)
+    .await
+    .unwrap();
+    let third = sqlx::MySqlPool::connect(&nodes[2]).await.unwrap();
+    let waiting = V2.clone().with_lock_timeout(Duration::from_secs(1));
+    let error = waiting.run(&third).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::LockTimeout { holder: Some(holder), .. } if holder.starts_with("a live replica")),
+        "{error:?}"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations")
+        .fetch_one(&third)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 3, "nothing applied while the lease was held");
+}
+
+/// On the cluster too, a run cancelled while a migration runs leaves its
+/// lease only while its statement still runs on the server: the next run
+/// gets the lock and applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn galera_a_cancelled_run_leaves_no_lease() {
+    let nodes = galera_database("cancelled").await;
+    let pool = sqlx::MySqlPool::connect(&nodes[0]).await.unwrap();
+    let deadline = tokio::time::timeout(Duration::from_millis(500), SLOW.run(&pool)).await;
+    assert!(deadline.is_err(), "the run outlived its deadline");
+    let other = sqlx::MySqlPool::connect(&nodes[1]).await.unwrap();
+    let again = SLOW.clone().with_lock_timeout(Duration::from_secs(60));
+    match again.run(&other).await {
+        Ok(_) => {}
+        // The cancelled migration may have been cut short after a
+        // statement, and says so.
+        Err(Error::FailedMigration { version: 2, .. }) => {}
+        Err(error) => panic!("{error}"),
     }
 }
 

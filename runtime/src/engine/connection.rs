@@ -28,29 +28,33 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A connection borrowed from the caller, or taken from a pool.
+/// A connection borrowed from the caller, taken from a pool (with the pool,
+/// to open another connection like it), or opened by stowage on its own.
 #[doc(hidden)]
 #[derive(Debug)]
-pub enum Held<'a, C: 'static, P> {
+pub enum Held<'a, C: 'static, P, Q> {
     Borrowed(&'a mut C),
-    Pooled(P),
+    Pooled(P, Q),
+    Own(C),
 }
 
-impl<C, P: DerefMut<Target = C>> Deref for Held<'_, C, P> {
+impl<C, P: DerefMut<Target = C>, Q> Deref for Held<'_, C, P, Q> {
     type Target = C;
     fn deref(&self) -> &C {
         match self {
             Held::Borrowed(conn) => conn,
-            Held::Pooled(conn) => conn,
+            Held::Pooled(conn, _) => conn,
+            Held::Own(conn) => conn,
         }
     }
 }
 
-impl<C, P: DerefMut<Target = C>> DerefMut for Held<'_, C, P> {
+impl<C, P: DerefMut<Target = C>, Q> DerefMut for Held<'_, C, P, Q> {
     fn deref_mut(&mut self) -> &mut C {
         match self {
             Held::Borrowed(conn) => conn,
-            Held::Pooled(conn) => conn,
+            Held::Pooled(conn, _) => conn,
+            Held::Own(conn) => conn,
         }
     }
 }
@@ -64,8 +68,29 @@ macro_rules! backends {
         pub enum Conn<'a> {
             $(
                 #[cfg(feature = $feature)]
-                $variant(Held<'a, $conn, sqlx::pool::PoolConnection<$db>>),
+                $variant(Held<'a, $conn, sqlx::pool::PoolConnection<$db>, sqlx::Pool<$db>>),
             )*
+        }
+
+        impl Conn<'_> {
+            /// A new connection to the same database, outside the pool, when
+            /// this one came from a pool (whose settings it is opened with);
+            /// `None` for a lent connection.
+            #[allow(dead_code)]
+            pub(crate) async fn open_another(&mut self) -> Option<Result<Conn<'static>, sqlx::Error>> {
+                use sqlx::Connection;
+                match self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        Conn::$variant(Held::Pooled(_, pool)) => {
+                            let options = pool.connect_options();
+                            Some(<$conn>::connect_with(&options).await.map(|c| Conn::$variant(Held::Own(c))))
+                        }
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
         }
 
         $(
@@ -74,7 +99,7 @@ macro_rules! backends {
             #[cfg(feature = $feature)]
             impl<'a> Database<'a> for &'a sqlx::Pool<$db> {
                 fn connect(self) -> Connecting<'a> {
-                    Box::pin(async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?))) })
+                    Box::pin(async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?, self.clone()))) })
                 }
             }
             #[cfg(feature = $feature)]
@@ -245,7 +270,9 @@ impl Conn<'_> {
         sql: String,
         args: Vec<Value>,
     ) -> Result<u64, sqlx::Error> {
+        // The only variant in a build with the `postgres` feature alone.
         #[cfg(feature = "postgres")]
+        #[allow(irrefutable_let_patterns)]
         if let Conn::Postgres(c) = self {
             let sql = AssertSqlSafe(with_literals(&sql, args));
             return Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected());
@@ -260,7 +287,9 @@ impl Conn<'_> {
         args: Vec<Value>,
         types: &[Ty],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        // The only variant in a build with the `postgres` feature alone.
         #[cfg(feature = "postgres")]
+        #[allow(irrefutable_let_patterns)]
         if let Conn::Postgres(c) = self {
             let sql = AssertSqlSafe(with_literals(&sql, args));
             let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
@@ -324,7 +353,7 @@ impl Conn<'_> {
     /// connection is left to its owner.
     pub(crate) fn close_on_drop(&mut self) {
         dispatch!(self, c => {
-            if let Held::Pooled(conn) = c {
+            if let Held::Pooled(conn, _) = c {
                 conn.close_on_drop();
             }
         });
@@ -335,8 +364,14 @@ impl Conn<'_> {
     /// A borrowed connection is left to its owner.
     pub(crate) async fn close(self) {
         dispatch!(self, c => {
-            if let Held::Pooled(conn) = c {
-                let _ = conn.close().await;
+            match c {
+                Held::Pooled(conn, _) => {
+                    let _ = conn.close().await;
+                }
+                Held::Own(conn) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                }
+                Held::Borrowed(_) => {}
             }
         });
     }

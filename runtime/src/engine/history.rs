@@ -58,6 +58,9 @@ pub(crate) struct Table {
     /// Whether SQLite's `foreign_key_check` must run after each migration:
     /// see `dialect::sqlite::ForeignKeys`. Set when the lock is taken.
     pub(crate) foreign_keys: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// The lease a cluster's lock holds (`dialect::mysql::lease`), from the
+    /// lock to its release.
+    pub(crate) lease: std::sync::Arc<std::sync::Mutex<Option<super::lock::Lease>>>,
     /// `schema.table` as given, for lock keys and messages.
     pub(crate) key: String,
     /// The table's own name, unquoted.
@@ -88,6 +91,7 @@ impl Table {
             unqualified: sql.quote(config.table),
             home: None,
             foreign_keys: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            lease: std::sync::Arc::default(),
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
             base: config.table,
         })
@@ -97,11 +101,16 @@ impl Table {
     /// `<table>_repeatable`, in the same schema: its rows are those of this
     /// table's shape, keyed by each repeatable migration's negative key.
     pub(crate) fn repeatables(&self) -> Result<Table, Error> {
-        let own = format!("{}_repeatable", self.base);
+        self.sibling("repeatable", "the table of repeatable migrations")
+    }
+
+    /// A table beside this one, `<table>_<suffix>`, in the same schema.
+    pub(crate) fn sibling(&self, suffix: &str, what: &str) -> Result<Table, Error> {
+        let own = format!("{}_{suffix}", self.base);
         if !is_identifier(&own) {
             return Err(Error::InvalidConfig(format!(
-                "the table of repeatable migrations, `{own}`, would be longer than 63 characters; \
-                 give the history table a shorter name"
+                "{what}, `{own}`, would be longer than 63 characters; give the history table a \
+                 shorter name"
             )));
         }
         let unqualified = self.sql.quote(&own);

@@ -211,8 +211,48 @@ impl SessionLock {
     }
 }
 
+/// A lease a cluster's lock holds (see `dialect::mysql::lease`): a row that
+/// says who holds the lock until when, renewed by a task of its own.
+/// Dropped without [`Lease::released`] (the operation was cancelled), the
+/// task goes on renewing it until the migration connection's statement has
+/// ended on the server, then removes it.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    /// The statement that removes the lease row.
+    pub(crate) release_sql: String,
+    /// [`LEASE_HELD`], [`LEASE_RELEASED`] or [`LEASE_ABANDONED`], shared with
+    /// the renewing task.
+    pub(crate) state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// The lease is held.
+pub(crate) const LEASE_HELD: u8 = 0;
+/// The lease was released: its renewing task ends.
+pub(crate) const LEASE_RELEASED: u8 = 1;
+/// The lease's holder was dropped without releasing it.
+pub(crate) const LEASE_ABANDONED: u8 = 2;
+
+impl Lease {
+    /// The lease was released on the migration connection.
+    pub(crate) fn released(self) {
+        self.state
+            .store(LEASE_RELEASED, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = self.state.compare_exchange(
+            LEASE_HELD,
+            LEASE_ABANDONED,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
 /// Up to a quarter of `pause`, so that waiting processes do not poll in step.
-fn jitter(pause: Duration) -> Duration {
+pub(crate) fn jitter(pause: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -12,6 +12,7 @@ use crate::engine::stepwise;
 use crate::{Dialect, Error, Migration};
 use std::time::Duration;
 
+mod lease;
 mod script;
 
 use script::Unit;
@@ -186,7 +187,29 @@ impl SqlDialect for MySql {
             )
             .await
             .map_err(Error::db("cannot set the session's sql_mode for migrating"))?;
-            match LOCK.poll(conn, table, timeout).await {
+            let started = std::time::Instant::now();
+            let locked = LOCK.poll(conn, table, timeout).await;
+            // On a Galera cluster GET_LOCK holds on this node only: the lease
+            // holds across the cluster (see `lease`).
+            let locked = match locked {
+                Ok(()) => match lease::is_galera(conn).await {
+                    Ok(true) => {
+                        let left = timeout.saturating_sub(started.elapsed());
+                        let leased = lease::take(conn, table, left).await;
+                        if leased.is_err() {
+                            let _ = LOCK.release(conn, table).await;
+                        }
+                        leased
+                    }
+                    Ok(false) => Ok(()),
+                    Err(error) => {
+                        let _ = LOCK.release(conn, table).await;
+                        Err(error)
+                    }
+                },
+                Err(error) => Err(error),
+            };
+            match locked {
                 Ok(()) => Ok(Some(RESTORE_SQL_MODE)),
                 Err(error) => {
                     let _ = conn.script(RESTORE_SQL_MODE.to_owned()).await;
@@ -202,7 +225,11 @@ impl SqlDialect for MySql {
         table: &'c Table,
         _keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
-        Box::pin(LOCK.release(conn, table))
+        Box::pin(async move {
+            let leased = lease::release(conn, table).await;
+            let released = LOCK.release(conn, table).await;
+            leased.and(released)
+        })
     }
 
     /// Every MySQL migration runs as one script, `no-transaction` or not:
