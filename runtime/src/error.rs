@@ -453,8 +453,8 @@ fn read_only_reason(error: &sqlx::Error) -> Option<&'static str> {
     let db = error.as_database_error()?;
     match db.code().as_deref() {
         Some("25006") => Some("the session is read-only"),
-        Some("1290") if db.message().contains("read-only") => Some("the server is read-only"),
-        Some("1792" | "1836") => Some("the session or server is read-only"),
+        // MySQL's 1290 (`--read-only`), whose SQLSTATE is the generic HY000.
+        _ if db.message().contains("--read-only") => Some("the server is read-only"),
         Some("8") if db.message().contains("readonly database") => Some(
             "the SQLite file is read-only (opened read-only, or the file or its folder cannot be \
              written)",

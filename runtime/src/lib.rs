@@ -88,7 +88,7 @@ with_driver! {
 }
 
 pub use embedded::{
-    CallbackFile, Config, Head, HookContext, HookError, HookFuture, Migration, MigrationSet,
+    CallbackFile, Config, Head, HookContext, HookError, HookFuture, Lock, Migration, MigrationSet,
     Migrator, Policy,
 };
 pub use error::Error;

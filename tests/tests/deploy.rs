@@ -94,7 +94,7 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     let direct = fresh.pool().await;
     direct.run(&V2).await.unwrap();
     let url = stowage_tests::pgbouncer_url(&fresh.name);
-    for applied in replicas_at_once(std::slice::from_ref(&url)) {
+    for applied in replicas_at_once(std::slice::from_ref(&url), "v2") {
         assert_eq!(applied, "applied=");
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -106,21 +106,21 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     }
 }
 
-/// Twelve replicas (`stowage-test-app`, the `v2` set) started at once, each
-/// on the next of `urls`: what each applied (`applied=<versions>`); each
-/// must succeed.
-fn replicas_at_once(urls: &[String]) -> Vec<String> {
+/// Twelve replicas (`stowage-test-app` with `set`) started at once, each on
+/// the next of `urls`: what each applied (`applied=<versions>`), sorted;
+/// each must succeed.
+fn replicas_at_once(urls: &[String], set: &str) -> Vec<String> {
     let replicas: Vec<_> = (0..12)
         .map(|i| {
             std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
-                .args([urls[i % urls.len()].as_str(), "v2"])
+                .args([urls[i % urls.len()].as_str(), set])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    replicas
+    let mut applied = replicas
         .into_iter()
         .map(|replica| {
             let output = replica.wait_with_output().unwrap();
@@ -132,7 +132,33 @@ fn replicas_at_once(urls: &[String]) -> Vec<String> {
             );
             stdout
         })
-        .collect()
+        .collect::<Vec<_>>();
+    applied.sort();
+    applied
+}
+
+/// Twelve replicas starting at once through PgBouncer in transaction
+/// pooling (a pool of 4) on a fresh database, with `Lock::Lease`: one
+/// applies every migration, the others find them applied; none fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_pgbouncer_a_lease_lock_applies_each_migration_once() {
+    let fresh = fresh(Backend::Postgres, "pgbouncer lease").await;
+    let url = stowage_tests::pgbouncer_url(&fresh.name);
+    let mut expected = vec!["applied=".to_owned(); 11];
+    expected.push("applied=1,2,3,4".to_owned());
+    assert_eq!(
+        replicas_at_once(std::slice::from_ref(&url), "v2-lease"),
+        expected
+    );
+    let direct = fresh.pool().await;
+    assert_eq!(direct.history().await.len(), 4);
+    assert_eq!(
+        direct
+            .i64("SELECT COUNT(*) FROM stowage_migrations_lock")
+            .await,
+        0,
+        "the lease was released"
+    );
 }
 
 /// A database of its own on the Galera cluster for one test, made through
@@ -147,10 +173,22 @@ async fn galera_database(label: &str) -> Vec<String> {
     .execute(&admin)
     .await
     .unwrap();
-    nodes
+    let urls: Vec<String> = nodes
         .iter()
         .map(|url| stowage_tests::with_database(url, &name))
-        .collect()
+        .collect();
+    // Each node applies the `CREATE DATABASE` in its turn: wait for it.
+    for url in &urls {
+        let started = std::time::Instant::now();
+        while sqlx::MySqlPool::connect(url).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{url} has not seen the new database"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    urls
 }
 
 /// Twelve replicas start at once on a Galera cluster, four on each node,
@@ -160,8 +198,7 @@ async fn galera_database(label: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn galera_replicas_at_once_apply_each_migration_once() {
     let nodes = galera_database("replicas").await;
-    let mut applied = replicas_at_once(&nodes);
-    applied.sort();
+    let applied = replicas_at_once(&nodes, "v2");
     let mut expected = vec!["applied=".to_owned(); 11];
     expected.push("applied=1,2,3,4".to_owned());
     assert_eq!(applied, expected);

@@ -4,6 +4,7 @@
 use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Conn, Ty, Value};
 use crate::engine::history::Table;
+use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::SessionLock;
 use crate::engine::statements::{self, Syntax, split};
 use crate::error::Spot;
@@ -45,6 +46,20 @@ const LOCK: SessionLock = SessionLock {
         " LIMIT 1"
     ),
     refused: "the database refused the migration lock (pg_try_advisory_lock returned NULL)",
+};
+
+/// A lease's SQL on PostgreSQL (`Lock::Lease`).
+const LEASE: LeaseSql = LeaseSql {
+    timestamp: "TIMESTAMPTZ",
+    table_options: "",
+    now: "clock_timestamp()",
+    interval: |seconds| format!("interval '{seconds} seconds'"),
+    session_id: "SELECT pg_backend_pid()::bigint",
+    session_busy: |id| {
+        format!("SELECT COUNT(*)::bigint FROM pg_stat_activity WHERE pid = {id} AND state <> 'idle'")
+    },
+    // A duplicate key, a serialization failure, a deadlock.
+    contended: &["23505", "40001", "40P01"],
 };
 
 impl SqlDialect for Postgres {
@@ -183,7 +198,13 @@ impl SqlDialect for Postgres {
         table: &'c Table,
         timeout: Duration,
     ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
-        Box::pin(async move { LOCK.poll(conn, table, timeout).await.map(|()| None) })
+        Box::pin(async move {
+            match table.lock {
+                crate::Lock::Lease => lease::take(conn, table, LEASE, timeout).await,
+                _ => LOCK.poll(conn, table, timeout).await,
+            }
+            .map(|()| None)
+        })
     }
 
     fn unlock<'c>(
@@ -192,7 +213,12 @@ impl SqlDialect for Postgres {
         table: &'c Table,
         _keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
-        Box::pin(LOCK.release(conn, table))
+        Box::pin(async move {
+            match table.lock {
+                crate::Lock::Lease => lease::release(conn, table).await,
+                _ => LOCK.release(conn, table).await,
+            }
+        })
     }
 
     fn apply<'c>(

@@ -15,6 +15,24 @@ pub enum Policy {
     Allow,
 }
 
+/// How the migration lock is taken; see
+/// [`Migrator::with_lock`](crate::Migrator::with_lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Lock {
+    /// The server's own lock (PostgreSQL's advisory lock, MySQL's
+    /// `GET_LOCK`, SQLite's write lock), released by the server when the
+    /// session ends; on a Galera cluster, a lease row besides (the default).
+    #[default]
+    Server,
+    /// A lease row in `<table>_lock`, renewed while migrating and taken over
+    /// 30 s after its holder stopped renewing it: for PostgreSQL behind a
+    /// pooler in transaction mode (PgBouncer), where a session lock holds on
+    /// one of the pooler's server connections only. On MySQL, besides
+    /// `GET_LOCK`; SQLite's write lock needs none.
+    Lease,
+}
+
 /// The settings of a [`Migrator`](crate::Migrator); see its `with_*` methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -25,6 +43,7 @@ pub struct Config {
     pub(crate) on_missing: Policy,
     pub(crate) on_out_of_order: Policy,
     pub(crate) take_over: bool,
+    pub(crate) lock: Lock,
 }
 
 impl Config {
@@ -36,6 +55,7 @@ impl Config {
         on_missing: Policy::Error,
         on_out_of_order: Policy::Error,
         take_over: true,
+        lock: Lock::Server,
     };
 
     /// The history table's name.
@@ -67,6 +87,11 @@ impl Config {
     /// The policy for a pending migration older than the newest applied one.
     pub const fn on_out_of_order(&self) -> Policy {
         self.on_out_of_order
+    }
+
+    /// How the migration lock is taken.
+    pub const fn lock(&self) -> Lock {
+        self.lock
     }
 
     /// Whether `run` takes over the history of sqlx, diesel or refinery when

@@ -2,7 +2,7 @@
 
 use super::hooks::{Hook, HookContext, HookFuture};
 use super::placeholders::Placeholders;
-use super::{Config, Head, Migration, MigrationSet, Policy, Source};
+use super::{Config, Head, Lock, Migration, MigrationSet, Policy, Source};
 use crate::{Dialect, Event};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -137,6 +137,20 @@ impl Migrator {
     #[must_use]
     pub const fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.config.lock_timeout = timeout;
+        self
+    }
+
+    /// How the migration lock is taken (default [`Lock::Server`]). Use
+    /// [`Lock::Lease`] when PostgreSQL is reached through a pooler in
+    /// transaction mode (PgBouncer's `pool_mode = transaction`).
+    ///
+    /// ```
+    /// static MIGRATOR: stowage::Migrator =
+    ///     stowage::embed_migrations!("../migrations").with_lock(stowage::Lock::Lease);
+    /// ```
+    #[must_use]
+    pub const fn with_lock(mut self, lock: Lock) -> Self {
+        self.config.lock = lock;
         self
     }
 

@@ -10,7 +10,7 @@ mod migrator;
 pub(crate) mod placeholders;
 mod stale;
 
-pub use config::{Config, Policy};
+pub use config::{Config, Lock, Policy};
 pub use hooks::{HookContext, HookError, HookFuture};
 pub use migration::{CallbackFile, Head, Migration, MigrationSet};
 pub use migrator::Migrator;

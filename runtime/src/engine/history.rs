@@ -58,13 +58,15 @@ pub(crate) struct Table {
     /// Whether SQLite's `foreign_key_check` must run after each migration:
     /// see `dialect::sqlite::ForeignKeys`. Set when the lock is taken.
     pub(crate) foreign_keys: std::sync::Arc<std::sync::atomic::AtomicU8>,
-    /// The lease a cluster's lock holds (`dialect::mysql::lease`), from the
+    /// The lease the lock holds (`engine::lease`), from the
     /// lock to its release.
     pub(crate) lease: std::sync::Arc<std::sync::Mutex<Option<super::lock::Lease>>>,
     /// `schema.table` as given, for lock keys and messages.
     pub(crate) key: String,
     /// The table's own name, unquoted.
     base: &'static str,
+    /// How the lock is taken.
+    pub(crate) lock: crate::Lock,
 }
 
 impl Table {
@@ -94,6 +96,7 @@ impl Table {
             lease: std::sync::Arc::default(),
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
             base: config.table,
+            lock: config.lock,
         })
     }
 

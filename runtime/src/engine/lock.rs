@@ -211,7 +211,7 @@ impl SessionLock {
     }
 }
 
-/// A lease a cluster's lock holds (see `dialect::mysql::lease`): a row that
+/// A lease the lock holds (see `engine::lease`): a row that
 /// says who holds the lock until when, renewed by a task of its own.
 /// Dropped without [`Lease::released`] (the operation was cancelled), the
 /// task goes on renewing it until the migration connection's statement has

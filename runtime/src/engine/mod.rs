@@ -5,6 +5,7 @@
 pub(crate) mod callbacks;
 pub(crate) mod connection;
 pub(crate) mod history;
+pub(crate) mod lease;
 pub(crate) mod lock;
 pub(crate) mod run;
 pub(crate) mod statements;

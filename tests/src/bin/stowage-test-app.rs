@@ -17,7 +17,9 @@ static FLYWAY: Migrator = stowage::embed_migrations!("fixtures/flyway/v1")
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(url), Some(set)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: stowage-test-app <database-url> <v2|slow|flyway> [lock-timeout-seconds]");
+        eprintln!(
+            "usage: stowage-test-app <database-url> <v2|v2-lease|slow|flyway> [lock-timeout-seconds]"
+        );
         std::process::exit(2);
     };
     let timeout = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
@@ -25,6 +27,8 @@ async fn main() {
         "v2" => V2.clone(),
         "slow" => SLOW.clone(),
         "flyway" => FLYWAY.clone(),
+        // The lock as a lease row, as behind a transaction pooler.
+        "v2-lease" => V2.clone().with_lock(stowage::Lock::Lease),
         other => {
             eprintln!("unknown set {other}");
             std::process::exit(2);

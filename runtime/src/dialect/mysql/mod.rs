@@ -5,6 +5,7 @@
 use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Conn, RESYNC, Ty};
 use crate::engine::history::Table;
+use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::SessionLock;
 use crate::engine::statements::{self, Syntax, line_of, needs_terminator};
 use crate::error::{Spot, excerpt, server_message};
@@ -12,7 +13,6 @@ use crate::engine::stepwise;
 use crate::{Dialect, Error, Migration};
 use std::time::Duration;
 
-mod lease;
 mod script;
 
 use script::Unit;
@@ -43,6 +43,71 @@ const LOCK: SessionLock = SessionLock {
     ),
     refused: "the database refused the migration lock (GET_LOCK returned NULL)",
 };
+
+/// A lease's SQL on MySQL and MariaDB.
+const LEASE: LeaseSql = LeaseSql {
+    timestamp: "DATETIME(6)",
+    table_options: " ENGINE = InnoDB",
+    now: "NOW(6)",
+    interval: |seconds| format!("INTERVAL {seconds} SECOND"),
+    session_id: "SELECT CAST(CONNECTION_ID() AS SIGNED)",
+    session_busy: |id| {
+        format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id} AND COMMAND <> 'Sleep'"
+        )
+    },
+    // A duplicate key; a deadlock, which is also how a Galera cluster's
+    // certification refuses one of two writers.
+    contended: &["23000", "40001"],
+};
+
+/// Whether the server is a node of a Galera cluster.
+async fn is_galera(conn: &mut Conn<'_>) -> Result<bool, Error> {
+    let rows = conn
+        .fetch(
+            "SHOW VARIABLES WHERE Variable_name = 'wsrep_on'".to_owned(),
+            Vec::new(),
+            &[Ty::Text, Ty::Text],
+        )
+        .await
+        .map_err(Error::db("cannot ask whether the server is in a Galera cluster"))?;
+    Ok(rows.iter().any(|row| row.get(1).and_then(|c| c.text()) == Some("ON")))
+}
+
+/// Also a lease, on a Galera cluster (where `GET_LOCK` holds on one node
+/// only) or when asked for; on a cluster, reads under it wait for what was
+/// committed before on any node (`wsrep_sync_wait`), so the holder sees the
+/// history the previous holder wrote.
+async fn take_lease(conn: &mut Conn<'_>, table: &Table, timeout: Duration) -> Result<(), Error> {
+    let galera = is_galera(conn).await?;
+    if !galera && table.lock != crate::Lock::Lease {
+        return Ok(());
+    }
+    lease::take(conn, table, LEASE, timeout).await?;
+    if galera {
+        let causal = conn
+            .script(
+                "SET @stowage_sync_wait = @@SESSION.wsrep_sync_wait, SESSION wsrep_sync_wait = 1"
+                    .to_owned(),
+            )
+            .await
+            .map_err(Error::db("cannot ask for causal reads on the cluster"));
+        if let Err(error) = causal {
+            let _ = lease::release(conn, table).await;
+            return Err(error);
+        }
+        // Released, the session reads as it did before.
+        if let Ok(mut slot) = table.lease.lock()
+            && let Some(lease) = slot.as_mut()
+        {
+            lease.release_sql = format!(
+                "SET SESSION wsrep_sync_wait = @stowage_sync_wait; {}",
+                lease.release_sql
+            );
+        }
+    }
+    Ok(())
+}
 
 impl SqlDialect for MySql {
     fn dialect(&self) -> Dialect {
@@ -192,21 +257,14 @@ impl SqlDialect for MySql {
             // On a Galera cluster GET_LOCK holds on this node only: the lease
             // holds across the cluster (see `lease`).
             let locked = match locked {
-                Ok(()) => match lease::is_galera(conn).await {
-                    Ok(true) => {
-                        let left = timeout.saturating_sub(started.elapsed());
-                        let leased = lease::take(conn, table, left).await;
-                        if leased.is_err() {
-                            let _ = LOCK.release(conn, table).await;
-                        }
-                        leased
-                    }
-                    Ok(false) => Ok(()),
-                    Err(error) => {
+                Ok(()) => {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    let leased = take_lease(conn, table, left).await;
+                    if leased.is_err() {
                         let _ = LOCK.release(conn, table).await;
-                        Err(error)
                     }
-                },
+                    leased
+                }
                 Err(error) => Err(error),
             };
             match locked {
