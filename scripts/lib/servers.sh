@@ -6,20 +6,24 @@
 # in a temporary folder; they export STOWAGE_TEST_PG_URL / STOWAGE_TEST_MYSQL_URL.
 # `start_pgbouncer` puts Debian's PgBouncer, in transaction pooling, in front
 # of the PostgreSQL server and exports STOWAGE_TEST_PGBOUNCER_URL;
-# `start_galera` starts a three-node MariaDB Galera cluster on loopback and
+# `start_pg_standby` makes a streaming standby of that server and exports
+# STOWAGE_TEST_PG_STANDBY_URL; `start_galera` starts a three-node MariaDB Galera cluster on loopback and
 # exports STOWAGE_TEST_GALERA_URLS (one URL per node, comma-separated).
 # Everything started is stopped and removed when the script exits.
 
 root=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/stowage-test.XXXXXX")
 chmod 755 "$work"
-pg_data="" pg_ctl="" mariadb_pid="" pgbouncer_pidfile="" galera_pids=()
+pg_data="" pg_ctl="" standby_data="" mariadb_pid="" pgbouncer_pidfile="" galera_pids=()
 
 say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 cleanup() {
     local status=$?
+    if [[ -n $pg_ctl && -n $standby_data ]]; then
+        as_postgres "$pg_ctl" -D "$standby_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
     if [[ -n $pg_ctl && -n $pg_data ]]; then
         as_postgres "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
     fi
@@ -263,4 +267,30 @@ wait_for_galera_node() {
     done
     cat "$work/galera$1/server.log" >&2
     return 1
+}
+
+# A hot standby of the PostgreSQL server STOWAGE_TEST_PG_URL names, made
+# with pg_basebackup and streaming from it, on a port of its own.
+start_pg_standby() {
+    local bin port hostport
+    bin=$(find_pg_bin)
+    [[ -n $bin ]] || install_packages postgresql
+    bin=$(find_pg_bin)
+    [[ -n $bin ]] || die "postgresql was installed but pg_basebackup is still missing"
+    pg_ctl="$bin/pg_ctl"
+    hostport=${STOWAGE_TEST_PG_URL#*://}
+    hostport=${hostport#*@}
+    hostport=${hostport%%/*}
+    port=$(free_port)
+    standby_data="$work/standby"
+    mkdir -p "$standby_data"
+    chmod 700 "$standby_data"
+    [[ $(id -u) -eq 0 ]] && chown postgres: "$standby_data"
+    as_postgres "$bin/pg_basebackup" -D "$standby_data" -R -X stream -h "${hostport%:*}" -p "${hostport##*:}" \
+        -U postgres >"$work/basebackup.log" 2>&1 || { cat "$work/basebackup.log" >&2; die "pg_basebackup failed: let postgres make replication connections from 127.0.0.1 (pg_hba.conf), or set STOWAGE_TEST_PG_STANDBY_URL to a standby of the server"; }
+    as_postgres "$pg_ctl" -D "$standby_data" -l "$standby_data/server.log" -w -t 60 start \
+        -o "-p $port -k $standby_data -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=1000" \
+        >/dev/null || { cat "$standby_data/server.log" >&2; die "the PostgreSQL standby did not start"; }
+    export STOWAGE_TEST_PG_STANDBY_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    say "PostgreSQL standby of port ${hostport##*:} on port $port"
 }

@@ -94,6 +94,24 @@ pub fn pgbouncer_url(database: &str) -> String {
     with_database(&url, database)
 }
 
+/// The URL of a streaming standby of the PostgreSQL server of
+/// `STOWAGE_TEST_PG_URL`, from `STOWAGE_TEST_PG_STANDBY_URL`; with its
+/// database replaced by `database`.
+///
+/// # Panics
+///
+/// When the variable is not set, with a message saying how to get one.
+pub fn pg_standby_url(database: &str) -> String {
+    let url = std::env::var("STOWAGE_TEST_PG_STANDBY_URL").unwrap_or_else(|_| {
+        panic!(
+            "STOWAGE_TEST_PG_STANDBY_URL is not set. Run the tests with `scripts/test`, which makes a \
+             streaming standby of the throwaway PostgreSQL server with pg_basebackup, or set it to a \
+             hot standby of the server STOWAGE_TEST_PG_URL names"
+        )
+    });
+    with_database(&url, database)
+}
+
 /// The URLs of the three nodes of a MariaDB Galera cluster, from
 /// `STOWAGE_TEST_GALERA_URLS` (comma-separated).
 ///

@@ -83,6 +83,41 @@ async fn a_read_only_database_is_said_at_once(backend: Backend) {
     assert_eq!(recorded, applied, "nothing was recorded");
 }
 
+/// A PostgreSQL hot standby, streaming from its primary: the up-to-date
+/// check and `status` answer there; a run with work to do says at once that
+/// the server is a standby.
+#[tokio::test]
+async fn a_postgres_standby_answers_but_does_not_migrate() {
+    let fresh = fresh(Backend::Postgres, "standby").await;
+    let applied = fresh.pool().await.run(&V1).await.unwrap().applied().len();
+    let url = stowage_tests::pg_standby_url(&fresh.name);
+    // Replication brings the database and its history over: wait for it.
+    let started = std::time::Instant::now();
+    let standby = loop {
+        if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+            let recorded: Result<i64, _> =
+                sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations")
+                    .fetch_one(&pool)
+                    .await;
+            if recorded.is_ok_and(|n| n as usize == applied) {
+                break pool;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby did not replay the migrations"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(V1.run(&standby).await.unwrap().applied().is_empty());
+    assert!(V1.status(&standby).await.unwrap().is_up_to_date());
+    let error = V2.run(&standby).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::ReadOnly { reason } if reason.contains("standby")),
+        "{error:?}"
+    );
+}
+
 /// Behind PgBouncer in transaction pooling, with sqlx's pool as an
 /// application configures it (its statement cache on): the start-up check
 /// of twelve replicas at once, `status` and `verify` work. stowage's own
