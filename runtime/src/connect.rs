@@ -233,8 +233,9 @@ where
     }
 }
 
-/// Whether waiting may fix the error: the server is not up or not ready yet.
-fn is_transient(error: &sqlx::Error) -> bool {
+/// Whether waiting (or another connection) may fix the error: the server is
+/// not up or not ready yet, or the connection was lost.
+pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {

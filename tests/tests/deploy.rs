@@ -83,6 +83,51 @@ async fn a_read_only_database_is_said_at_once(backend: Backend) {
     assert_eq!(recorded, applied, "nothing was recorded");
 }
 
+/// A pooled connection the server dropped (a restart, an idle timeout) is
+/// not a failed run: the run goes on, on a new connection.
+#[tokio::test]
+async fn a_connection_the_server_dropped_is_replaced() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let fresh = fresh(backend, "dropped").await;
+        let db = fresh.pool().await;
+        db.run(&V1).await.unwrap();
+        macro_rules! drop_and_run {
+            ($options:expr, $id:literal, $kill:literal) => {{
+                // One connection, handed out without a test first.
+                let pool = $options
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .connect(&fresh.url)
+                    .await
+                    .unwrap();
+                let id: i64 = sqlx::query_scalar($id).fetch_one(&pool).await.unwrap();
+                db.execute(&format!($kill, id)).await;
+                assert!(
+                    V1.run(&pool).await.unwrap().applied().is_empty(),
+                    "{backend:?}"
+                );
+                assert_eq!(
+                    V2.run(&pool).await.unwrap().applied().len(),
+                    1,
+                    "{backend:?}"
+                );
+            }};
+        }
+        match backend {
+            Backend::Postgres => drop_and_run!(
+                sqlx::postgres::PgPoolOptions::new(),
+                "SELECT pg_backend_pid()::bigint",
+                "SELECT pg_terminate_backend({})"
+            ),
+            _ => drop_and_run!(
+                sqlx::mysql::MySqlPoolOptions::new(),
+                "SELECT CAST(CONNECTION_ID() AS SIGNED)",
+                "KILL {}"
+            ),
+        }
+    }
+}
+
 /// A PostgreSQL hot standby, streaming from its primary: the up-to-date
 /// check and `status` answer there; a run with work to do says at once that
 /// the server is a standby.

@@ -64,7 +64,19 @@ impl Migrator {
                 .set(dialect)
                 .ok_or(Error::NoMigrationsForDialect { dialect })?;
             let table = Table::new(self.config(), dialect)?;
-            if up_to_date(&mut conn, &table, set).await? {
+            let mut fast = up_to_date(&mut conn, &table, set).await;
+            // A pooled connection the server has dropped (a restart, an idle
+            // timeout, a pooler's recycling) is not a failed run: once more,
+            // on a new connection.
+            if let Err(Error::Database { source, .. }) = &fast
+                && crate::connect::is_transient(source)
+                && let Some(Ok(fresh)) = conn.open_another().await
+            {
+                tracing::warn!(error = %source, "the connection was lost; trying a new one");
+                conn = fresh;
+                fast = up_to_date(&mut conn, &table, set).await;
+            }
+            if fast? {
                 tracing::debug!(head = set.head().map(|h| h.version), "database up to date");
                 return Ok(Report::new(
                     dialect,
