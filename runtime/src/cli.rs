@@ -36,6 +36,13 @@
 //! | 1 | error: the database refused, a policy stopped the run, a migration failed |
 //! | 2 | usage: bad arguments, or `down` without `--yes` |
 //! | 3 | `verify` found problems |
+//! | 4 | `check`: migrations are pending (or repeatable ones outdated) |
+//! | 5 | `check`: a migration failed part-way |
+//! | 6 | `check`: an applied migration's file changed |
+//! | 7 | `check`: the database has a migration this binary does not |
+//!
+//! `check` gives the most serious of 5, 6, 7, 4 that applies: for a CI step
+//! ("everything applied") or a readiness probe.
 
 use crate::{ConnectOptions, Error, Migrator, RepairAction, Target};
 use std::time::Duration;
@@ -48,6 +55,14 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// `verify` found problems.
 pub const EXIT_PROBLEMS: i32 = 3;
+/// `check`: migrations are pending.
+pub const EXIT_PENDING: i32 = 4;
+/// `check`: a migration failed part-way.
+pub const EXIT_FAILED: i32 = 5;
+/// `check`: an applied migration's file changed.
+pub const EXIT_MODIFIED: i32 = 6;
+/// `check`: the database has a migration the binary does not.
+pub const EXIT_MISSING: i32 = 7;
 
 /// `migrate`: inspect and change the database's migrations with the ones
 /// embedded in this binary.
@@ -103,6 +118,9 @@ pub enum Action {
     },
     /// Check the history against the binary, read-only; exit 3 on problems.
     Verify,
+    /// Exit 0 when the database is at this binary's head with nothing failed,
+    /// modified or missing; 4 pending, 5 failed, 6 modified, 7 missing.
+    Check,
     /// Print the SQL that `up` (or `down`) would run; runs nothing.
     Plan {
         /// Plan up (or down) to this version.
@@ -276,6 +294,50 @@ impl MigrateCommand {
                     );
                     EXIT_PROBLEMS
                 }
+            }
+            Action::Check => {
+                let status = migrator.status(&pool).await?;
+                let count = |state| {
+                    status
+                        .migrations
+                        .iter()
+                        .filter(|m| m.state == state)
+                        .count()
+                };
+                use crate::MigrationState as S;
+                let pending = count(S::Pending) + count(S::Outdated);
+                let (code, what) = [
+                    (EXIT_FAILED, count(S::Failed), "failed part-way"),
+                    (EXIT_MODIFIED, count(S::Modified), "modified since applied"),
+                    (
+                        EXIT_MISSING,
+                        count(S::Missing),
+                        "applied but not in this binary",
+                    ),
+                    (EXIT_PENDING, pending, "pending"),
+                ]
+                .into_iter()
+                .find(|&(_, n, _)| n > 0)
+                .map_or((EXIT_OK, String::new()), |(code, n, what)| {
+                    (
+                        code,
+                        format!("{n} migration{} {what}", if n == 1 { "" } else { "s" }),
+                    )
+                });
+                let at = status
+                    .current()
+                    .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
+                match code {
+                    EXIT_OK => println!(
+                        "ok: the {} database is at {at}, this binary's head",
+                        status.dialect
+                    ),
+                    _ => println!(
+                        "not ready: {what}; the {} database is at {at}",
+                        status.dialect
+                    ),
+                }
+                code
             }
             Action::Plan { to, down } => {
                 let target = match (to, down) {

@@ -5,8 +5,10 @@ use std::time::Duration;
 /// The error of every fallible stowage operation.
 ///
 /// Messages name the migration (version and file) and say what to do next.
-/// No message ever holds a password.
-#[derive(Debug, thiserror::Error)]
+/// No message ever holds a password. `Debug` prints the same message, so
+/// that `main` (or a test) returning `Result<_, stowage::Error>` shows the
+/// advice rather than the enum's fields; match on the variant for those.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A migrations folder given at start-up does not follow the naming rules.
@@ -365,6 +367,18 @@ pub enum Error {
     },
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 impl Error {
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
         let context = context.into();
@@ -486,4 +500,26 @@ pub(crate) fn short_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Error;
+
+    /// `main` returning `Result<_, Error>` prints `Debug`: the message, with
+    /// its advice, and what caused it.
+    #[test]
+    fn debug_is_the_message() {
+        let error = Error::InvalidTarget("version 42 is not one of this binary's".to_owned());
+        assert_eq!(format!("{error:?}"), error.to_string());
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::Database {
+            context: "cannot read the history table".to_owned(),
+            source: sqlx::Error::PoolTimedOut,
+        });
+        let shown = format!("{boxed:?}");
+        assert!(
+            shown.starts_with(&boxed.to_string()) && shown.contains("\n  caused by: "),
+            "{shown}"
+        );
+    }
 }

@@ -113,3 +113,69 @@ fn the_url_comes_from_a_secret_file() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `check` exits 0 only at the binary's head with nothing off, and with a
+/// code of its own for each other state; `up --to` a version the binary
+/// does not have is refused.
+#[tokio::test]
+async fn check_gives_a_code_for_each_state() {
+    let path = std::env::temp_dir().join(format!("stowage-cli-check-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let (code, _, stderr) = run(&url, &["migrate", "up", "--to", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(&url, &["check"]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (
+            4,
+            "not ready: 2 migrations pending; the sqlite database is at version 2"
+        )
+    );
+
+    let (code, stdout, stderr) = run(&url, &["up", "--to", "42"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr
+            .contains("version 42 is not one of this binary's sqlite migrations (its newest is 4)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&url, &["up"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(&url, &["check"]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (
+            0,
+            "ok: the sqlite database is at version 4, this binary's head"
+        )
+    );
+
+    // Each state on top of the last: the most serious one gives the code.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let states: [(&str, i32); 3] = [
+        (
+            "INSERT INTO stowage_migrations (version, description, checksum, chain, state, applied_by) \
+             VALUES (99, 'from a newer binary', x'00', x'00', 'applied', 'test')",
+            7,
+        ),
+        (
+            "UPDATE stowage_migrations SET checksum = x'00' WHERE version = 3",
+            6,
+        ),
+        (
+            "UPDATE stowage_migrations SET state = 'failed' WHERE version = 4",
+            5,
+        ),
+    ];
+    for (sql, expected) in states {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (code, stdout, _) = run(&url, &["check"]);
+        assert_eq!(code, expected, "{sql}: {stdout}");
+    }
+    pool.close().await;
+    std::fs::remove_file(path).unwrap();
+}

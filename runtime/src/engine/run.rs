@@ -39,11 +39,14 @@ impl Migrator {
         self.run_to_inner(db, None).await
     }
 
-    /// Apply the pending migrations up to and including `version`.
+    /// Apply the pending migrations up to and including `version`, which
+    /// must be one of the binary's.
     ///
     /// # Errors
     ///
-    /// As [`run`](Self::run).
+    /// [`Error::InvalidTarget`] for a version the binary does not have (a
+    /// typo would otherwise apply nothing, or everything below it); then as
+    /// [`run`](Self::run).
     pub async fn run_to<'a>(&self, db: impl Database<'a>, version: i64) -> Result<Report, Error> {
         self.run_to_inner(db, Some(version)).await
     }
@@ -63,6 +66,16 @@ impl Migrator {
             let set = self
                 .set(dialect)
                 .ok_or(Error::NoMigrationsForDialect { dialect })?;
+            if let Some(version) = up_to
+                && set.get(version).is_none()
+            {
+                return Err(Error::InvalidTarget(format!(
+                    "version {version} is not one of this binary's {dialect} migrations (its \
+                     newest is {}); nothing was applied",
+                    set.head()
+                        .map_or_else(|| "none".to_owned(), |head| head.version.to_string())
+                )));
+            }
             let table = Table::new(self.config(), dialect)?;
             let mut fast = up_to_date(&mut conn, &table, set).await;
             // A pooled connection the server has dropped (a restart, an idle
