@@ -268,14 +268,27 @@ impl MigrateCommand {
                 let report = migrator
                     .stamp(&pool, target.unwrap_or(Target::Head))
                     .await?;
-                println!(
-                    "stamped {} migration{} as applied without running them; now at {}",
-                    report.applied().len(),
-                    if report.applied().len() == 1 { "" } else { "s" },
-                    report
-                        .head()
-                        .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+                let plural = |n: usize| if n == 1 { "" } else { "s" };
+                let at = report
+                    .head()
+                    .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
+                let (stamped, removed) = (report.applied().len(), report.unrecorded());
+                let mut said = format!(
+                    "stamped {stamped} migration{} as applied without running them",
+                    plural(stamped)
                 );
+                if !removed.is_empty() {
+                    let versions: Vec<String> =
+                        removed.iter().map(|r| r.version.to_string()).collect();
+                    said = format!(
+                        "{said}, and removed the history rows of {} migration{} above {at} ({}) \
+                         without reverting their SQL",
+                        removed.len(),
+                        plural(removed.len()),
+                        versions.join(", ")
+                    );
+                }
+                println!("{said}; now at {at}");
                 EXIT_OK
             }
             Action::Verify => {

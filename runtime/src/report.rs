@@ -10,6 +10,7 @@ pub struct Report {
     dialect: Dialect,
     applied: Vec<Applied>,
     reverted: Vec<Applied>,
+    unrecorded: Vec<Applied>,
     head: Option<i64>,
 }
 
@@ -45,8 +46,14 @@ impl Report {
             dialect,
             applied,
             reverted: Vec::new(),
+            unrecorded: Vec::new(),
             head,
         }
+    }
+
+    pub(crate) fn with_unrecorded(mut self, unrecorded: Vec<Applied>) -> Report {
+        self.unrecorded = unrecorded;
+        self
     }
 
     pub(crate) fn undone(dialect: Dialect, reverted: Vec<Applied>, head: Option<i64>) -> Report {
@@ -54,8 +61,15 @@ impl Report {
             dialect,
             applied: Vec::new(),
             reverted,
+            unrecorded: Vec::new(),
             head,
         }
+    }
+
+    /// The history rows [`stamp`](crate::Migrator::stamp) removed, above
+    /// its target, oldest first: their SQL was not reverted.
+    pub fn unrecorded(&self) -> &[Applied] {
+        &self.unrecorded
     }
 
     /// The migrations reverted by [`undo`](crate::Migrator::undo), newest first.

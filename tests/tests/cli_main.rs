@@ -179,3 +179,22 @@ async fn check_gives_a_code_for_each_state() {
     pool.close().await;
     std::fs::remove_file(path).unwrap();
 }
+
+/// `stamp` to an older version says which history rows it removed, and
+/// that their SQL stays applied.
+#[test]
+fn stamp_to_an_older_version_says_what_it_removed() {
+    let path = std::env::temp_dir().join(format!("stowage-cli-stamp-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let (code, _, stderr) = run(&url, &["up"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&url, &["stamp", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "stamped 0 migrations as applied without running them, and removed the history rows of \
+         2 migrations above version 2 (3, 4) without reverting their SQL; now at version 2"
+    );
+    std::fs::remove_file(path).unwrap();
+}

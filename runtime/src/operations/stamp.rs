@@ -73,9 +73,16 @@ async fn stamp_locked(
         )))?;
         stamped.push(Applied::of(migration, std::time::Duration::ZERO));
     }
+    let mut unrecorded = Vec::new();
     for row in rows.iter().filter(|r| up_to.is_none_or(|v| r.version > v)) {
         delete_row(conn, table, row.version).await?;
+        unrecorded.push(Applied {
+            version: row.version,
+            description: row.description.clone(),
+            duration: std::time::Duration::ZERO,
+            repeatable: false,
+        });
     }
-    tracing::info!(stamped = stamped.len(), head = ?up_to, "stamped");
-    Ok(Report::new(table.dialect(), stamped, up_to))
+    tracing::info!(stamped = stamped.len(), unrecorded = unrecorded.len(), head = ?up_to, "stamped");
+    Ok(Report::new(table.dialect(), stamped, up_to).with_unrecorded(unrecorded))
 }
