@@ -49,10 +49,34 @@ fn statements_of_a_run(
     })
 }
 
+static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
+
+/// A run with work on a database that has its history table draws no
+/// notice from PostgreSQL (`relation … already exists, skipping`).
+fn notices_of_a_second_run(counter: &StatementCounter) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = fresh(Backend::Postgres, "notices").await;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        V1.run(&mut conn).await.unwrap();
+        let before = counter.notices();
+        assert_eq!(V2.run(&mut conn).await.unwrap().applied().len(), 1);
+        counter.notices() - before
+    })
+}
+
 #[test]
 fn up_to_date_is_one_statement() {
     let counter = StatementCounter::default();
     tracing::subscriber::set_global_default(counter.clone()).unwrap();
+    assert_eq!(
+        notices_of_a_second_run(&counter),
+        0,
+        "notices from stowage's own statements"
+    );
     for backend in [Backend::Postgres, Backend::MySql, Backend::Sqlite] {
         for (migrator, applied) in [(&V2, 4), (&FLYWAY, 3)] {
             let (slow, fast) = statements_of_a_run(backend, &counter, migrator, applied);

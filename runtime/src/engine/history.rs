@@ -215,9 +215,17 @@ impl Table {
         &self,
         conn: &mut Conn<'_>,
     ) -> Result<Vec<HistoryRow>, Error> {
+        Ok(self.read(conn).await?.unwrap_or_default())
+    }
+
+    /// Every row, oldest first, or `None` when the table does not exist.
+    pub(crate) async fn read(
+        &self,
+        conn: &mut Conn<'_>,
+    ) -> Result<Option<Vec<HistoryRow>>, Error> {
         match self.rows(conn).await {
-            Err(Error::Database { source, .. }) if self.is_undefined(&source) => Ok(Vec::new()),
-            rows => rows,
+            Err(Error::Database { source, .. }) if self.is_undefined(&source) => Ok(None),
+            rows => rows.map(Some),
         }
     }
 

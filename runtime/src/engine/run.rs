@@ -225,7 +225,9 @@ async fn apply_pending(
     if migrator.config().take_over {
         crate::operations::take_over_found(migrator, conn, table, set).await?;
     }
-    let rows = table.rows_if_exists(conn).await?;
+    let existing = table.read(conn).await?;
+    let exists = existing.is_some();
+    let rows = existing.unwrap_or_default();
     if let Some(problem) = check_policies(migrator, set, &rows).into_iter().next() {
         return Err(problem);
     }
@@ -240,18 +242,24 @@ async fn apply_pending(
     // that goes to the head, those that are new or changed.
     let to_head = up_to.is_none_or(|v| set.head().is_none_or(|head| v >= head.version));
     let with_repeatables = to_head && !set.repeatables().is_empty();
-    let due = match with_repeatables {
+    let (due, repeatables_exist) = match with_repeatables {
         true => due_repeatables(conn, table, set).await?,
-        false => Vec::new(),
+        false => (Vec::new(), true),
     };
     // Every placeholder and statement checked before anything changes.
     let work = Work::prepare(migrator, table, set, &pending, &due)?;
-    table.ensure(conn).await?;
+    // Created only when missing: `IF NOT EXISTS` on an existing table draws
+    // a notice from PostgreSQL on every run with work.
+    if !exists {
+        table.ensure(conn).await?;
+    }
     let table = &table.pinned(conn).await?;
     let repeatable_table = match with_repeatables {
         true => {
             let repeatable_table = table.repeatables()?;
-            repeatable_table.ensure(conn).await?;
+            if !repeatables_exist {
+                repeatable_table.ensure(conn).await?;
+            }
             Some(repeatable_table)
         }
         false => None,
@@ -310,14 +318,17 @@ async fn apply_pending(
     Ok(Report::new(table.dialect(), applied, head))
 }
 
-/// The repeatable migrations that are new or changed since applied.
+/// The repeatable migrations that are new or changed since applied, and
+/// whether their table exists.
 pub(crate) async fn due_repeatables<'s>(
     conn: &mut Conn<'_>,
     table: &Table,
     set: &'s MigrationSet,
-) -> Result<Vec<&'s Migration>, Error> {
-    let done = table.repeatables()?.rows_if_exists(conn).await?;
-    Ok(set
+) -> Result<(Vec<&'s Migration>, bool), Error> {
+    let existing = table.repeatables()?.read(conn).await?;
+    let exists = existing.is_some();
+    let done = existing.unwrap_or_default();
+    let due = set
         .repeatables()
         .iter()
         .filter(|r| {
@@ -327,7 +338,8 @@ pub(crate) async fn due_repeatables<'s>(
                     && row.state == RowState::Applied
             })
         })
-        .collect())
+        .collect();
+    Ok((due, exists))
 }
 
 /// Apply one migration (versioned, or repeatable into its own table) with

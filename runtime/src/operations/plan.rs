@@ -95,7 +95,7 @@ impl Migrator {
                 .collect();
             // Repeatable migrations, new or changed, after a run to the head.
             if set.head().is_none_or(|head| up_to >= head.version) && !set.repeatables().is_empty() {
-                due.extend(due_repeatables(&mut conn, &table, set).await?);
+                due.extend(due_repeatables(&mut conn, &table, set).await?.0);
             }
             let steps = due
                 .into_iter()
