@@ -213,7 +213,8 @@ impl MigrateCommand {
         // `adopt` reads the other tool's table: its database must exist.
         let options = ConnectOptions::default()
             .timeout(Duration::from_secs(self.connect_timeout))
-            .create_database(creates);
+            .create_database(creates)
+            .say_waiting(true);
         let pool: sqlx::AnyPool = crate::connect_with(url, options).await?;
         let code = match &self.action {
             Action::Up { to } => {

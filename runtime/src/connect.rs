@@ -16,6 +16,9 @@ pub struct ConnectOptions {
     pub create_database: bool,
     /// The pool's size (default 10).
     pub max_connections: u32,
+    /// Say on stderr while waiting for the server, every few seconds
+    /// (default `false`: only `tracing` events). The in-binary CLI says it.
+    pub say_waiting: bool,
 }
 
 impl Default for ConnectOptions {
@@ -24,6 +27,7 @@ impl Default for ConnectOptions {
             timeout: Duration::from_secs(60),
             create_database: true,
             max_connections: 10,
+            say_waiting: false,
         }
     }
 }
@@ -40,6 +44,13 @@ impl ConnectOptions {
     #[must_use]
     pub fn create_database(mut self, create: bool) -> Self {
         self.create_database = create;
+        self
+    }
+
+    /// Set [`say_waiting`](Self::say_waiting).
+    #[must_use]
+    pub fn say_waiting(mut self, say: bool) -> Self {
+        self.say_waiting = say;
         self
     }
 
@@ -152,7 +163,7 @@ pub async fn connect_with<DB: Backend>(
             .connect(url)
             .await
     };
-    retrying::<DB, _, _, _>(url, options.timeout, options.create_database, attempt).await
+    retrying::<DB, _, _, _>(url, &options, attempt).await
 }
 
 /// One connection, not a pool, with [`connect_with`]'s waiting and errors;
@@ -163,7 +174,10 @@ pub(crate) async fn connect_one<DB: Backend>(
     timeout: Duration,
 ) -> Result<DB::Connection, Error> {
     DB::prepare();
-    retrying::<DB, _, _, _>(url, timeout, false, || {
+    let options = ConnectOptions::default()
+        .timeout(timeout)
+        .create_database(false);
+    retrying::<DB, _, _, _>(url, &options, || {
         <DB::Connection as sqlx::Connection>::connect(url)
     })
     .await
@@ -173,16 +187,17 @@ pub(crate) async fn connect_one<DB: Backend>(
 /// with exponential backoff and jitter in between.
 async fn retrying<DB: Backend, T, F, Fut>(
     url: &str,
-    timeout: Duration,
-    create_database: bool,
+    options: &ConnectOptions,
     mut attempt: F,
 ) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
+    let (timeout, create_database) = (options.timeout, options.create_database);
     let shown = redact(url);
     let started = Instant::now();
+    let mut next_said = Duration::ZERO;
     let mut attempts = 0u32;
     let mut pause = Duration::from_millis(100);
     let fail = |attempts: u32, reason: &dyn std::fmt::Display| Error::Connect {
@@ -221,6 +236,13 @@ where
         }
         let reason = scrub(&error.to_string(), url);
         tracing::warn!(url = %shown, attempt = attempts, ?waited, %reason, "database not reachable yet; retrying");
+        if options.say_waiting && waited >= next_said {
+            eprintln!(
+                "waiting for the database at {shown} ({reason}); {:.0?} so far, giving up after {:.0?}",
+                waited, timeout
+            );
+            next_said = waited + Duration::from_secs(5);
+        }
         let jitter = Duration::from_nanos(u64::from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

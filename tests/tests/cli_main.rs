@@ -198,3 +198,21 @@ fn stamp_to_an_older_version_says_what_it_removed() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+/// While the server is unreachable the CLI says so on stderr (never with
+/// the password), then gives up with the error after its timeout.
+#[test]
+fn waiting_for_the_server_is_said() {
+    let port = stowage_tests::free_port();
+    let url = format!("postgres://app:hunter2secret@127.0.0.1:{port}/app");
+    let (code, _, stderr) = run(&url, &["status", "--connect-timeout", "2"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "waiting for the database at postgres://app:***@127.0.0.1:{port}/app"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: cannot connect"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+}
