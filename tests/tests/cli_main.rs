@@ -216,3 +216,52 @@ fn waiting_for_the_server_is_said() {
     assert!(stderr.contains("error: cannot connect"), "{stderr}");
     assert!(!stderr.contains("hunter2secret"), "{stderr}");
 }
+
+/// `status --json`: a versioned schema with the head, the current version
+/// and the pending count; per migration its checksums, RFC 3339 time, and
+/// for a failed one its error and statement.
+#[tokio::test]
+async fn status_json_has_what_a_machine_needs() {
+    let path = std::env::temp_dir().join(format!("stowage-cli-json-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let (code, _, stderr) = run(&url, &["up", "--to", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "UPDATE stowage_migrations SET state = 'failed', failed_statement = 1, \
+         error = 'disk full' WHERE version = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (code, stdout, stderr) = run(&url, &["status", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(
+        (json["head"].as_i64(), json["current"].as_i64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(json["pending"], 2);
+    let first = &json["migrations"][0];
+    let checksum = first["checksum"].as_str().unwrap();
+    assert_eq!(checksum.len(), 64);
+    assert_eq!(first["applied_checksum"], checksum);
+    let at = first["applied_at"].as_str().unwrap();
+    let shape: String = at
+        .chars()
+        .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+        .collect();
+    assert!(
+        shape.starts_with("dddd-dd-ddTdd:dd:dd") && shape.ends_with('Z'),
+        "{at}"
+    );
+    let failed = &json["migrations"][1];
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["error"], "disk full");
+    assert_eq!(failed["failed_statement"], 1);
+    assert_eq!(json["migrations"][2]["applied_at"], serde_json::Value::Null);
+    std::fs::remove_file(path).unwrap();
+}

@@ -174,7 +174,7 @@ pub(crate) fn postgres() -> &'static dyn SqlDialect {
 }
 
 /// The hex digits of `bytes`.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut out, b| {
         let _ = write!(out, "{b:02x}");

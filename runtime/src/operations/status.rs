@@ -55,7 +55,8 @@ pub struct StatusEntry {
     pub description: String,
     /// Its state.
     pub state: MigrationState,
-    /// When it was applied, as the database prints it.
+    /// When it was applied (or started, for a failed one), in UTC, as RFC
+    /// 3339 (`2026-01-01T12:00:00.123456Z`).
     pub applied_at: Option<String>,
     /// How long it took, in milliseconds.
     pub duration_ms: Option<i64>,
@@ -64,6 +65,14 @@ pub struct StatusEntry {
     /// Whether it is a repeatable migration (`R__<name>.sql`), whose
     /// `version` is then its negative key; listed after the versioned ones.
     pub repeatable: bool,
+    /// The binary's checksum of it (SHA-256, hex), when the binary has it.
+    pub checksum: Option<String>,
+    /// The checksum recorded when it was applied (hex), when it was.
+    pub applied_checksum: Option<String>,
+    /// For a failed one: how many of its statements completed.
+    pub failed_statement: Option<i64>,
+    /// For a failed one: the database's error, when recorded.
+    pub error: Option<String>,
 }
 
 /// Every embedded and every recorded migration with its state; `Display`
@@ -72,13 +81,27 @@ pub struct StatusEntry {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Status {
+    /// The version of this structure's JSON form: [`Status::SCHEMA`]. A
+    /// field added keeps it; a field renamed, removed or changed in meaning
+    /// raises it.
+    pub schema: u32,
     /// The database's dialect.
     pub dialect: Dialect,
+    /// The binary's newest version for this dialect.
+    pub head: Option<i64>,
+    /// The newest version applied in the database.
+    pub current: Option<i64>,
+    /// How many migrations a run would apply (pending, and repeatable ones
+    /// outdated).
+    pub pending: usize,
     /// Oldest first.
     pub migrations: Vec<StatusEntry>,
 }
 
 impl Status {
+    /// The version of the JSON form this build writes (`"schema": 1`).
+    pub const SCHEMA: u32 = 1;
+
     /// Whether every embedded migration is applied and nothing is off.
     pub fn is_up_to_date(&self) -> bool {
         self.migrations
@@ -88,12 +111,7 @@ impl Status {
 
     /// The newest applied version.
     pub fn current(&self) -> Option<i64> {
-        self.migrations
-            .iter()
-            .filter(|m| !m.repeatable)
-            .filter(|m| matches!(m.state, MigrationState::Applied | MigrationState::Modified))
-            .map(|m| m.version)
-            .max()
+        self.current
     }
 }
 
@@ -186,7 +204,10 @@ impl Migrator {
             .map(|m| {
                 let row = recorded.get(&m.version()).copied();
                 let state = state_of(m, row, MigrationState::Modified);
-                entry(m.version(), m.description(), state, row)
+                StatusEntry {
+                    checksum: Some(crate::dialect::hex(m.checksum())),
+                    ..entry(m.version(), m.description(), state, row)
+                }
             })
             .collect();
         for row in rows.iter().filter(|r| set.get(r.version).is_none()) {
@@ -205,6 +226,7 @@ impl Migrator {
                 let state = state_of(r, row, MigrationState::Outdated);
                 migrations.push(StatusEntry {
                     repeatable: true,
+                    checksum: Some(crate::dialect::hex(r.checksum())),
                     ..entry(r.version(), r.description(), state, row)
                 });
             }
@@ -216,8 +238,22 @@ impl Migrator {
                 .cmp(&key(b))
                 .then_with(|| a.description.cmp(&b.description))
         });
+        let current = migrations
+            .iter()
+            .filter(|m| !m.repeatable)
+            .filter(|m| matches!(m.state, MigrationState::Applied | MigrationState::Modified))
+            .map(|m| m.version)
+            .max();
+        let pending = migrations
+            .iter()
+            .filter(|m| matches!(m.state, MigrationState::Pending | MigrationState::Outdated))
+            .count();
         Ok(Status {
+            schema: Status::SCHEMA,
             dialect: table.dialect(),
+            head: set.head().map(|head| head.version),
+            current,
+            pending,
             migrations,
         })
     }
@@ -284,10 +320,30 @@ fn entry(
         version,
         description: description.to_owned(),
         state,
-        applied_at: row.map(|r| r.applied_at.clone()),
+        applied_at: row.map(|r| rfc3339(&r.applied_at)),
         duration_ms: row.map(|r| r.duration_ms),
         applied_by: row.map(|r| r.applied_by.clone()),
         repeatable: false,
+        checksum: None,
+        applied_checksum: row.map(|r| crate::dialect::hex(&r.checksum)),
+        failed_statement: row.and_then(|r| r.failed_statement),
+        error: row.and_then(|r| r.error.clone()),
+    }
+}
+
+/// A UTC time as the databases print it (`2026-01-01 12:00:00.123`) in RFC
+/// 3339 (`2026-01-01T12:00:00.123Z`); any other text as it is.
+fn rfc3339(time: &str) -> String {
+    let bytes = time.as_bytes();
+    let shaped = bytes.len() >= 19
+        && bytes[4] == b'-'
+        && bytes[10] == b' '
+        && bytes[13] == b':'
+        && !time.ends_with('Z')
+        && !time[19..].contains(['+', '-']);
+    match shaped {
+        true => format!("{}T{}Z", &time[..10], &time[11..]),
+        false => time.to_owned(),
     }
 }
 
