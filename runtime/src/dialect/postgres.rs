@@ -2,7 +2,7 @@
 //! each migration, its history row and `COMMIT` in one round trip.
 
 use super::{BoxFuture, SqlDialect, hex};
-use crate::engine::connection::{Conn, Ty, Value};
+use crate::engine::connection::{Cell, Conn, Ty, Value};
 use crate::engine::history::Table;
 use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::SessionLock;
@@ -161,11 +161,11 @@ impl SqlDialect for Postgres {
         Box::pin(async move {
             let sql = "SELECT quote_ident(n.nspname) FROM pg_class c \
                        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
-            let rows = conn
-                .fetch(sql.to_owned(), vec![Value::Text(table.name.clone())], &[Ty::OptText])
+            let cell = conn
+                .fetch_one(sql.to_owned(), vec![Value::Text(table.name.clone())], Ty::OptText)
                 .await
                 .map_err(Error::db("cannot find the history table's schema"))?;
-            Ok(rows.first().and_then(|row| row.first()).and_then(|c| c.text()).map(str::to_owned))
+            Ok(cell.as_ref().and_then(Cell::text).map(str::to_owned))
         })
     }
 
@@ -179,14 +179,13 @@ impl SqlDialect for Postgres {
             let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 'it is a standby, in recovery' \
                        WHEN current_setting('transaction_read_only') = 'on' THEN 'its sessions are \
                        read-only (default_transaction_read_only)' ELSE '' END";
-            let rows = conn
-                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text])
+            let cell = conn
+                .fetch_one(sql.to_owned(), Vec::new(), Ty::Text)
                 .await
                 .map_err(Error::db("cannot ask whether the server takes writes"))?;
-            Ok(rows
-                .first()
-                .and_then(|row| row.first())
-                .and_then(|c| c.text())
+            Ok(cell
+                .as_ref()
+                .and_then(Cell::text)
                 .filter(|reason| !reason.is_empty())
                 .map(str::to_owned))
         })

@@ -121,11 +121,11 @@ impl SqlDialect for Sqlite {
         conn: &'c mut Conn<'_>,
     ) -> BoxFuture<'c, Result<Option<String>, Error>> {
         Box::pin(async move {
-            let rows = conn
-                .fetch("PRAGMA query_only".to_owned(), Vec::new(), &[Ty::I64])
+            let query_only = conn
+                .fetch_one("PRAGMA query_only".to_owned(), Vec::new(), Ty::I64)
                 .await
-                .map_err(Error::db("cannot ask whether the database takes writes"))?;
-            let query_only = rows.first().and_then(|row| row.first()).and_then(|c| c.i64());
+                .map_err(Error::db("cannot ask whether the database takes writes"))?
+                .and_then(|cell| cell.i64());
             Ok((query_only == Some(1))
                 .then(|| "the connection is query-only (PRAGMA query_only)".to_owned()))
         })
@@ -144,23 +144,25 @@ impl SqlDialect for Sqlite {
         timeout: Duration,
     ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
         Box::pin(async move {
-            let rows = conn
-                .fetch("PRAGMA foreign_keys".to_owned(), Vec::new(), &[Ty::I64])
+            let enforced = conn
+                .fetch_one("PRAGMA foreign_keys".to_owned(), Vec::new(), Ty::I64)
                 .await
-                .map_err(Error::db("cannot read the SQLite foreign_keys setting"))?;
-            let enforced = rows.first().and_then(|row| row.first()).and_then(|c| c.i64()) == Some(1);
+                .map_err(Error::db("cannot read the SQLite foreign_keys setting"))?
+                .and_then(|cell| cell.i64())
+                == Some(1);
             let restore = enforced.then_some(FOREIGN_KEYS_ON);
             // Only a table declared with REFERENCES has foreign keys.
             let declared = conn
-                .fetch(
+                .fetch_one(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE sql LIKE '%REFERENCES%')"
                         .to_owned(),
                     Vec::new(),
-                    &[Ty::I64],
+                    Ty::I64,
                 )
                 .await
-                .map_err(Error::db("cannot look for foreign keys"))?;
-            let declared = declared.first().and_then(|row| row.first()).and_then(|c| c.i64()) != Some(0);
+                .map_err(Error::db("cannot look for foreign keys"))?
+                .and_then(|cell| cell.i64())
+                != Some(0);
             ForeignKeys::set(
                 table,
                 match (enforced, declared) {

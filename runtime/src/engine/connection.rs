@@ -301,6 +301,18 @@ impl Conn<'_> {
         })
     }
 
+    /// The first column of the first row of one statement, read as `ty`;
+    /// `None` when there is no row.
+    pub(crate) async fn fetch_one(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+        ty: Ty,
+    ) -> Result<Option<Cell>, sqlx::Error> {
+        let rows = self.fetch(sql, args, &[ty]).await?;
+        Ok(rows.into_iter().next().and_then(|row| row.into_iter().next()))
+    }
+
     /// Run a script of one or more statements, without parameters.
     pub(crate) async fn script(&mut self, sql: String) -> Result<(), sqlx::Error> {
         dispatch!(self, c => sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **c).await.map(drop))

@@ -142,10 +142,11 @@ pub(crate) async fn take(
         pause = (pause * 2).min(Duration::from_millis(500));
     }
     let id = conn
-        .fetch(sql.session_id.to_owned(), Vec::new(), &[Ty::I64])
+        .fetch_one(sql.session_id.to_owned(), Vec::new(), Ty::I64)
         .await
         .ok()
-        .and_then(|rows| rows.first()?.first()?.i64());
+        .flatten()
+        .and_then(|cell| cell.i64());
     let state = Arc::new(AtomicU8::new(LEASE_HELD));
     let delete = format!(
         "DELETE FROM {name} WHERE id = 1 AND holder = {}",
@@ -199,17 +200,10 @@ fn is_contended(error: &sqlx::Error, sql: LeaseSql) -> bool {
 }
 
 async fn holder_of(conn: &mut Conn<'_>, name: &str) -> Option<String> {
-    let rows = conn
-        .fetch(
-            format!(
-                "SELECT CONCAT(holder, ' (lease until ', expires_at, ')') FROM {name} WHERE id = 1"
-            ),
-            Vec::new(),
-            &[Ty::Text],
-        )
-        .await
-        .ok()?;
-    rows.first()?.first()?.text().map(str::to_owned)
+    let sql =
+        format!("SELECT CONCAT(holder, ' (lease until ', expires_at, ')') FROM {name} WHERE id = 1");
+    let cell = conn.fetch_one(sql, Vec::new(), Ty::Text).await.ok()??;
+    cell.text().map(str::to_owned)
 }
 
 /// The task that renews a lease on a connection of its own.
@@ -270,10 +264,11 @@ impl Renewing {
         let Some(id) = self.id else {
             return false;
         };
-        conn.fetch((self.sql.session_busy)(id), Vec::new(), &[Ty::I64])
+        conn.fetch_one((self.sql.session_busy)(id), Vec::new(), Ty::I64)
             .await
             .ok()
-            .and_then(|rows| rows.first()?.first()?.i64())
+            .flatten()
+            .and_then(|cell| cell.i64())
             .is_some_and(|n| n > 0)
     }
 }

@@ -132,19 +132,15 @@ impl SessionLock {
         let mut pause = Duration::from_millis(10);
         let mut next_report = Duration::ZERO;
         loop {
-            let rows = conn
-                .fetch(
+            let taken = conn
+                .fetch_one(
                     self.try_lock.to_owned(),
                     vec![Value::Text(table.key.clone())],
-                    &[Ty::OptI64],
+                    Ty::OptI64,
                 )
                 .await
                 .map_err(Error::db("cannot take the migration lock"))?;
-            match rows
-                .first()
-                .and_then(|row| row.first())
-                .and_then(|cell| cell.i64())
-            {
+            match taken.and_then(|cell| cell.i64()) {
                 Some(1) => {
                     if next_report > Duration::ZERO {
                         tracing::info!(waited = ?started.elapsed(), "took the migration lock");
@@ -178,20 +174,15 @@ impl SessionLock {
 
     /// Release the lock.
     pub(crate) async fn release(&self, conn: &mut Conn<'_>, table: &Table) -> Result<(), Error> {
-        let rows = conn
-            .fetch(
+        let released = conn
+            .fetch_one(
                 self.unlock.to_owned(),
                 vec![Value::Text(table.key.clone())],
-                &[Ty::OptI64],
+                Ty::OptI64,
             )
             .await
             .map_err(Error::db("cannot release the migration lock"))?;
-        if rows
-            .first()
-            .and_then(|row| row.first())
-            .and_then(|cell| cell.i64())
-            != Some(1)
-        {
+        if released.and_then(|cell| cell.i64()) != Some(1) {
             tracing::warn!("the migration lock was not held when releasing it");
         }
         Ok(())
@@ -199,15 +190,12 @@ impl SessionLock {
 
     /// Who holds the lock, as the server tells.
     async fn holder(&self, conn: &mut Conn<'_>, table: &Table) -> Option<String> {
-        let rows = conn
-            .fetch(
-                self.holder.to_owned(),
-                vec![Value::Text(table.key.clone())],
-                &[Ty::OptText],
-            )
+        let key = vec![Value::Text(table.key.clone())];
+        let cell = conn
+            .fetch_one(self.holder.to_owned(), key, Ty::OptText)
             .await
-            .ok()?;
-        rows.first()?.first()?.text().map(str::to_owned)
+            .ok()??;
+        cell.text().map(str::to_owned)
     }
 }
 

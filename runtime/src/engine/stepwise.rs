@@ -82,9 +82,9 @@ async fn progress(conn: &mut Conn<'_>, table: &Table, version: i64) -> Option<i6
         "SELECT failed_statement FROM {} WHERE version = {version}",
         table.name
     );
-    let rows = conn
-        .fetch(sql, Vec::new(), &[super::connection::Ty::OptI64])
+    let cell = conn
+        .fetch_one(sql, Vec::new(), super::connection::Ty::OptI64)
         .await
-        .ok()?;
-    rows.first()?.first()?.i64()
+        .ok()??;
+    cell.i64()
 }

@@ -3,7 +3,7 @@
 //! durably done, since DDL commits by itself.
 
 use super::{BoxFuture, SqlDialect, hex};
-use crate::engine::connection::{Conn, RESYNC, Ty};
+use crate::engine::connection::{Cell, Conn, RESYNC, Ty};
 use crate::engine::history::Table;
 use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::SessionLock;
@@ -196,14 +196,13 @@ impl SqlDialect for MySql {
         _table: &'c Table,
     ) -> BoxFuture<'c, Result<Option<String>, Error>> {
         Box::pin(async move {
-            let rows = conn
-                .fetch("SELECT DATABASE()".to_owned(), Vec::new(), &[Ty::OptText])
+            let database = conn
+                .fetch_one("SELECT DATABASE()".to_owned(), Vec::new(), Ty::OptText)
                 .await
                 .map_err(Error::db("cannot read the current database"))?;
-            Ok(rows
-                .first()
-                .and_then(|row| row.first())
-                .and_then(|c| c.text())
+            Ok(database
+                .as_ref()
+                .and_then(Cell::text)
                 .map(|database| format!("`{}`", database.replace('`', "``"))))
         })
     }
