@@ -319,7 +319,6 @@ impl MigrateCommand {
                         .count()
                 };
                 use crate::MigrationState as S;
-                let pending = count(S::Pending) + count(S::Outdated);
                 let (code, what) = [
                     (EXIT_FAILED, count(S::Failed), "failed part-way"),
                     (EXIT_MODIFIED, count(S::Modified), "modified since applied"),
@@ -328,7 +327,7 @@ impl MigrateCommand {
                         count(S::Missing),
                         "applied but not in this binary",
                     ),
-                    (EXIT_PENDING, pending, "pending"),
+                    (EXIT_PENDING, status.pending, "pending"),
                 ]
                 .into_iter()
                 .find(|&(_, n, _)| n > 0)

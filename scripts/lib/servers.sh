@@ -152,6 +152,13 @@ start_mariadb() {
     say "MariaDB $("$mariadbd" --version | awk '{print $3}') on port $port"
 }
 
+# `host:port` of the PostgreSQL server STOWAGE_TEST_PG_URL names.
+pg_host_port() {
+    local hostport=${STOWAGE_TEST_PG_URL#*://}
+    hostport=${hostport#*@}
+    echo "${hostport%%/*}"
+}
+
 # PgBouncer in transaction pooling (a pool of 4 server connections) in front
 # of the server STOWAGE_TEST_PG_URL names, trusting every user as that server
 # does. It refuses to run as root, so it runs as `postgres` then.
@@ -163,9 +170,7 @@ start_pgbouncer() {
         pgbouncer=$(command -v pgbouncer || command -v /usr/sbin/pgbouncer || true)
         [[ -n $pgbouncer ]] || die "pgbouncer was installed but is still missing"
     fi
-    hostport=${STOWAGE_TEST_PG_URL#*://}
-    hostport=${hostport#*@}
-    hostport=${hostport%%/*}
+    hostport=$(pg_host_port)
     port=$(free_port)
     dir="$work/pgbouncer"
     mkdir -p "$dir"
@@ -278,9 +283,7 @@ start_pg_standby() {
     bin=$(find_pg_bin)
     [[ -n $bin ]] || die "postgresql was installed but pg_basebackup is still missing"
     pg_ctl="$bin/pg_ctl"
-    hostport=${STOWAGE_TEST_PG_URL#*://}
-    hostport=${hostport#*@}
-    hostport=${hostport%%/*}
+    hostport=$(pg_host_port)
     port=$(free_port)
     standby_data="$work/standby"
     mkdir -p "$standby_data"

@@ -6,11 +6,16 @@ use std::process::Command;
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-cli");
 
 fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(APP)
-        .args(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap();
+    run_with(args, |command| command.env("DATABASE_URL", url))
+}
+
+/// Run the application with `args`, its environment set by `env`: the
+/// exit code, stdout and stderr.
+fn run_with(
+    args: &[&str],
+    env: impl FnOnce(&mut Command) -> &mut Command,
+) -> (i32, String, String) {
+    let output = env(Command::new(APP).args(args)).output().unwrap();
     (
         output.status.code().unwrap(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -87,17 +92,11 @@ fn the_url_comes_from_a_secret_file() {
     let secret = dir.join("database_url");
     std::fs::write(&secret, format!("sqlite://{}\n", db.display())).unwrap();
     let with_file = |file: &std::path::Path, args: &[&str]| {
-        let output = Command::new(APP)
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("DATABASE_URL_FILE", file)
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        run_with(args, |command| {
+            command
+                .env_remove("DATABASE_URL")
+                .env("DATABASE_URL_FILE", file)
+        })
     };
     let (code, stdout, stderr) = with_file(&secret, &["migrate", "up"]);
     assert_eq!(code, 0, "{stderr}");

@@ -5,7 +5,7 @@
 //! each, written once over the dialects.
 
 use crate::engine::connection::{Conn, Database, Value};
-use crate::engine::history::{HistoryRow, Table};
+use crate::engine::history::Table;
 use crate::{Error, MigrationSet, Migrator};
 use std::fmt;
 
@@ -70,10 +70,6 @@ impl Migrator {
     }
 }
 
-/// The history rows, or none when the table does not exist yet.
-async fn read_rows(conn: &mut Conn<'_>, table: &Table) -> Result<Vec<HistoryRow>, Error> {
-    table.rows_if_exists(conn).await
-}
 
 async fn delete_row(conn: &mut Conn<'_>, table: &Table, version: i64) -> Result<(), Error> {
     let sql = format!(

@@ -1,7 +1,7 @@
 //! [`Migrator::plan`]: the SQL an operation would run, for review.
 
 use super::undo::undo_range;
-use super::{Session, Target, read_rows};
+use super::{Session, Target};
 use crate::engine::connection::Database;
 use crate::engine::run::{check_policies, due_repeatables};
 use crate::{Error, Migration, Migrator};
@@ -78,7 +78,7 @@ impl Migrator {
             table,
             set,
         } = self.session(db).await?;
-        let rows = read_rows(&mut conn, &table).await?;
+        let rows = table.rows_if_exists(&mut conn).await?;
         let current = rows.iter().map(|r| r.version).max();
         let up_to = match target {
             Target::Head => Some(set.head().map_or(i64::MIN, |h| h.version)),

@@ -1,6 +1,6 @@
 //! [`Migrator::repair`]: explicit fixes of the history table.
 
-use super::{Session, delete_row, read_rows};
+use super::{Session, delete_row};
 use crate::engine::connection::{Conn, Database, Value};
 use crate::engine::history::{RowState, Table};
 use crate::engine::lock::{lock, unlock};
@@ -45,7 +45,7 @@ async fn repair_locked(
     set: &MigrationSet,
     action: RepairAction,
 ) -> Result<usize, Error> {
-    let rows = read_rows(conn, table).await?;
+    let rows = table.rows_if_exists(conn).await?;
     match action {
         RepairAction::AcceptChecksums => {
             let mut changed = 0;

@@ -1,6 +1,6 @@
 //! [`Migrator::status`] and [`Migrator::verify`]: the history against the binary, read-only.
 
-use super::{Session, read_rows};
+use super::Session;
 use crate::engine::connection::Database;
 use crate::engine::history::{self, HistoryRow, RowState};
 use crate::engine::run::check_policies;
@@ -169,17 +169,13 @@ impl fmt::Display for Status {
         for row in &rows {
             line(f, [&row[0], &row[1], &row[2], &row[3], &row[4]])?;
         }
-        let pending = self
-            .migrations
-            .iter()
-            .filter(|m| matches!(m.state, MigrationState::Pending | MigrationState::Outdated))
-            .count();
         write!(
             f,
-            "{} database at {}; {pending} pending",
+            "{} database at {}; {} pending",
             self.dialect,
             self.current()
-                .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+                .map_or_else(|| "base".to_owned(), |v| format!("version {v}")),
+            self.pending
         )
     }
 }
@@ -197,7 +193,7 @@ impl Migrator {
             table,
             set,
         } = self.session(db).await?;
-        let rows = read_rows(&mut conn, &table).await?;
+        let rows = table.rows_if_exists(&mut conn).await?;
         let recorded = history::by_version(&rows);
         let mut migrations: Vec<StatusEntry> = set
             .iter()
@@ -219,7 +215,7 @@ impl Migrator {
             migrations.push(entry(row.version, &row.description, state, Some(row)));
         }
         if !set.repeatables().is_empty() {
-            let repeatable_rows = read_rows(&mut conn, &table.repeatables()?).await?;
+            let repeatable_rows = table.repeatables()?.rows_if_exists(&mut conn).await?;
             let recorded = history::by_version(&repeatable_rows);
             for r in set.repeatables() {
                 let row = recorded.get(&r.version()).copied();
@@ -270,7 +266,7 @@ impl Migrator {
             table,
             set,
         } = self.session(db).await?;
-        let rows = read_rows(&mut conn, &table).await?;
+        let rows = table.rows_if_exists(&mut conn).await?;
         let mut problems = check_policies(self, set, &rows);
         // A row's chain must match while every migration up to it is
         // recorded with the binary's checksum; past the first difference the

@@ -1,6 +1,6 @@
 //! [`Migrator::undo`]: revert applied migrations, newest first.
 
-use super::{Session, Target, read_rows};
+use super::{Session, Target};
 use crate::engine::connection::{Conn, Database};
 use crate::engine::history::{HistoryRow, RowState, Table};
 use crate::engine::lock::{lock, unlock};
@@ -44,7 +44,7 @@ async fn undo_locked(
     set: &MigrationSet,
     target: Target,
 ) -> Result<Report, Error> {
-    let rows = read_rows(conn, table).await?;
+    let rows = table.rows_if_exists(conn).await?;
     let mut range = Vec::new();
     for migration in undo_range(set, &rows, target)? {
         let down = migration.down_sql().unwrap_or_default();
