@@ -438,6 +438,90 @@ mod tests {
         );
     }
 
+    /// Every byte that is not unreserved, as `%XX`.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    /// Generated URLs (users, passwords of any characters, percent-encoded
+    /// or not, in the user-info part, in `password=` / `pass=`, one or two
+    /// at once, other parameters around them): neither form of any password
+    /// is left in the redacted URL or a scrubbed message, and the URL
+    /// standard reads the rest of the redacted URL as it read the original.
+    #[test]
+    fn redaction_holds_for_generated_urls() {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let alphabet: Vec<char> = "aZ09-_.~!$&'()*+,;=:@/?#% é€\\\"".chars().collect();
+        for case in 0..20_000 {
+            let mut password = || {
+                let mut p = String::from("Pw");
+                for _ in 0..1 + next(10) {
+                    p.push(alphabet[next(alphabet.len())]);
+                }
+                p
+            };
+            let (first, second) = (password(), password());
+            let user = ["app", "u", "x%20y"][next(3)];
+            let host = ["db", "10.0.0.7:5432", "[::1]:3306"][next(3)];
+            let key = ["password", "pass", "Password"][next(3)];
+            let in_userinfo = next(3) != 0;
+            let in_query = !in_userinfo || next(2) == 0;
+            let mut url = format!("{}://{user}", ["postgres", "mysql"][next(2)]);
+            if in_userinfo {
+                url += &format!(":{}", encode(&first));
+            }
+            url += &format!("@{host}/app?sslmode=off");
+            if in_query {
+                url += &format!("&{key}={}&application_name=svc", encode(&second));
+            }
+            let redacted = redact(&url);
+            let message = format!("cannot connect to {url}: {first} and {second} refused");
+            let scrubbed = scrub(&message, &url);
+            let secrets = [
+                (in_userinfo, &first),
+                (in_query, &second),
+            ];
+            for (present, secret) in secrets {
+                if !present {
+                    continue;
+                }
+                for form in [secret.clone(), encode(secret)] {
+                    assert!(!redacted.contains(&form), "case {case}: {url} -> {redacted}");
+                    assert!(!scrubbed.contains(&form), "case {case}: {message} -> {scrubbed}");
+                }
+            }
+            let (Ok(before), Ok(after)) = (url::Url::parse(&url), url::Url::parse(&redacted)) else {
+                panic!("case {case}: {url} or {redacted} does not parse");
+            };
+            assert_eq!(before.username(), after.username(), "case {case}");
+            assert_eq!(before.host_str(), after.host_str(), "case {case}");
+            assert_eq!(before.port(), after.port(), "case {case}");
+            assert_eq!(before.path(), after.path(), "case {case}");
+            let others = |u: &url::Url| -> Vec<(String, String)> {
+                u.query_pairs()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("password") && !k.eq_ignore_ascii_case("pass"))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            };
+            assert_eq!(others(&before), others(&after), "case {case}");
+            assert_eq!(after.password().is_some(), in_userinfo, "case {case}");
+        }
+    }
+
     #[test]
     fn scrubs_messages() {
         let url = "postgres://app:hunter2@db/app";

@@ -174,7 +174,7 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     let direct = fresh.pool().await;
     direct.run(&V2).await.unwrap();
     let url = stowage_tests::pgbouncer_url(&fresh.name);
-    for applied in replicas_at_once(std::slice::from_ref(&url), "v2") {
+    for applied in replicas_at_once(std::slice::from_ref(&url), "v2", 12) {
         assert_eq!(applied, "applied=");
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -186,11 +186,11 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     }
 }
 
-/// Twelve replicas (`stowage-test-app` with `set`) started at once, each on
+/// `count` replicas (`stowage-test-app` with `set`) started at once, each on
 /// the next of `urls`: what each applied (`applied=<versions>`), sorted;
 /// each must succeed.
-fn replicas_at_once(urls: &[String], set: &str) -> Vec<String> {
-    let replicas: Vec<_> = (0..12)
+fn replicas_at_once(urls: &[String], set: &str, count: usize) -> Vec<String> {
+    let replicas: Vec<_> = (0..count)
         .map(|i| {
             std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
                 .args([urls[i % urls.len()].as_str(), set])
@@ -218,27 +218,108 @@ fn replicas_at_once(urls: &[String], set: &str) -> Vec<String> {
 }
 
 /// Twelve replicas starting at once through PgBouncer in transaction
-/// pooling (a pool of 4) on a fresh database, with `Lock::Lease`: one
-/// applies every migration, the others find them applied; none fails.
+/// pooling (a pool of 4) on a fresh database, with the default lock (an
+/// advisory lock held by a transaction, which keeps one server connection
+/// of the pooler) and with `Lock::Lease`: one applies every migration, the
+/// others find them applied; none fails.
 #[tokio::test(flavor = "multi_thread")]
-async fn behind_pgbouncer_a_lease_lock_applies_each_migration_once() {
-    let fresh = fresh(Backend::Postgres, "pgbouncer lease").await;
-    let url = stowage_tests::pgbouncer_url(&fresh.name);
-    let mut expected = vec!["applied=".to_owned(); 11];
-    expected.push("applied=1,2,3,4".to_owned());
-    assert_eq!(
-        replicas_at_once(std::slice::from_ref(&url), "v2-lease"),
-        expected
-    );
-    let direct = fresh.pool().await;
-    assert_eq!(direct.history().await.len(), 4);
-    assert_eq!(
-        direct
-            .i64("SELECT COUNT(*) FROM stowage_migrations_lock")
-            .await,
-        0,
-        "the lease was released"
-    );
+async fn behind_pgbouncer_replicas_apply_each_migration_once() {
+    for set in ["v2", "v2-lease"] {
+        let fresh = fresh(Backend::Postgres, &format!("pgbouncer {set}")).await;
+        let url = stowage_tests::pgbouncer_url(&fresh.name);
+        let mut expected = vec!["applied=".to_owned(); 11];
+        expected.push("applied=1,2,3,4".to_owned());
+        assert_eq!(
+            replicas_at_once(std::slice::from_ref(&url), set, 12),
+            expected,
+            "{set}"
+        );
+        let direct = fresh.pool().await;
+        assert_eq!(direct.history().await.len(), 4, "{set}");
+        let leases = direct.tables().await;
+        if set == "v2-lease" {
+            assert_eq!(
+                direct
+                    .i64("SELECT COUNT(*) FROM stowage_migrations_lock")
+                    .await,
+                0,
+                "the lease was released"
+            );
+        } else {
+            assert!(
+                !leases.contains(&"stowage_migrations_lock".to_owned()),
+                "the default lock needs no table: {leases:?}"
+            );
+        }
+    }
+}
+
+/// A holder SIGKILLed in the middle of a migration, directly and through
+/// PgBouncer: the server goes on with the migration's statement (it notices
+/// a closed client only when it next writes to it) while the connection
+/// that held the lock is gone. The next process waits for that statement,
+/// not for a lock timeout, and then finds the migration applied or rolled
+/// back, never half-done or run twice at once. Then, with the statement
+/// ended on the server too (as a crash of the host does), the lock is free
+/// at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_killed_holder_leaves_no_lock() {
+    let sleeping = "FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND state = 'active' \
+         AND datname = current_database() AND pid <> pg_backend_pid()";
+    for (label, end_statement) in [("left", false), ("ended", true)] {
+        let fresh = fresh(Backend::Postgres, &format!("killed {label}")).await;
+        let direct = fresh.pool().await;
+        for url in [fresh.url.clone(), stowage_tests::pgbouncer_url(&fresh.name)] {
+            direct
+                .execute(
+                    "DROP TABLE IF EXISTS stowage_migrations, users, slow_started, slow_finished",
+                )
+                .await;
+            let app = |timeout: &str| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
+                    .args([url.as_str(), "slow", timeout])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let mut holder = app("60");
+            let started = std::time::Instant::now();
+            while direct.i64(&format!("SELECT COUNT(*) {sleeping}")).await == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the slow migration never started"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            holder.kill().unwrap(); // SIGKILL
+            assert!(!holder.wait().unwrap().success());
+            if end_statement {
+                direct
+                    .execute(&format!("SELECT pg_terminate_backend(pid) {sleeping}"))
+                    .await;
+            }
+            let rerun = app("30").wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&rerun.stdout);
+            let stderr = String::from_utf8_lossy(&rerun.stderr);
+            assert!(rerun.status.success(), "{label} {url}: {stderr}");
+            let applied = stdout.trim();
+            if end_statement {
+                assert_eq!(applied, "applied=2", "{label} {url}: {stderr}");
+            } else {
+                assert!(
+                    ["applied=", "applied=2"].contains(&applied),
+                    "{label} {url}: {applied} {stderr}"
+                );
+            }
+            let recorded: Vec<i64> = direct.history().await.iter().map(|r| r.0).collect();
+            assert_eq!(recorded, [1, 2], "{label} {url}");
+            assert!(
+                direct.tables().await.contains(&"slow_finished".to_owned()),
+                "{label} {url}"
+            );
+        }
+    }
 }
 
 /// A database of its own on the Galera cluster for one test, made through
@@ -271,15 +352,15 @@ async fn galera_database(label: &str) -> Vec<String> {
     urls
 }
 
-/// Twelve replicas start at once on a Galera cluster, four on each node,
+/// Sixteen replicas start at once on a Galera cluster, spread over its nodes,
 /// on a fresh database: one applies every migration, the others find them
 /// applied; none fails. (`GET_LOCK` holds on one node only: the lease row
 /// holds across the cluster.)
 #[tokio::test(flavor = "multi_thread")]
 async fn galera_replicas_at_once_apply_each_migration_once() {
     let nodes = galera_database("replicas").await;
-    let applied = replicas_at_once(&nodes, "v2");
-    let mut expected = vec!["applied=".to_owned(); 11];
+    let applied = replicas_at_once(&nodes, "v2", 16);
+    let mut expected = vec!["applied=".to_owned(); 15];
     expected.push("applied=1,2,3,4".to_owned());
     assert_eq!(applied, expected);
     // Every node has the history, and no lease is left.
@@ -354,6 +435,49 @@ async fn galera_a_cancelled_run_leaves_no_lease() {
         // statement, and says so.
         Err(Error::FailedMigration { version: 2, .. }) => {}
         Err(error) => panic!("{error}"),
+    }
+}
+
+/// A deadlock or serialization failure met by one of stowage's own
+/// statements (a trigger on the history table raises one, once) is retried,
+/// not reported; the same error from a migration's own SQL is the
+/// migration's failure. SQLite has no such error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_error_in_stowages_own_statements_is_retried() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let db = fresh(backend, "transient").await.pool().await;
+        db.run(&V1).await.unwrap();
+        let (setup, failures) = match backend {
+            // A sequence is not rolled back with the failed statement.
+            Backend::Postgres => (
+                "CREATE SEQUENCE fail_once; \
+                 CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF nextval('fail_once') = 1 THEN RAISE EXCEPTION 'simulated' \
+                 USING ERRCODE = 'serialization_failure'; END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER fail_once BEFORE INSERT ON stowage_migrations \
+                 FOR EACH ROW EXECUTE FUNCTION fail_once()",
+                "SELECT last_value FROM fail_once",
+            ),
+            // Nor is a row of a table that has no transactions.
+            _ => (
+                "CREATE TABLE fail_once (n INT) ENGINE = MyISAM; \
+                 CREATE TRIGGER fail_once BEFORE INSERT ON stowage_migrations FOR EACH ROW \
+                 BEGIN INSERT INTO fail_once VALUES (1); \
+                 IF (SELECT COUNT(*) FROM fail_once) = 1 THEN \
+                 SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'simulated deadlock'; END IF; END",
+                "SELECT COUNT(*) FROM fail_once",
+            ),
+        };
+        db.execute(setup).await;
+        let report = db
+            .stamp(&V2, stowage::Target::Head)
+            .await
+            .unwrap_or_else(|error| panic!("{backend:?}: {error}"));
+        assert_eq!(stowage_tests::versions(&report), [4], "{backend:?}");
+        let recorded: Vec<i64> = db.history().await.iter().map(|r| r.0).collect();
+        assert_eq!(recorded, [1, 2, 3, 4], "{backend:?}");
+        // The insert failed once, then was tried again.
+        assert_eq!(db.i64(failures).await, 2, "{backend:?}");
     }
 }
 

@@ -73,10 +73,10 @@ async fn killed_in_the_middle(backend: Backend) {
     let mut child = spawn(&db, "slow", 60);
     let running = match backend {
         Backend::Postgres => {
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()"
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND datname = current_database() AND pid <> pg_backend_pid()"
         }
         Backend::MySql => {
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' AND ID <> CONNECTION_ID()"
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' AND DB = DATABASE() AND ID <> CONNECTION_ID()"
         }
         Backend::Sqlite => "SELECT 1",
     };
@@ -100,10 +100,10 @@ async fn killed_in_the_middle(backend: Backend) {
     );
     match backend {
         Backend::Postgres => pool.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND datname = current_database() AND pid <> pg_backend_pid()",
         ).await,
         Backend::MySql => {
-            let id = pool.i64("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' AND ID <> CONNECTION_ID()").await;
+            let id = pool.i64("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' AND DB = DATABASE() AND ID <> CONNECTION_ID()").await;
             pool.execute(&format!("KILL CONNECTION {id}")).await;
         }
         Backend::Sqlite => {}

@@ -194,3 +194,47 @@ fn an_unreachable_database_fails_without_showing_the_password() {
         run.stderr
     );
 }
+
+/// Without `DATABASE_URL`, the binary reads the URL from the file
+/// `DATABASE_URL_FILE` names (a Compose or Kubernetes secret): it migrates
+/// the database that file points to; a missing file is named, and its
+/// contents never shown.
+#[test]
+fn the_url_comes_from_a_secret_file() {
+    let (url, path) = database("secret");
+    let secret = std::env::temp_dir().join(format!("stowage-secret-{}", std::process::id()));
+    std::fs::write(&secret, format!("{url}\n")).unwrap();
+    let with_file = |file: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_todo"))
+            .arg("migrate")
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("DATABASE_URL_FILE", file)
+            .output()
+            .unwrap()
+    };
+    let up = with_file(&secret, &["up"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(path.exists(), "the database the secret names was created");
+    let status = with_file(&secret, &["status"]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains(FIRST) && stdout.contains(SECOND),
+        "{stdout}"
+    );
+
+    let missing = secret.with_extension("missing");
+    let failed = with_file(&missing, &["status"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL_FILE=") && stderr.contains("missing"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&secret);
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,5 +1,7 @@
-//! PostgreSQL: a session advisory lock keyed by database + schema + table;
-//! each migration, its history row and `COMMIT` in one round trip.
+//! PostgreSQL: an advisory lock keyed by database + schema + table, held by
+//! a transaction on a connection of its own (a session lock on a lent
+//! connection); each migration, its history row and `COMMIT` in one round
+//! trip.
 
 use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Cell, Conn, Ty, Value};
@@ -21,6 +23,15 @@ pub(crate) struct Postgres;
 macro_rules! key {
     () => {
         "hashtextextended('stowage:' || current_database() || ':' || $1, 0)"
+    };
+}
+
+/// The key each migration's transaction holds shared, so that a holder of
+/// the lock can wait for a migration that outlived its run (`$1` as in
+/// [`key`]): see [`await_orphans`].
+macro_rules! running_key {
+    () => {
+        "hashtextextended('stowage-running:' || current_database() || ':' || $1, 0)"
     };
 }
 
@@ -46,6 +57,28 @@ const LOCK: SessionLock = SessionLock {
         " LIMIT 1"
     ),
     refused: "the database refused the migration lock (pg_try_advisory_lock returned NULL)",
+    begin: None,
+    missed: None,
+};
+
+/// The same lock held by a transaction, on a connection of its own: a
+/// pooler in transaction mode (PgBouncer) keeps one server connection for a
+/// transaction, so the lock holds behind it as it does on a direct server,
+/// and the server releases it when that connection ends (a cancelled,
+/// crashed or disconnected holder). A waiting session holds no transaction
+/// between its polls. The session and transaction locks of one key exclude
+/// each other, so older binaries, which take the session lock, are kept out
+/// too.
+const TRANSACTION_LOCK: SessionLock = SessionLock {
+    begin: Some("BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0"),
+    try_lock: concat!(
+        "SELECT CASE WHEN pg_try_advisory_xact_lock(",
+        key!(),
+        ") THEN 1::bigint ELSE 0::bigint END"
+    ),
+    missed: Some("ROLLBACK"),
+    refused: "the database refused the migration lock (pg_try_advisory_xact_lock returned NULL)",
+    ..LOCK
 };
 
 /// A lease's SQL on PostgreSQL (`Lock::Lease`).
@@ -198,11 +231,35 @@ impl SqlDialect for Postgres {
         timeout: Duration,
     ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
         Box::pin(async move {
-            match table.lock {
-                crate::Lock::Lease => lease::take(conn, table, LEASE, timeout).await,
-                _ => LOCK.poll(conn, table, timeout).await,
+            let started = std::time::Instant::now();
+            let left = || timeout.saturating_sub(started.elapsed());
+            if table.lock == crate::Lock::Lease {
+                lease::take(conn, table, LEASE, timeout).await?;
+                if let Err(error) = await_orphans(conn, table, left(), false).await {
+                    let _ = lease::release(conn, table).await;
+                    return Err(error);
+                }
+                return Ok(None);
             }
-            .map(|()| None)
+            let Some(other) = conn.open_another().await else {
+                // A lent connection: nothing to open another from.
+                LOCK.poll(conn, table, timeout).await?;
+                if let Err(error) = await_orphans(conn, table, left(), false).await {
+                    let _ = LOCK.release(conn, table).await;
+                    return Err(error);
+                }
+                return Ok(None);
+            };
+            let mut other = other.map_err(Error::db(
+                "cannot open the connection that holds the migration lock",
+            ))?;
+            // On an error, `other` is dropped, and closed with its socket.
+            TRANSACTION_LOCK.poll(&mut other, table, timeout).await?;
+            await_orphans(&mut other, table, left(), true).await?;
+            if let Ok(mut slot) = table.lock_conn.lock() {
+                *slot = Some(other);
+            }
+            Ok(None)
         })
     }
 
@@ -213,10 +270,24 @@ impl SqlDialect for Postgres {
         _keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
         Box::pin(async move {
-            match table.lock {
-                crate::Lock::Lease => lease::release(conn, table).await,
-                _ => LOCK.release(conn, table).await,
+            if table.lock == crate::Lock::Lease {
+                return lease::release(conn, table).await;
             }
+            let holding = table.lock_conn.lock().ok().and_then(|mut slot| slot.take());
+            let Some(mut holding) = holding else {
+                return LOCK.release(conn, table).await;
+            };
+            if let Err(error) = holding.script("ROLLBACK".to_owned()).await {
+                // The transaction ended before the run did (the connection
+                // was lost): the server released the lock then.
+                tracing::error!(
+                    %error,
+                    "the connection holding the migration lock was lost during the run; \
+                     another process may have migrated at the same time"
+                );
+            }
+            holding.close().await;
+            Ok(())
         })
     }
 
@@ -241,9 +312,11 @@ impl SqlDialect for Postgres {
             self.bytes_literal(m.chain()),
             self.text_literal(applied_by),
         );
-        let script = format!("{BEGIN}{}\n;\n{insert};\nCOMMIT;", m.up_sql());
+        let begin = self.begin(table);
+        let script = format!("{begin}{}\n;\n{insert};\nCOMMIT;", m.up_sql());
+        let before = begin.chars().count();
         Box::pin(in_transaction(conn, script, m, move |error| {
-            Error::failed(m, spot(&error, m.up_sql()), true)(error)
+            Error::failed(m, spot(&error, m.up_sql(), before), true)(error)
         }))
     }
 
@@ -257,7 +330,8 @@ impl SqlDialect for Postgres {
             return Box::pin(stepwise::revert(conn, table, m));
         }
         let script = format!(
-            "BEGIN;\n{}\n;\n{};\nCOMMIT;",
+            "{}{}\n;\n{};\nCOMMIT;",
+            self.begin(table),
             m.down_sql().unwrap_or_default(),
             table.delete_sql(m.version())
         );
@@ -265,13 +339,69 @@ impl SqlDialect for Postgres {
     }
 }
 
-/// What a migration's script starts with, before the migration's SQL.
-const BEGIN: &str = "BEGIN;\n";
+impl Postgres {
+    /// What a migration's script starts with, before the migration's SQL:
+    /// its transaction, holding the [`running_key`] shared until it ends.
+    fn begin(&self, table: &Table) -> String {
+        format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({});\n",
+            running_key!().replace("$1", &self.text_literal(&table.key))
+        )
+    }
+}
+
+/// Wait, holding the lock, until no migration of an earlier holder still
+/// runs on the server: a run cancelled or killed in the middle of a
+/// migration leaves its statement running there (the server notices a
+/// closed client only when it next writes to it), while the connection that
+/// held its lock is gone. Each migration's transaction holds the
+/// [`running_key`] shared; taking it exclusively, and letting it go at once,
+/// waits for them. `in_transaction`: `conn` holds the lock in a transaction
+/// (a savepoint is used); otherwise a transaction of its own.
+async fn await_orphans(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    timeout: Duration,
+    in_transaction: bool,
+) -> Result<(), Error> {
+    let ms = timeout.as_millis().max(1);
+    let take = running_key!().replace("$1", &Postgres.text_literal(&table.key));
+    let sql = if in_transaction {
+        format!(
+            "SAVEPOINT stowage_orphans; SET LOCAL lock_timeout = '{ms}ms'; \
+             SELECT pg_advisory_xact_lock({take}); ROLLBACK TO SAVEPOINT stowage_orphans"
+        )
+    } else {
+        format!(
+            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({take}); \
+             ROLLBACK"
+        )
+    };
+    let Err(error) = conn.script(sql).await else {
+        return Ok(());
+    };
+    if !in_transaction {
+        let _ = conn.script("ROLLBACK".to_owned()).await;
+    }
+    let code = error.as_database_error().and_then(|db| db.code());
+    if code.is_some_and(|code| code == "55P03") {
+        return Err(Error::LockTimeout {
+            waited: timeout,
+            holder: Some(
+                "a migration still running on the server, left by a run that ended without \
+                 finishing it (cancelled or killed)"
+                    .to_owned(),
+            ),
+        });
+    }
+    Err(Error::db("cannot take the migration lock")(error))
+}
 
 /// Where in the migration's SQL (`up`) the server says the error is: its
-/// position counts characters of the script, which starts with [`BEGIN`].
-fn spot(error: &sqlx::Error, up: &str) -> Spot {
-    let Some(offset) = position(error).and_then(|p| p.checked_sub(1 + BEGIN.chars().count()))
+/// position counts characters of the script, in which `before` characters
+/// come before the migration's SQL.
+fn spot(error: &sqlx::Error, up: &str, before: usize) -> Spot {
+    let Some(offset) = position(error).and_then(|p| p.checked_sub(1 + before))
     else {
         return Spot::default();
     };

@@ -20,15 +20,18 @@ pub enum Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Lock {
-    /// The server's own lock (PostgreSQL's advisory lock, MySQL's
-    /// `GET_LOCK`, SQLite's write lock), released by the server when the
-    /// session ends; on a Galera cluster, a lease row besides (the default).
+    /// The server's own lock, freed by the server when the holder's
+    /// connection ends (the default). On PostgreSQL, an advisory lock held
+    /// by a transaction on a connection of its own, which holds behind a
+    /// pooler in transaction mode (PgBouncer) too; a session advisory lock
+    /// on a lent connection. MySQL's `GET_LOCK`, with a lease row besides on
+    /// a Galera cluster. SQLite's write lock.
     #[default]
     Server,
     /// A lease row in `<table>_lock`, renewed while migrating and taken over
-    /// 30 s after its holder stopped renewing it: for PostgreSQL behind a
-    /// pooler in transaction mode (PgBouncer), where a session lock holds on
-    /// one of the pooler's server connections only. On MySQL, besides
+    /// 30 s after its holder stopped renewing it: for servers whose locks
+    /// are not known to hold (other PostgreSQL-wire engines), or a pooler
+    /// that allows one server connection only. On MySQL, besides
     /// `GET_LOCK`; SQLite's write lock needs none.
     Lease,
 }

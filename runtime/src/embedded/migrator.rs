@@ -140,9 +140,11 @@ impl Migrator {
         self
     }
 
-    /// How the migration lock is taken (default [`Lock::Server`]). Use
-    /// [`Lock::Lease`] when PostgreSQL is reached through a pooler in
-    /// transaction mode (PgBouncer's `pool_mode = transaction`).
+    /// How the migration lock is taken (default [`Lock::Server`], which
+    /// also holds behind PgBouncer in transaction mode). Use
+    /// [`Lock::Lease`] on a PostgreSQL-wire engine whose advisory locks are
+    /// not known to hold (CockroachDB, …), or behind a pooler that gives the
+    /// database a single server connection.
     ///
     /// ```
     /// static MIGRATOR: stowage::Migrator =

@@ -198,6 +198,29 @@ macro_rules! bound {
     }};
 }
 
+/// How many times a statement that met a transient error is tried again.
+const RETRIES: u32 = 4;
+
+/// Whether a statement that failed with `error` on its `attempt`-th retry
+/// is to be tried again: a deadlock or serialization failure (SQLSTATE
+/// 40001, which MySQL gives for its deadlock 1213 and a Galera cluster for
+/// a certification failure; PostgreSQL's 40P01), up to [`RETRIES`] times,
+/// after a pause that grows.
+async fn retry(error: &sqlx::Error, attempt: &mut u32) -> bool {
+    let transient = error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"));
+    if !transient || *attempt >= RETRIES {
+        return false;
+    }
+    *attempt += 1;
+    tracing::debug!(%error, attempt = *attempt, "retrying one of stowage's statements");
+    let pause = std::time::Duration::from_millis(10 << *attempt);
+    tokio::time::sleep(pause + super::lock::jitter(pause)).await;
+    true
+}
+
 /// A PostgreSQL statement with its parameters `$1`, `$2`, … written in as
 /// literals, for the simple query protocol: stowage's own statements then
 /// use no prepared statement, which a pooler in transaction mode (PgBouncer)
@@ -264,8 +287,42 @@ impl Conn<'_> {
         }
     }
 
-    /// Execute one statement with parameters; the number of rows affected.
+    /// Execute one of stowage's own statements with parameters, on its
+    /// own (not in a transaction): the number of rows affected. A deadlock,
+    /// a serialization failure or a cluster's certification failure (what
+    /// a retry of the same statement can get past) is retried a few times.
     pub(crate) async fn execute(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            match self.execute_once(sql.clone(), args.clone()).await {
+                Err(error) if retry(&error, &mut attempt).await => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// Fetch every row of one of stowage's own statements, reading the
+    /// columns as `types`; retried as [`execute`](Self::execute) is.
+    pub(crate) async fn fetch(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+        types: &[Ty],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(sql.clone(), args.clone(), types).await {
+                Err(error) if retry(&error, &mut attempt).await => {}
+                done => return done,
+            }
+        }
+    }
+
+    async fn execute_once(
         &mut self,
         sql: String,
         args: Vec<Value>,
@@ -280,8 +337,7 @@ impl Conn<'_> {
         dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected()))
     }
 
-    /// Fetch every row of one statement, reading the columns as `types`.
-    pub(crate) async fn fetch(
+    async fn fetch_once(
         &mut self,
         sql: String,
         args: Vec<Value>,

@@ -61,6 +61,10 @@ pub(crate) struct Table {
     /// The lease the lock holds (`engine::lease`), from the
     /// lock to its release.
     pub(crate) lease: std::sync::Arc<std::sync::Mutex<Option<super::lock::Lease>>>,
+    /// The connection of its own that holds the lock (PostgreSQL's
+    /// transaction lock, see `dialect::postgres`), from the lock to its
+    /// release; dropped with the operation's future, it is closed.
+    pub(crate) lock_conn: std::sync::Arc<std::sync::Mutex<Option<Conn<'static>>>>,
     /// `schema.table` as given, for lock keys and messages.
     pub(crate) key: String,
     /// The table's own name, unquoted.
@@ -94,6 +98,7 @@ impl Table {
             home: None,
             foreign_keys: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
             lease: std::sync::Arc::default(),
+            lock_conn: std::sync::Arc::default(),
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
             base: config.table,
             lock: config.lock,

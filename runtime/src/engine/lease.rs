@@ -1,7 +1,6 @@
 //! The lock as a lease row in `<table>_lock`, one per history table: for a
 //! Galera cluster (`wsrep_on`), where `GET_LOCK` holds on one node only, and
-//! for `Lock::Lease` (a PostgreSQL transaction pooler such as PgBouncer,
-//! where a session lock is not one).
+//! for `Lock::Lease` (engines whose locks are not known to hold).
 //!
 //! Taking it is an `INSERT` of the row (or, when the row's lease has
 //! expired, an `UPDATE` that takes it over). Two sessions writing it at once

@@ -108,6 +108,9 @@ pub(crate) async fn unlock<T>(
 /// [`key`](Table::key), each taking that key as its one parameter.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionLock {
+    /// What opens the transaction that holds the lock, before each
+    /// `try_lock`, where the lock is a transaction's.
+    pub(crate) begin: Option<&'static str>,
     /// Try to take the lock without waiting: 1 when taken, 0 when held
     /// elsewhere, `NULL` when refused.
     pub(crate) try_lock: &'static str,
@@ -117,6 +120,9 @@ pub(crate) struct SessionLock {
     pub(crate) holder: &'static str,
     /// What it means when `try_lock` gives `NULL`.
     pub(crate) refused: &'static str,
+    /// What ends the transaction of `begin` after a `try_lock` that found
+    /// the lock held: the waiting session holds nothing between polls.
+    pub(crate) missed: Option<&'static str>,
 }
 
 impl SessionLock {
@@ -132,6 +138,11 @@ impl SessionLock {
         let mut pause = Duration::from_millis(10);
         let mut next_report = Duration::ZERO;
         loop {
+            if let Some(sql) = self.begin {
+                conn.script(sql.to_owned())
+                    .await
+                    .map_err(Error::db("cannot take the migration lock"))?;
+            }
             let taken = conn
                 .fetch_one(
                     self.try_lock.to_owned(),
@@ -147,7 +158,13 @@ impl SessionLock {
                     }
                     return Ok(());
                 }
-                Some(0) => {}
+                Some(0) => {
+                    if let Some(sql) = self.missed {
+                        conn.script(sql.to_owned())
+                            .await
+                            .map_err(Error::db("cannot take the migration lock"))?;
+                    }
+                }
                 _ => return Err(Error::InvalidConfig(self.refused.to_owned())),
             }
             let waited = started.elapsed();

@@ -40,7 +40,9 @@ pub(crate) async fn apply(
                 done + 1,
                 m.version()
             );
-            conn.script(sql).await.map_err(Error::db("cannot record a migration's progress"))?;
+            conn.execute(sql, Vec::new())
+                .await
+                .map_err(Error::db("cannot record a migration's progress"))?;
         }
         let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let sql = format!(
@@ -48,7 +50,10 @@ pub(crate) async fn apply(
             table.name,
             m.version()
         );
-        conn.script(sql).await.map_err(Error::db("cannot record a migration as applied"))
+        conn.execute(sql, Vec::new())
+            .await
+            .map(drop)
+            .map_err(Error::db("cannot record a migration as applied"))
     }
     .await;
     table.sql.resume(conn).await?;
@@ -68,8 +73,9 @@ pub(crate) async fn revert(conn: &mut Conn<'_>, table: &Table, m: &Migration) ->
     }
     if result.is_ok() {
         result = conn
-            .script(table.delete_sql(m.version()))
+            .execute(table.delete_sql(m.version()), Vec::new())
             .await
+            .map(drop)
             .map_err(Error::undo_failed(m, None));
     }
     table.sql.resume(conn).await?;

@@ -42,6 +42,8 @@ const LOCK: SessionLock = SessionLock {
         ")"
     ),
     refused: "the database refused the migration lock (GET_LOCK returned NULL)",
+    begin: None,
+    missed: None,
 };
 
 /// A lease's SQL on MySQL and MariaDB.
