@@ -75,6 +75,13 @@ pub struct MigrateCommand {
     /// How long to wait for the database to come up, in seconds.
     #[arg(long, default_value_t = 60, global = true)]
     pub connect_timeout: u64,
+    /// Say nothing but results and errors (no progress lines).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say which file each migration comes from and where the
+    /// database is.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
@@ -115,6 +122,11 @@ pub enum Action {
     Stamp {
         /// `head`, `base`, or a version.
         target: String,
+        /// Also when it removes history rows (a target below the database's
+        /// version); without it, such a stamp says what it would remove and
+        /// changes nothing.
+        #[arg(long)]
+        yes: bool,
     },
     /// Check the history against the binary, read-only; exit 3 on problems.
     Verify,
@@ -136,6 +148,12 @@ pub enum Action {
         /// The tool: sqlx, diesel or refinery.
         #[arg(long)]
         from: crate::Tool,
+    },
+    /// Print a migration's SQL, up and down, as embedded in this binary
+    /// (for each database it has a file for); needs no database.
+    Show {
+        /// The version.
+        version: i64,
     },
     /// Fix the history table explicitly.
     Repair {
@@ -179,6 +197,9 @@ impl MigrateCommand {
     }
 
     async fn execute(&self, migrator: &Migrator) -> Result<i32, Error> {
+        if let Action::Show { version } = self.action {
+            return Ok(show(migrator, version));
+        }
         let from_env = match self.database_url {
             Some(_) => None,
             None => crate::database_url()?,
@@ -196,7 +217,7 @@ impl MigrateCommand {
             return Ok(EXIT_USAGE);
         };
         let target = match &self.action {
-            Action::Stamp { target } => match parse_target(target) {
+            Action::Stamp { target, .. } => match parse_target(target) {
                 Some(target) => Some(target),
                 None => {
                     eprintln!(
@@ -216,13 +237,19 @@ impl MigrateCommand {
             .create_database(creates)
             .say_waiting(true);
         let pool: sqlx::AnyPool = crate::connect_with(url, options).await?;
+        if self.verbose {
+            eprintln!("connected to {}", crate::connect::redact(url));
+        }
         let code = match &self.action {
             Action::Up { to } => {
+                let progress = Progress::new(self.quiet, self.verbose);
+                let migrator = progress.attach(migrator.clone());
                 let report = match to {
-                    Some(version) => migrator.run_to(&pool, *version).await?,
-                    None => migrator.run(&pool).await?,
+                    Some(version) => migrator.run_to(&pool, *version).await,
+                    None => migrator.run(&pool).await,
                 };
-                println!("{report}");
+                progress.stop();
+                println!("{}", report?);
                 EXIT_OK
             }
             Action::Down {
@@ -265,11 +292,37 @@ impl MigrateCommand {
                 }
                 EXIT_OK
             }
-            Action::Stamp { .. } => {
-                let report = migrator
-                    .stamp(&pool, target.unwrap_or(Target::Head))
-                    .await?;
+            Action::Stamp { yes, .. } => {
                 let plural = |n: usize| if n == 1 { "" } else { "s" };
+                let target = target.unwrap_or(Target::Head);
+                let above = match target {
+                    Target::Version(v) => Some(v),
+                    Target::Base => Some(0),
+                    _ => None,
+                };
+                if let Some(above) = above
+                    && !yes
+                {
+                    let status = migrator.status(&pool).await?;
+                    let removed: Vec<String> = status
+                        .migrations
+                        .iter()
+                        .filter(|m| !m.repeatable && m.version > above)
+                        .filter(|m| m.state != crate::MigrationState::Pending)
+                        .map(|m| m.version.to_string())
+                        .collect();
+                    if !removed.is_empty() {
+                        eprintln!(
+                            "nothing changed: this stamp removes the history rows of {} \
+                             migration{} ({}) without reverting their SQL; run it again with --yes",
+                            removed.len(),
+                            plural(removed.len()),
+                            removed.join(", ")
+                        );
+                        return Ok(EXIT_USAGE);
+                    }
+                }
+                let report = migrator.stamp(&pool, target).await?;
                 let at = report
                     .head()
                     .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
@@ -361,6 +414,8 @@ impl MigrateCommand {
                 println!("{}", migrator.plan(&pool, target).await?);
                 EXIT_OK
             }
+            // Answered above, without a database.
+            Action::Show { version } => show(migrator, *version),
             Action::Adopt { from } => {
                 let report = migrator.adopt(&pool, *from).await?;
                 println!(
@@ -392,6 +447,152 @@ impl MigrateCommand {
         };
         pool.close().await;
         Ok(code)
+    }
+}
+
+/// `show`: each embedded file of `version`, up then down; the exit code.
+fn show(migrator: &Migrator, version: i64) -> i32 {
+    let found: Vec<&crate::Migration> = migrator
+        .sets()
+        .iter()
+        .filter_map(|set| set.get(version))
+        .collect();
+    if found.is_empty() {
+        let versions: Vec<String> = migrator
+            .sets()
+            .first()
+            .map(|set| set.iter().map(|m| m.version().to_string()).collect())
+            .unwrap_or_default();
+        eprintln!(
+            "error: this binary has no migration {version}; its versions: {}",
+            if versions.is_empty() {
+                "none".to_owned()
+            } else {
+                versions.join(", ")
+            }
+        );
+        return EXIT_ERROR;
+    }
+    for (index, m) in found.iter().enumerate() {
+        if index > 0 {
+            println!();
+        }
+        let name = format!("{} {}", m.version(), m.description());
+        println!("-- {name}: up ({})", m.source_path());
+        println!("{}", m.up_sql().trim_end());
+        match m.down_sql() {
+            Some(down) => println!("\n-- {name}: down\n{}", down.trim_end()),
+            None => println!("\n-- {name}: no down SQL, `down` cannot revert it"),
+        }
+    }
+    EXIT_OK
+}
+
+/// The lines `up` prints on stderr while it works: one when each migration
+/// starts, one when it ends with its duration, and one every few seconds
+/// while a long one runs; in colour on a terminal unless `NO_COLOR` is set.
+#[derive(Clone)]
+struct Progress {
+    quiet: bool,
+    verbose: bool,
+    colour: bool,
+    /// The migration running: its "still running" task, when it started,
+    /// and its label.
+    running: std::sync::Arc<std::sync::Mutex<Option<Running>>>,
+}
+
+struct Running {
+    ticker: tokio::task::JoinHandle<()>,
+    started: std::time::Instant,
+    label: String,
+}
+
+/// How often a long migration is said to be still running.
+const STILL_RUNNING: Duration = Duration::from_secs(5);
+
+impl Progress {
+    fn new(quiet: bool, verbose: bool) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            quiet,
+            verbose,
+            colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            running: std::sync::Arc::default(),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        match self.colour {
+            true => format!("\x1b[{code}m{text}\x1b[0m"),
+            false => text.to_owned(),
+        }
+    }
+
+    /// The migrator with hooks that say what it does.
+    fn attach(&self, migrator: Migrator) -> Migrator {
+        if self.quiet {
+            return migrator;
+        }
+        let (before, after) = (self.clone(), self.clone());
+        migrator
+            .on(crate::Event::BeforeEachMigrate, move |ctx| {
+                before.started(ctx.migration());
+                Box::pin(std::future::ready(Ok(())))
+            })
+            .on(crate::Event::AfterEachMigrate, move |_| {
+                after.finished();
+                Box::pin(std::future::ready(Ok(())))
+            })
+    }
+
+    fn started(&self, migration: Option<&crate::Migration>) {
+        let Some(m) = migration else { return };
+        let label = match m.is_repeatable() {
+            true => format!("R {}", m.description()),
+            false => format!("{} {}", m.version(), m.description()),
+        };
+        let from = match self.verbose {
+            true => format!(" ({})", m.source_path()),
+            false => String::new(),
+        };
+        eprintln!("{} {label}{from}", self.paint("1", "applying"));
+        let started = std::time::Instant::now();
+        let still = format!("  still applying {label}");
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STILL_RUNNING).await;
+                eprintln!("{still} ({} s)", started.elapsed().as_secs());
+            }
+        });
+        if let Ok(mut slot) = self.running.lock()
+            && let Some(old) = slot.replace(Running {
+                ticker,
+                started,
+                label,
+            })
+        {
+            old.ticker.abort();
+        }
+    }
+
+    fn finished(&self) {
+        let Some(done) = self.running.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        done.ticker.abort();
+        eprintln!(
+            "{} {} in {:.1?}",
+            self.paint("32", "applied"),
+            done.label,
+            done.started.elapsed()
+        );
+    }
+
+    /// The run ended (done or failed): no more lines.
+    fn stop(&self) {
+        if let Some(running) = self.running.lock().ok().and_then(|mut slot| slot.take()) {
+            running.ticker.abort();
+        }
     }
 }
 

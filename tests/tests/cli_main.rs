@@ -188,7 +188,20 @@ fn stamp_to_an_older_version_says_what_it_removed() {
     let url = format!("sqlite://{}", path.display());
     let (code, _, stderr) = run(&url, &["up"]);
     assert_eq!(code, 0, "{stderr}");
+    // Without --yes: says what it would remove, changes nothing.
     let (code, stdout, stderr) = run(&url, &["stamp", "2"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert_eq!(
+        stderr.trim(),
+        "nothing changed: this stamp removes the history rows of 2 migrations (3, 4) without \
+         reverting their SQL; run it again with --yes"
+    );
+    let (_, status, _) = run(&url, &["status"]);
+    assert!(status.contains("at version 4; 0 pending"), "{status}");
+    // Forwards needs no --yes.
+    let (code, _, stderr) = run(&url, &["stamp", "head"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&url, &["stamp", "2", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout.trim(),
@@ -263,4 +276,76 @@ async fn status_json_has_what_a_machine_needs() {
     assert_eq!(failed["failed_statement"], 1);
     assert_eq!(json["migrations"][2]["applied_at"], serde_json::Value::Null);
     std::fs::remove_file(path).unwrap();
+}
+
+/// `up` says on stderr when each migration starts and ends (with its
+/// duration), with the file under `--verbose`; `--quiet` says only the
+/// result. stdout holds the summary either way.
+#[test]
+fn up_says_each_migration_as_it_goes() {
+    let path = std::env::temp_dir().join(format!("stowage-cli-progress-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let (code, stdout, stderr) = run(&url, &["up", "--to", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(lines[0], "applying 1 create users");
+    assert!(
+        lines[1].starts_with("applied 1 create users in "),
+        "{stderr}"
+    );
+    assert_eq!(lines[2], "applying 2 create posts");
+    assert!(
+        lines[3].starts_with("applied 2 create posts in "),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("applied 2 migrations"), "{stdout}");
+
+    let (code, stdout, stderr) = run(&url, &["up", "--quiet", "--to", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "", "quiet");
+    assert!(stdout.starts_with("applied 1 migration"), "{stdout}");
+
+    let (code, _, stderr) = run(&url, &["up", "-v"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("connected to sqlite://"), "{stderr}");
+    assert!(
+        stderr.contains("applying 4 add email (") && stderr.contains("4_add_email.up.sql)"),
+        "{stderr}"
+    );
+    let (_, _, stderr) = run(&url, &["up", "--quiet", "--verbose"]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    std::fs::remove_file(path).unwrap();
+}
+
+/// `show <version>` prints the embedded SQL, up then down, with no
+/// database at all; an unknown version is an error that lists the known ones.
+#[test]
+fn show_prints_a_migrations_sql_without_a_database() {
+    let (code, stdout, stderr) = run_with(&["show", "2"], |c| c.env_remove("DATABASE_URL"));
+    assert_eq!(code, 0, "{stderr}");
+    // One file per database the binary has a set for, each up then down.
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/operate");
+    for dialect in ["mysql", "postgres", "sqlite"] {
+        let file = |way| format!("{dialect}/2_create_posts.{way}.sql");
+        let sql = |way| std::fs::read_to_string(folder.join(file(way))).unwrap();
+        let up = format!(
+            "-- 2 create posts: up ({})\n{}\n",
+            file("up"),
+            sql("up").trim_end()
+        );
+        let down = format!("-- 2 create posts: down\n{}\n", sql("down").trim_end());
+        let after_up = stdout.find(&up).map(|at| &stdout[at + up.len()..]);
+        assert!(
+            after_up.is_some_and(|rest| rest.starts_with(&format!("\n{down}"))),
+            "{dialect}: {stdout}"
+        );
+    }
+    let (code, _, stderr) = run_with(&["show", "99"], |c| c.env_remove("DATABASE_URL"));
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim(),
+        "error: this binary has no migration 99; its versions: 1, 2, 3, 4"
+    );
 }
