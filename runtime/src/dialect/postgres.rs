@@ -235,29 +235,24 @@ impl SqlDialect for Postgres {
             let left = || timeout.saturating_sub(started.elapsed());
             if table.lock == crate::Lock::Lease {
                 lease::take(conn, table, LEASE, timeout).await?;
-                if let Err(error) = await_orphans(conn, table, left(), false).await {
-                    let _ = lease::release(conn, table).await;
-                    return Err(error);
+            } else if let Some(other) = conn.open_another().await {
+                let mut other = other.map_err(Error::db(
+                    "cannot open the connection that holds the migration lock",
+                ))?;
+                // On an error, `other` is dropped, and closed with its socket.
+                TRANSACTION_LOCK.poll(&mut other, table, timeout).await?;
+                await_orphans(&mut other, table, left(), true).await?;
+                if let Ok(mut slot) = table.lock_conn.lock() {
+                    *slot = Some(other);
                 }
                 return Ok(None);
-            }
-            let Some(other) = conn.open_another().await else {
+            } else {
                 // A lent connection: nothing to open another from.
                 LOCK.poll(conn, table, timeout).await?;
-                if let Err(error) = await_orphans(conn, table, left(), false).await {
-                    let _ = LOCK.release(conn, table).await;
-                    return Err(error);
-                }
-                return Ok(None);
-            };
-            let mut other = other.map_err(Error::db(
-                "cannot open the connection that holds the migration lock",
-            ))?;
-            // On an error, `other` is dropped, and closed with its socket.
-            TRANSACTION_LOCK.poll(&mut other, table, timeout).await?;
-            await_orphans(&mut other, table, left(), true).await?;
-            if let Ok(mut slot) = table.lock_conn.lock() {
-                *slot = Some(other);
+            }
+            if let Err(error) = await_orphans(conn, table, left(), false).await {
+                let _ = self.unlock(conn, table, false).await;
+                return Err(error);
             }
             Ok(None)
         })
