@@ -42,7 +42,9 @@
 //! | 7 | `check`: the database has a migration this binary does not |
 //!
 //! `check` gives the most serious of 5, 6, 7, 4 that applies: for a CI step
-//! ("everything applied") or a readiness probe.
+//! ("everything applied") or a readiness probe. `wait` exits as `check`
+//! does once the database is at the head (0), in a state waiting cannot
+//! change (5, 6, 7), or at its timeout (4).
 
 use crate::{ConnectOptions, Error, Migrator, RepairAction, Target};
 use std::time::Duration;
@@ -64,24 +66,32 @@ pub const EXIT_MODIFIED: i32 = 6;
 /// `check`: the database has a migration the binary does not.
 pub const EXIT_MISSING: i32 = 7;
 
+/// The heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 /// `migrate`: inspect and change the database's migrations with the ones
 /// embedded in this binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MigrateCommand {
     /// The database, e.g. postgres://user:password@host/db, mysql://…, sqlite://file.db;
     /// without it, DATABASE_URL, or the file DATABASE_URL_FILE names.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
     /// How long to wait for the database to come up, in seconds.
-    #[arg(long, default_value_t = 60, global = true)]
+    #[arg(long, default_value_t = 60, global = true, help_heading = GLOBAL)]
     pub connect_timeout: u64,
     /// Say nothing but results and errors (no progress lines).
-    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    #[arg(long, short, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
     /// Also say which file each migration comes from and where the
     /// database is.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
+    /// Print one JSON object on stdout instead of text: the status after
+    /// the command (schema 1, as `status` gives it) with `command`,
+    /// `exit_code`, `message`, `error` and the command's own fields.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
@@ -113,11 +123,7 @@ pub enum Action {
         yes: bool,
     },
     /// Show every migration and its state.
-    Status {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Record migrations as applied without running them (`head`, `base` or a version).
     Stamp {
         /// `head`, `base`, or a version.
@@ -133,6 +139,14 @@ pub enum Action {
     /// Exit 0 when the database is at this binary's head with nothing failed,
     /// modified or missing; 4 pending, 5 failed, 6 modified, 7 missing.
     Check,
+    /// Wait until the database is at this binary's head (another process
+    /// migrates it); then exit 0, or as `check` does when the wait ends
+    /// without it (a missing database is waited for too).
+    Wait {
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Print the SQL that `up` (or `down`) would run; runs nothing.
     Plan {
         /// Plan up (or down) to this version.
@@ -154,6 +168,17 @@ pub enum Action {
     Show {
         /// The version.
         version: i64,
+    },
+    /// Write the next migration file into the migrations folder this binary
+    /// was built from (a debug build in its checkout), in that folder's own
+    /// layout and numbering, in each dialect folder; needs no database.
+    New {
+        /// What the migration does, e.g. `add users` (becomes `add_users`).
+        name: String,
+        /// Also write the file that reverts it (implied where the newest
+        /// migration has one).
+        #[arg(long)]
+        reversible: bool,
     },
     /// Fix the history table explicitly.
     Repair {
@@ -185,20 +210,42 @@ impl MigrateCommand {
         }
     }
 
-    /// Run the command; the exit code. Output goes to stdout, errors to stderr.
+    /// Run the command; the exit code. Output goes to stdout (one JSON
+    /// object with `--json`), errors and progress to stderr.
     pub async fn run(&self, migrator: &Migrator) -> i32 {
-        match self.execute(migrator).await {
-            Ok(code) => code,
+        let (outcome, status) = match self.execute(migrator).await {
+            Ok(done) => done,
             Err(error) => {
                 eprintln!("error: {error}");
-                EXIT_ERROR
+                (Outcome::failed(EXIT_ERROR, error.to_string()), None)
             }
+        };
+        let code = outcome.code;
+        if self.json {
+            match outcome.into_json(self.action.name(), status) {
+                Ok(text) => println!("{text}"),
+                Err(error) => {
+                    eprintln!("error: cannot write JSON: {error}");
+                    return EXIT_ERROR;
+                }
+            }
+        } else if !outcome.said.is_empty() {
+            println!("{}", outcome.said);
         }
+        code
     }
 
-    async fn execute(&self, migrator: &Migrator) -> Result<i32, Error> {
-        if let Action::Show { version } = self.action {
-            return Ok(show(migrator, version));
+    /// The command's outcome, and for `--json` the status after it.
+    async fn execute(
+        &self,
+        migrator: &Migrator,
+    ) -> Result<(Outcome, Option<crate::Status>), Error> {
+        match &self.action {
+            Action::Show { version } => return Ok((show(migrator, *version), None)),
+            Action::New { name, reversible } => {
+                return Ok((new(migrator, name, *reversible), None));
+            }
+            _ => {}
         }
         let from_env = match self.database_url {
             Some(_) => None,
@@ -210,47 +257,92 @@ impl MigrateCommand {
             .or(from_env.as_deref())
             .filter(|url| !url.trim().is_empty())
         else {
-            eprintln!(
-                "error: no database: set DATABASE_URL (or DATABASE_URL_FILE, a file holding it) \
-                 or pass --database-url"
-            );
-            return Ok(EXIT_USAGE);
+            return Ok((
+                Outcome::usage(
+                    "no database: set DATABASE_URL (or DATABASE_URL_FILE, a file holding it) \
+                     or pass --database-url",
+                ),
+                None,
+            ));
         };
         let target = match &self.action {
             Action::Stamp { target, .. } => match parse_target(target) {
                 Some(target) => Some(target),
                 None => {
-                    eprintln!(
-                        "error: stamp takes `head`, `base` or a version number, not `{target}`"
-                    );
-                    return Ok(EXIT_USAGE);
+                    return Ok((
+                        Outcome::usage(format!(
+                            "stamp takes `head`, `base` or a version number, not `{target}`"
+                        )),
+                        None,
+                    ));
                 }
             },
             _ => None,
         };
         // Only the commands that write a history create a missing database:
         // a mistyped name given to `status` must not leave an empty one behind.
+        // (`adopt` reads the other tool's table: its database must exist.)
         let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
-        // `adopt` reads the other tool's table: its database must exist.
+        let started = std::time::Instant::now();
         let options = ConnectOptions::default()
             .timeout(Duration::from_secs(self.connect_timeout))
             .create_database(creates)
-            .say_waiting(true);
-        let pool: sqlx::AnyPool = crate::connect_with(url, options).await?;
+            .say_waiting(!self.quiet)
+            .log_statements(false);
+        let pool: sqlx::AnyPool = match &self.action {
+            Action::Wait { timeout } => {
+                let deadline = started + Duration::from_secs(*timeout);
+                match wait_for_database(url, options, deadline, self.quiet).await? {
+                    Some(pool) => pool,
+                    None => {
+                        let said = "not ready: the database does not exist; gave up waiting";
+                        return Ok((Outcome::new(EXIT_PENDING, said), None));
+                    }
+                }
+            }
+            _ => crate::connect_with(url, options).await?,
+        };
         if self.verbose {
             eprintln!("connected to {}", crate::connect::redact(url));
         }
-        let code = match &self.action {
-            Action::Up { to } => {
-                let progress = Progress::new(self.quiet, self.verbose);
-                let migrator = progress.attach(migrator.clone());
-                let report = match to {
-                    Some(version) => migrator.run_to(&pool, *version).await,
-                    None => migrator.run(&pool).await,
-                };
+        let progress = Progress::new(self.quiet, self.verbose);
+        let migrator = &progress.attach(migrator.clone());
+        let (outcome, status) = match self.act(migrator, &pool, target, started).await {
+            Ok((outcome, status)) => (outcome, status),
+            Err(error) => {
                 progress.stop();
-                println!("{}", report?);
-                EXIT_OK
+                pool.close().await;
+                return Err(error);
+            }
+        };
+        progress.stop();
+        // The state after the command, for `--json`, where the command did
+        // not read it itself.
+        let status = match (status, self.json) {
+            (Some(status), _) => Some(status),
+            (None, true) => migrator.status(&pool).await.ok(),
+            (None, false) => None,
+        };
+        pool.close().await;
+        Ok((outcome, status))
+    }
+
+    /// What each subcommand does once connected.
+    async fn act(
+        &self,
+        migrator: &Migrator,
+        pool: &sqlx::AnyPool,
+        target: Option<Target>,
+        started: std::time::Instant,
+    ) -> Result<(Outcome, Option<crate::Status>), Error> {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let outcome = match &self.action {
+            Action::Up { to } => {
+                let report = match to {
+                    Some(version) => migrator.run_to(pool, *version).await,
+                    None => migrator.run(pool).await,
+                }?;
+                Outcome::new(EXIT_OK, report.to_string()).with("applied", listed(report.applied()))
             }
             Action::Down {
                 steps,
@@ -264,65 +356,58 @@ impl MigrateCommand {
                     (Some(steps), _, _) => Target::Steps(*steps),
                     _ => Target::Steps(1),
                 };
-                if !yes {
-                    let plan = migrator.plan(&pool, target).await?;
-                    println!("{plan}");
-                    eprintln!(
-                        "nothing changed: `down` reverts {} migration{} as above; run it again with --yes",
-                        plan.steps.len(),
-                        if plan.steps.len() == 1 { "" } else { "s" }
-                    );
-                    return Ok(EXIT_USAGE);
-                }
-                println!("{}", migrator.undo(&pool, target).await?);
-                EXIT_OK
-            }
-            Action::Status { json } => {
-                let status = migrator.status(&pool).await?;
-                if *json {
-                    match serde_json::to_string_pretty(&status) {
-                        Ok(text) => println!("{text}"),
-                        Err(error) => {
-                            eprintln!("error: cannot write JSON: {error}");
-                            return Ok(EXIT_ERROR);
-                        }
-                    }
+                if *yes {
+                    let report = migrator.undo(pool, target).await?;
+                    Outcome::new(EXIT_OK, report.to_string())
+                        .with("reverted", listed(report.reverted()))
                 } else {
-                    println!("{status}");
+                    let plan = migrator.plan(pool, target).await?;
+                    let n = plan.steps.len();
+                    let refused = format!(
+                        "nothing changed: `down` reverts {n} migration{} as above; run it again \
+                         with --yes",
+                        plural(n)
+                    );
+                    eprintln!("{refused}");
+                    Outcome::new(EXIT_USAGE, plan.to_string())
+                        .with("error", refused)
+                        .with("plan", planned(&plan))
                 }
-                EXIT_OK
+            }
+            Action::Status => {
+                let status = migrator.status(pool).await?;
+                return Ok((Outcome::new(EXIT_OK, status.to_string()), Some(status)));
             }
             Action::Stamp { yes, .. } => {
-                let plural = |n: usize| if n == 1 { "" } else { "s" };
                 let target = target.unwrap_or(Target::Head);
                 let above = match target {
                     Target::Version(v) => Some(v),
                     Target::Base => Some(0),
                     _ => None,
                 };
-                if let Some(above) = above
-                    && !yes
-                {
-                    let status = migrator.status(&pool).await?;
-                    let removed: Vec<String> = status
-                        .migrations
-                        .iter()
-                        .filter(|m| !m.repeatable && m.version > above)
-                        .filter(|m| m.state != crate::MigrationState::Pending)
-                        .map(|m| m.version.to_string())
-                        .collect();
-                    if !removed.is_empty() {
-                        eprintln!(
-                            "nothing changed: this stamp removes the history rows of {} \
-                             migration{} ({}) without reverting their SQL; run it again with --yes",
-                            removed.len(),
-                            plural(removed.len()),
-                            removed.join(", ")
-                        );
-                        return Ok(EXIT_USAGE);
-                    }
+                let status = match (above, yes) {
+                    (Some(_), false) => Some(migrator.status(pool).await?),
+                    _ => None,
+                };
+                let removed: Vec<i64> = status
+                    .iter()
+                    .flat_map(|status| &status.migrations)
+                    .filter(|m| !m.repeatable && above.is_some_and(|above| m.version > above))
+                    .filter(|m| m.state != crate::MigrationState::Pending)
+                    .map(|m| m.version)
+                    .collect();
+                if !removed.is_empty() {
+                    let refused = format!(
+                        "nothing changed: this stamp removes the history rows of {} migration{} \
+                         ({}) without reverting their SQL; run it again with --yes",
+                        removed.len(),
+                        plural(removed.len()),
+                        joined(&removed)
+                    );
+                    eprintln!("{refused}");
+                    return Ok((Outcome::failed(EXIT_USAGE, refused), status));
                 }
-                let report = migrator.stamp(&pool, target).await?;
+                let report = migrator.stamp(pool, target).await?;
                 let at = report
                     .head()
                     .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
@@ -332,78 +417,40 @@ impl MigrateCommand {
                     plural(stamped)
                 );
                 if !removed.is_empty() {
-                    let versions: Vec<String> =
-                        removed.iter().map(|r| r.version.to_string()).collect();
+                    let versions: Vec<i64> = removed.iter().map(|r| r.version).collect();
                     said = format!(
                         "{said}, and removed the history rows of {} migration{} above {at} ({}) \
                          without reverting their SQL",
                         removed.len(),
                         plural(removed.len()),
-                        versions.join(", ")
+                        joined(&versions)
                     );
                 }
-                println!("{said}; now at {at}");
-                EXIT_OK
+                Outcome::new(EXIT_OK, format!("{said}; now at {at}"))
+                    .with("stamped", listed(report.applied()))
+                    .with("removed", listed(removed))
             }
             Action::Verify => {
-                let problems = migrator.verify(&pool).await?;
+                let problems = migrator.verify(pool).await?;
+                let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 if problems.is_empty() {
-                    println!("ok: the history matches the binary");
-                    EXIT_OK
+                    Outcome::new(EXIT_OK, "ok: the history matches the binary")
                 } else {
-                    for problem in &problems {
-                        println!("problem: {problem}");
-                    }
-                    eprintln!(
-                        "{} problem{} found",
-                        problems.len(),
-                        if problems.len() == 1 { "" } else { "s" }
-                    );
-                    EXIT_PROBLEMS
+                    eprintln!("{} problem{} found", problems.len(), plural(problems.len()));
+                    let said: Vec<String> = texts.iter().map(|p| format!("problem: {p}")).collect();
+                    Outcome::new(EXIT_PROBLEMS, said.join("\n"))
                 }
+                .with("problems", texts)
             }
             Action::Check => {
-                let status = migrator.status(&pool).await?;
-                let count = |state| {
-                    status
-                        .migrations
-                        .iter()
-                        .filter(|m| m.state == state)
-                        .count()
-                };
-                use crate::MigrationState as S;
-                let (code, what) = [
-                    (EXIT_FAILED, count(S::Failed), "failed part-way"),
-                    (EXIT_MODIFIED, count(S::Modified), "modified since applied"),
-                    (
-                        EXIT_MISSING,
-                        count(S::Missing),
-                        "applied but not in this binary",
-                    ),
-                    (EXIT_PENDING, status.pending, "pending"),
-                ]
-                .into_iter()
-                .find(|&(_, n, _)| n > 0)
-                .map_or((EXIT_OK, String::new()), |(code, n, what)| {
-                    (
-                        code,
-                        format!("{n} migration{} {what}", if n == 1 { "" } else { "s" }),
-                    )
-                });
-                let at = status
-                    .current()
-                    .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
-                match code {
-                    EXIT_OK => println!(
-                        "ok: the {} database is at {at}, this binary's head",
-                        status.dialect
-                    ),
-                    _ => println!(
-                        "not ready: {what}; the {} database is at {at}",
-                        status.dialect
-                    ),
-                }
-                code
+                let status = migrator.status(pool).await?;
+                let (code, said) = readiness(&status);
+                return Ok((Outcome::new(code, said), Some(status)));
+            }
+            Action::Wait { timeout } => {
+                let deadline = started + Duration::from_secs(*timeout);
+                let (code, said, status) = wait(migrator, pool, deadline, self.quiet).await?;
+                return Ok((Outcome::new(code, said), Some(status)));
             }
             Action::Plan { to, down } => {
                 let target = match (to, down) {
@@ -411,23 +458,24 @@ impl MigrateCommand {
                     (Some(version), _) => Target::Version(*version),
                     _ => Target::Head,
                 };
-                println!("{}", migrator.plan(&pool, target).await?);
-                EXIT_OK
+                let plan = migrator.plan(pool, target).await?;
+                Outcome::new(EXIT_OK, plan.to_string()).with("plan", planned(&plan))
             }
-            // Answered above, without a database.
+            // Answered before connecting.
             Action::Show { version } => show(migrator, *version),
+            Action::New { name, reversible } => new(migrator, name, *reversible),
             Action::Adopt { from } => {
-                let report = migrator.adopt(&pool, *from).await?;
-                println!(
+                let report = migrator.adopt(pool, *from).await?;
+                let said = format!(
                     "took over {} migration{} from {from}'s {}; now at {}",
                     report.applied().len(),
-                    if report.applied().len() == 1 { "" } else { "s" },
+                    plural(report.applied().len()),
                     from.history_table(),
                     report
                         .head()
                         .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
                 );
-                EXIT_OK
+                Outcome::new(EXIT_OK, said).with("adopted", listed(report.applied()))
             }
             Action::Repair {
                 accept_checksums,
@@ -437,55 +485,306 @@ impl MigrateCommand {
                     (_, Some(version)) => RepairAction::ClearFailed(*version),
                     _ => RepairAction::AcceptChecksums,
                 };
-                let changed = migrator.repair(&pool, action).await?;
-                println!(
-                    "repaired: {changed} history row{} changed",
-                    if changed == 1 { "" } else { "s" }
-                );
-                EXIT_OK
+                let changed = migrator.repair(pool, action).await?;
+                let said = format!("repaired: {changed} history row{} changed", plural(changed));
+                Outcome::new(EXIT_OK, said).with("changed", changed)
             }
         };
-        pool.close().await;
-        Ok(code)
+        Ok((outcome, None))
     }
 }
 
-/// `show`: each embedded file of `version`, up then down; the exit code.
-fn show(migrator: &Migrator, version: i64) -> i32 {
-    let found: Vec<&crate::Migration> = migrator
+impl Action {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Up { .. } => "up",
+            Action::Down { .. } => "down",
+            Action::Status => "status",
+            Action::Stamp { .. } => "stamp",
+            Action::Verify => "verify",
+            Action::Check => "check",
+            Action::Wait { .. } => "wait",
+            Action::Plan { .. } => "plan",
+            Action::Adopt { .. } => "adopt",
+            Action::Show { .. } => "show",
+            Action::Repair { .. } => "repair",
+            Action::New { .. } => "new",
+        }
+    }
+}
+
+/// What a subcommand did: its exit code, what it says on stdout, and the
+/// fields of its own in its `--json` object.
+struct Outcome {
+    code: i32,
+    said: String,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Outcome {
+    fn new(code: i32, said: impl Into<String>) -> Outcome {
+        Outcome {
+            code,
+            said: said.into(),
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// A command that did nothing: `error` says why, on stderr already.
+    fn failed(code: i32, error: String) -> Outcome {
+        Outcome::new(code, "").with("error", error)
+    }
+
+    /// Bad usage, said on stderr now.
+    fn usage(error: impl Into<String>) -> Outcome {
+        let error = error.into();
+        eprintln!("error: {error}");
+        Outcome::failed(EXIT_USAGE, error)
+    }
+
+    fn with(mut self, key: &str, value: impl serde::Serialize) -> Outcome {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.fields.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The `--json` object: the status after the command (as `status`
+    /// gives it), then `command`, `exit_code`, `message`, `error` and the
+    /// command's own fields.
+    fn into_json(
+        self,
+        command: &str,
+        status: Option<crate::Status>,
+    ) -> Result<String, serde_json::Error> {
+        use serde_json::Value;
+        let mut object = match status.map(serde_json::to_value).transpose()? {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::from_iter([(
+                "schema".to_owned(),
+                Value::from(crate::Status::SCHEMA),
+            )]),
+        };
+        object.insert("command".to_owned(), Value::from(command));
+        object.insert("exit_code".to_owned(), Value::from(self.code));
+        object.insert("message".to_owned(), Value::from(self.said));
+        object.entry("error").or_insert(Value::Null);
+        object.extend(self.fields);
+        serde_json::to_string_pretty(&object)
+    }
+}
+
+/// Migrations applied, reverted, stamped or taken over, for `--json`.
+fn listed(migrations: &[crate::report::Applied]) -> Vec<serde_json::Value> {
+    migrations
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "version": m.version,
+                "description": m.description,
+                "duration_ms": u64::try_from(m.duration.as_millis()).unwrap_or(u64::MAX),
+                "repeatable": m.repeatable,
+            })
+        })
+        .collect()
+}
+
+/// A plan's steps, for `--json`.
+fn planned(plan: &crate::Plan) -> Vec<serde_json::Value> {
+    plan.steps
+        .iter()
+        .map(|step| {
+            serde_json::json!({
+                "version": step.version,
+                "description": step.description,
+                "direction": if plan.up { "up" } else { "down" },
+                "sql": step.sql,
+                "no_transaction": step.no_transaction,
+            })
+        })
+        .collect()
+}
+
+fn joined(versions: &[i64]) -> String {
+    let texts: Vec<String> = versions.iter().map(i64::to_string).collect();
+    texts.join(", ")
+}
+
+/// `check`'s exit code for a status, and what it says.
+fn readiness(status: &crate::Status) -> (i32, String) {
+    let count = |state| {
+        status
+            .migrations
+            .iter()
+            .filter(|m| m.state == state)
+            .count()
+    };
+    use crate::MigrationState as S;
+    let (code, what) = [
+        (EXIT_FAILED, count(S::Failed), "failed part-way"),
+        (EXIT_MODIFIED, count(S::Modified), "modified since applied"),
+        (
+            EXIT_MISSING,
+            count(S::Missing),
+            "applied but not in this binary",
+        ),
+        (EXIT_PENDING, status.pending, "pending"),
+    ]
+    .into_iter()
+    .find(|&(_, n, _)| n > 0)
+    .map_or((EXIT_OK, String::new()), |(code, n, what)| {
+        (
+            code,
+            format!("{n} migration{} {what}", if n == 1 { "" } else { "s" }),
+        )
+    });
+    let at = status
+        .current()
+        .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
+    let said = match code {
+        EXIT_OK => format!(
+            "ok: the {} database is at {at}, this binary's head",
+            status.dialect
+        ),
+        _ => format!(
+            "not ready: {what}; the {} database is at {at}",
+            status.dialect
+        ),
+    };
+    (code, said)
+}
+
+/// `wait`: poll the status until the database is at this binary's head
+/// (exit 0), a state waiting cannot change (failed, modified, missing: its
+/// `check` code), or `deadline` (4, pending); what it says, and the last
+/// status read.
+async fn wait(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    deadline: std::time::Instant,
+    quiet: bool,
+) -> Result<(i32, String, crate::Status), Error> {
+    let mut last_said = String::new();
+    loop {
+        let status = migrator.status(pool).await?;
+        let (code, said) = readiness(&status);
+        if code != EXIT_PENDING {
+            return Ok((code, said, status));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok((code, format!("{said}; gave up waiting"), status));
+        }
+        if !quiet && said != last_said {
+            eprintln!(
+                "waiting for migrations: {}",
+                said.trim_start_matches("not ready: ")
+            );
+            last_said = said;
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// `wait`'s pool, once the database exists; `None` when it still does not
+/// at `deadline`.
+async fn wait_for_database(
+    url: &str,
+    options: ConnectOptions,
+    deadline: std::time::Instant,
+    quiet: bool,
+) -> Result<Option<sqlx::AnyPool>, Error> {
+    let mut said = false;
+    loop {
+        match crate::connect_with(url, options.clone()).await {
+            Ok(pool) => return Ok(Some(pool)),
+            Err(Error::Connect { reason, .. }) if reason.contains(crate::connect::NO_DATABASE) => {
+                if std::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                if !quiet && !said {
+                    eprintln!("waiting for the database to be created");
+                    said = true;
+                }
+                tokio::time::sleep(WAIT_POLL).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// How often `wait` reads the history.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// `new`: the files written, one path a line; notes on stderr.
+fn new(migrator: &Migrator, name: &str, reversible: bool) -> Outcome {
+    match crate::scaffold::new_migration(migrator, name, reversible) {
+        Ok(written) => {
+            for note in &written.notes {
+                eprintln!("note: {note}");
+            }
+            let files: Vec<String> = written
+                .files
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            Outcome::new(EXIT_OK, files.join("\n"))
+                .with("files", files)
+                .with("notes", written.notes)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Outcome::failed(EXIT_ERROR, error)
+        }
+    }
+}
+
+/// `show`: each embedded file of `version`, up then down.
+fn show(migrator: &Migrator, version: i64) -> Outcome {
+    let found: Vec<(&crate::MigrationSet, &crate::Migration)> = migrator
         .sets()
         .iter()
-        .filter_map(|set| set.get(version))
+        .filter_map(|set| set.get(version).map(|m| (set, m)))
         .collect();
     if found.is_empty() {
-        let versions: Vec<String> = migrator
+        let versions: Vec<i64> = migrator
             .sets()
             .first()
-            .map(|set| set.iter().map(|m| m.version().to_string()).collect())
+            .map(|set| set.iter().map(crate::Migration::version).collect())
             .unwrap_or_default();
-        eprintln!(
-            "error: this binary has no migration {version}; its versions: {}",
+        let error = format!(
+            "this binary has no migration {version}; its versions: {}",
             if versions.is_empty() {
                 "none".to_owned()
             } else {
-                versions.join(", ")
+                joined(&versions)
             }
         );
-        return EXIT_ERROR;
+        eprintln!("error: {error}");
+        return Outcome::failed(EXIT_ERROR, error);
     }
-    for (index, m) in found.iter().enumerate() {
-        if index > 0 {
-            println!();
-        }
+    let mut said = Vec::new();
+    let mut files = Vec::new();
+    for (set, m) in found {
         let name = format!("{} {}", m.version(), m.description());
-        println!("-- {name}: up ({})", m.source_path());
-        println!("{}", m.up_sql().trim_end());
-        match m.down_sql() {
-            Some(down) => println!("\n-- {name}: down\n{}", down.trim_end()),
-            None => println!("\n-- {name}: no down SQL, `down` cannot revert it"),
-        }
+        let down = match m.down_sql() {
+            Some(down) => format!("-- {name}: down\n{}", down.trim_end()),
+            None => format!("-- {name}: no down SQL, `down` cannot revert it"),
+        };
+        said.push(format!(
+            "-- {name}: up ({})\n{}\n\n{down}",
+            m.source_path(),
+            m.up_sql().trim_end()
+        ));
+        files.push(serde_json::json!({
+            "version": m.version(),
+            "description": m.description(),
+            "dialect": set.dialect().map(|d| d.to_string()),
+            "source_path": m.source_path(),
+            "up": m.up_sql(),
+            "down": m.down_sql(),
+        }));
     }
-    EXIT_OK
+    Outcome::new(EXIT_OK, said.join("\n\n")).with("migrations", files)
 }
 
 /// The lines `up` prints on stderr while it works: one when each migration
@@ -499,6 +798,8 @@ struct Progress {
     /// The migration running: its "still running" task, when it started,
     /// and its label.
     running: std::sync::Arc<std::sync::Mutex<Option<Running>>>,
+    /// Whether waiting for the lock has been said.
+    waited: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Running {
@@ -518,6 +819,7 @@ impl Progress {
             verbose,
             colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             running: std::sync::Arc::default(),
+            waited: std::sync::Arc::default(),
         }
     }
 
@@ -533,8 +835,9 @@ impl Progress {
         if self.quiet {
             return migrator;
         }
-        let (before, after) = (self.clone(), self.clone());
+        let (before, after, waiting) = (self.clone(), self.clone(), self.clone());
         migrator
+            .on_lock_wait(move |holder, waited| waiting.waiting(holder, waited))
             .on(crate::Event::BeforeEachMigrate, move |ctx| {
                 before.started(ctx.migration());
                 Box::pin(std::future::ready(Ok(())))
@@ -572,6 +875,20 @@ impl Progress {
             })
         {
             old.ticker.abort();
+        }
+    }
+
+    fn waiting(&self, holder: Option<&str>, waited: Duration) {
+        let holder = holder.map(|h| format!(", held by {h}")).unwrap_or_default();
+        match self.waited.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            false => eprintln!(
+                "{} for the migration lock{holder}",
+                self.paint("33", "waiting")
+            ),
+            true => eprintln!(
+                "  still waiting for the migration lock ({} s){holder}",
+                waited.as_secs()
+            ),
         }
     }
 

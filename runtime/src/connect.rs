@@ -16,9 +16,15 @@ pub struct ConnectOptions {
     pub create_database: bool,
     /// The pool's size (default 10).
     pub max_connections: u32,
-    /// Say on stderr while waiting for the server, every few seconds
-    /// (default `false`: only `tracing` events). The in-binary CLI says it.
+    /// Say on stderr while waiting for the server, every few seconds, and
+    /// when the database is created (default `false`: only `tracing`
+    /// events). The in-binary CLI says it.
     pub say_waiting: bool,
+    /// Let sqlx log each statement, and warn of slow ones, with its text
+    /// (default `true`, sqlx's own default). The in-binary CLI turns it off:
+    /// its progress lines say what runs, and a slow migration's statement
+    /// would otherwise be dumped whole, history row included.
+    pub log_statements: bool,
 }
 
 impl Default for ConnectOptions {
@@ -28,6 +34,7 @@ impl Default for ConnectOptions {
             create_database: true,
             max_connections: 10,
             say_waiting: false,
+            log_statements: true,
         }
     }
 }
@@ -44,6 +51,13 @@ impl ConnectOptions {
     #[must_use]
     pub fn create_database(mut self, create: bool) -> Self {
         self.create_database = create;
+        self
+    }
+
+    /// Set [`log_statements`](Self::log_statements).
+    #[must_use]
+    pub fn log_statements(mut self, log: bool) -> Self {
+        self.log_statements = log;
         self
     }
 
@@ -67,6 +81,10 @@ impl ConnectOptions {
 pub trait Backend: sqlx::Database + MigrateDatabase + sealed::Sealed {
     #[doc(hidden)]
     fn prepare() {}
+    /// The dialect of this backend's URLs; `None` for `Any`, which takes
+    /// them all.
+    #[doc(hidden)]
+    const DIALECT: Option<crate::Dialect> = None;
 }
 
 mod sealed {
@@ -76,15 +94,21 @@ mod sealed {
 #[cfg(feature = "postgres")]
 impl sealed::Sealed for sqlx::Postgres {}
 #[cfg(feature = "postgres")]
-impl Backend for sqlx::Postgres {}
+impl Backend for sqlx::Postgres {
+    const DIALECT: Option<crate::Dialect> = Some(crate::Dialect::Postgres);
+}
 #[cfg(feature = "mysql")]
 impl sealed::Sealed for sqlx::MySql {}
 #[cfg(feature = "mysql")]
-impl Backend for sqlx::MySql {}
+impl Backend for sqlx::MySql {
+    const DIALECT: Option<crate::Dialect> = Some(crate::Dialect::MySql);
+}
 #[cfg(feature = "sqlite")]
 impl sealed::Sealed for sqlx::Sqlite {}
 #[cfg(feature = "sqlite")]
-impl Backend for sqlx::Sqlite {}
+impl Backend for sqlx::Sqlite {
+    const DIALECT: Option<crate::Dialect> = Some(crate::Dialect::Sqlite);
+}
 #[cfg(feature = "any")]
 impl sealed::Sealed for sqlx::Any {}
 #[cfg(feature = "any")]
@@ -147,7 +171,11 @@ pub async fn connect_with<DB: Backend>(
             {
                 tracing::info!(url = %shown, "creating the database");
                 match DB::create_database(url).await {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if options.say_waiting {
+                            eprintln!("created the database {shown}, which did not exist");
+                        }
+                    }
                     // Another replica created it first.
                     Err(error) if DB::database_exists(url).await.unwrap_or(false) => {
                         tracing::debug!(%error, "the database was created meanwhile");
@@ -157,10 +185,14 @@ pub async fn connect_with<DB: Backend>(
             }
             Err(error) => return Err(error),
         }
+        let mut connect: <DB::Connection as sqlx::Connection>::Options = url.parse()?;
+        if !options.log_statements {
+            connect = sqlx::ConnectOptions::disable_statement_logging(connect);
+        }
         sqlx::pool::PoolOptions::<DB>::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(connect)
             .await
     };
     retrying::<DB, _, _, _>(url, &options, attempt).await
@@ -216,6 +248,21 @@ where
             Err(error) => error,
         };
         if let sqlx::Error::Configuration(reason) = &error {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            let feature = match scheme {
+                "postgres" | "postgresql" => Some("postgres"),
+                "mysql" | "mariadb" => Some("mysql"),
+                "sqlite" => Some("sqlite"),
+                _ => None,
+            };
+            if let Some(feature) = feature
+                && reason.to_string().contains("no driver found")
+            {
+                return Err(Error::MissingFeature {
+                    scheme: scheme.to_owned(),
+                    feature,
+                });
+            }
             return Err(Error::InvalidUrl {
                 url: shown,
                 reason: scrub(&reason.to_string(), url),
@@ -223,10 +270,7 @@ where
         }
         if !is_transient(&error) {
             if !create_database && matches!(DB::database_exists(url).await, Ok(false)) {
-                return Err(fail(
-                    attempts,
-                    &"the database does not exist (and creating it is off)",
-                ));
+                return Err(fail(attempts, &NO_DATABASE));
             }
             return Err(fail(attempts, &error));
         }
@@ -255,16 +299,31 @@ where
     }
 }
 
+/// The reason of an [`Error::Connect`] for a database that does not exist.
+pub(crate) const NO_DATABASE: &str = "the database does not exist (and creating it is off)";
+
 /// Whether waiting (or another connection) may fix the error: the server is
 /// not up or not ready yet, or the connection was lost.
 pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut => true,
+        // PostgreSQL: too many clients.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("53300") => true,
+        _ => is_connection_lost(error),
+    }
+}
+
+/// Whether the connection itself is gone: the network failed, or the
+/// server is restarting, shutting down or starting up.
+pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
-            // PostgreSQL: starting up, shutting down, too many clients.
+            // PostgreSQL: shutting down or terminated, crashed, starting
+            // up, connection failure.
             matches!(
                 db.code().as_deref(),
-                Some("57P03" | "57P01" | "53300" | "08006" | "08001")
+                Some("57P01" | "57P02" | "57P03" | "08006" | "08001" | "08003")
             ) || db.message().contains("starting up")
         }
         sqlx::Error::Protocol(message) => message.contains("reset") || message.contains("closed"),
@@ -273,8 +332,20 @@ pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
 }
 
 /// The URL with its password (in the user-info part or a `password=`
-/// parameter) replaced by `***`.
+/// parameter) replaced by `***`: in place, so the rest reads as written,
+/// then wherever else a password the `url` crate reads in it still shows.
 pub(crate) fn redact(url: &str) -> String {
+    let mut out = redact_in_place(url);
+    for secret in passwords(url) {
+        if secret.len() >= 3 {
+            out = out.replace(&secret, "***");
+        }
+    }
+    out
+}
+
+/// The password's places in the user-info part and the query, replaced.
+fn redact_in_place(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;
@@ -337,6 +408,17 @@ fn passwords(url: &str) -> Vec<String> {
                 found.push(value.to_owned());
             }
         }
+    }
+    // As the URL standard reads it (the `url` crate, which sqlx parses
+    // with too): its user-info password and password parameters, decoded.
+    if let Ok(parsed) = url::Url::parse(url) {
+        found.extend(parsed.password().map(str::to_owned));
+        found.extend(
+            parsed
+                .query_pairs()
+                .filter(|(key, _)| key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass"))
+                .map(|(_, value)| value.into_owned()),
+        );
     }
     let decoded: Vec<String> = found.iter().map(|p| percent_decode(p)).collect();
     found.extend(decoded);

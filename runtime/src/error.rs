@@ -71,9 +71,11 @@ pub enum Error {
     /// A recorded chain value does not match the binary's, although the
     /// checksum does: migrations were inserted before it or reordered.
     #[error(
-        "the history row of migration {version} ({source_path}) vouches for another sequence of \
-         migrations than the binary's (were migrations added before it?); run the binary's `run` with \
-         out-of-order allowed, or `repair --accept-checksums` if the history is right"
+        "migration {version} ({source_path}) was applied after other migrations than this binary \
+         has before it (one was added before it, or removed): fix the problems listed with it \
+         first (a migration added is pending out of order, one removed is missing from the \
+         binary); then, if the history is right, `repair --accept-checksums` records this \
+         binary's list"
     )]
     ChainMismatch {
         /// The version.
@@ -85,9 +87,9 @@ pub enum Error {
     /// The database could not be reached (after waiting for it), or refused
     /// the connection.
     #[error(
-        "cannot connect to {url} ({attempts} attempt{} over {waited:.1?}): {reason}; check that the \
-         server is running and reachable from here, and the URL's host, port, user and password",
-        if *attempts == 1 { "" } else { "s" }
+        "cannot connect to {url} ({attempts} attempt{} over {waited:.1?}): {reason}; {}",
+        if *attempts == 1 { "" } else { "s" },
+        connect_advice(url, reason)
     )]
     Connect {
         /// The URL, its password replaced by `***`.
@@ -107,6 +109,20 @@ pub enum Error {
          MySQL/MariaDB and SQLite; connect to one of those"
     )]
     UnsupportedBackend(String),
+
+    /// The URL names a database this build has no driver for: a feature
+    /// of stowage (and so of sqlx) was left out.
+    #[error(
+        "this binary cannot open {scheme}: URLs: it was built without stowage's `{feature}` \
+         feature, which brings sqlx's driver for it; enable it in Cargo.toml: \
+         stowage = {{ features = [\"{feature}\", …] }}"
+    )]
+    MissingFeature {
+        /// The URL's scheme.
+        scheme: String,
+        /// The feature that would open it.
+        feature: &'static str,
+    },
 
     /// The database URL cannot be used.
     #[error(
@@ -146,7 +162,8 @@ pub enum Error {
     /// An applied migration's checksum differs from the binary's.
     #[error(
         "migration {version} ({source_path}) was applied with checksum {applied} but the binary has \
-         {embedded}: restore the file as it was, or run `repair` to accept the new content"
+         {embedded}: restore the file as it was, or accept the new content with \
+         `repair --accept-checksums`"
     )]
     ChecksumMismatch {
         /// The version.
@@ -500,6 +517,21 @@ pub(crate) fn short_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+/// What to check after [`Error::Connect`], for the case at hand.
+fn connect_advice(url: &str, reason: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "check the file's path, and that its folder exists and can be written by this user"
+    } else if (reason.contains("database") && reason.contains("does not exist"))
+        || reason.contains("Unknown database")
+    {
+        "check the database's name at the end of the URL (`migrate up` and `stamp` create a \
+         missing database, the other subcommands do not)"
+    } else {
+        "check that the server is running and reachable from here, and the URL's host, port, \
+         user and password"
+    }
 }
 
 #[cfg(test)]

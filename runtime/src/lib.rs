@@ -78,6 +78,8 @@ pub mod cli;
 mod embedded;
 mod error;
 mod report;
+#[cfg(feature = "cli")]
+mod scaffold;
 #[cfg(feature = "testing")]
 pub mod testing;
 with_driver! {

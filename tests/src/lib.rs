@@ -13,6 +13,7 @@ use std::sync::Arc;
 use stowage::testing::TestDb;
 
 pub mod count;
+pub mod proxy;
 
 /// A backend the tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

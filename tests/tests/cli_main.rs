@@ -227,6 +227,32 @@ fn waiting_for_the_server_is_said() {
     );
     assert!(stderr.contains("error: cannot connect"), "{stderr}");
     assert!(!stderr.contains("hunter2secret"), "{stderr}");
+
+    // With the default minute to wait, the first line comes after the first
+    // attempt, not after a pause: it says how long it has waited so far,
+    // under a second.
+    use std::io::BufRead;
+    let mut waiting = Command::new(APP)
+        .arg("status")
+        .env("DATABASE_URL", &url)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(waiting.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    waiting.kill().unwrap();
+    waiting.wait().unwrap();
+    let so_far = first
+        .trim_end()
+        .split("; ")
+        .find_map(|part| part.strip_suffix(" so far, giving up after 60s"))
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(
+        so_far.ends_with("ms") || so_far.ends_with("µs") || so_far.ends_with("ns"),
+        "{first}"
+    );
 }
 
 /// `status --json`: a versioned schema with the head, the current version
@@ -288,8 +314,12 @@ fn up_says_each_migration_as_it_goes() {
     let url = format!("sqlite://{}", path.display());
     let (code, stdout, stderr) = run(&url, &["up", "--to", "2"]);
     assert_eq!(code, 0, "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 4, "{stderr}");
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{stderr}");
+    assert_eq!(
+        lines.remove(0),
+        format!("created the database {url}, which did not exist")
+    );
     assert_eq!(lines[0], "applying 1 create users");
     assert!(
         lines[1].starts_with("applied 1 create users in "),
@@ -348,4 +378,323 @@ fn show_prints_a_migrations_sql_without_a_database() {
         stderr.trim(),
         "error: this binary has no migration 99; its versions: 1, 2, 3, 4"
     );
+}
+
+/// `up` says at once when it waits for the migration lock and who holds
+/// it, then applies once the holder lets go.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_says_while_it_waits_for_the_lock() {
+    use std::io::BufRead;
+    use stowage_tests::{Backend, fresh};
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let fresh = fresh(backend, "cli lock wait").await;
+        let holder = fresh.pool().await;
+        let held = holder.hold_migration_lock().await;
+        let mut up = Command::new(APP)
+            .args(["migrate", "up"])
+            .env("DATABASE_URL", &fresh.url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(up.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let expected = match backend {
+            Backend::Postgres => "waiting for the migration lock, held by pid ",
+            _ => "waiting for the migration lock, held by connection ",
+        };
+        assert!(first.starts_with(expected), "{backend:?}: {first}");
+        // The holder's connection closed: the lock is free.
+        drop(held);
+        holder.close().await;
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        let output = up.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{backend:?}: {rest}");
+        assert!(stdout.contains("applied 4 migrations"), "{stdout}");
+        assert!(rest.contains("applying 1 create users"), "{rest}");
+    }
+}
+
+/// `wait` blocks, saying so, while the database is missing or behind, and
+/// exits 0 once another process has migrated it; at its timeout it exits
+/// 4, as `check` does for pending migrations.
+#[test]
+fn wait_returns_once_another_process_has_migrated() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("stowage-cli-wait-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("app.db").display());
+    let mut waiting = Command::new(APP)
+        .args(["migrate", "wait", "--timeout", "60"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "waiting for the database to be created");
+
+    let (code, _, up) = run(&url, &["up"]);
+    assert_eq!(code, 0, "{up}");
+    let output = waiting.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout.trim(),
+        "ok: the sqlite database is at version 4, this binary's head"
+    );
+
+    let behind = format!("sqlite://{}", dir.join("behind.db").display());
+    let (code, _, stderr) = run(&behind, &["up", "--to", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&behind, &["wait", "--timeout", "1"]);
+    assert_eq!(code, 4, "{stdout} {stderr}");
+    assert!(
+        stderr.starts_with("waiting for migrations: 2 migrations pending"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("gave up waiting"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A database that cannot be opened gets advice that fits it: a SQLite
+/// file's path, a server database's name; never a server to start for a
+/// file, nor a server to check for a mistyped name.
+#[tokio::test]
+async fn connection_advice_fits_the_case() {
+    let missing =
+        std::env::temp_dir().join(format!("stowage-cli-none-{}/x.db", std::process::id()));
+    let (code, _, stderr) = run(&format!("sqlite://{}", missing.display()), &["status"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("check the file's path"), "{stderr}");
+    assert!(!stderr.contains("server"), "{stderr}");
+    for backend in [
+        stowage_tests::Backend::Postgres,
+        stowage_tests::Backend::MySql,
+    ] {
+        let server = stowage_tests::server_url(backend);
+        let url = stowage_tests::with_database(&server, "stowage_no_such_database");
+        let (code, _, stderr) = run(&url, &["status"]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("the database does not exist")
+                && stderr.contains("check the database's name"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("server is running"), "{stderr}");
+        // `up` creates it, and says so.
+        let name = format!("stowage_cli_created_{}", std::process::id());
+        let url = stowage_tests::with_database(&server, &name);
+        let (code, _, stderr) = run(&url, &["up"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            stderr.lines().next(),
+            Some(format!("created the database {url}, which did not exist").as_str())
+        );
+        let (code, _, stderr) = run(&url, &["up"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(!stderr.contains("created"), "{stderr}");
+        drop_database(backend, &server, &name).await;
+    }
+}
+
+async fn drop_database(backend: stowage_tests::Backend, server: &str, name: &str) {
+    let sql = format!("DROP DATABASE {name}");
+    match backend {
+        stowage_tests::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(server).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{sql} WITH (FORCE)")))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        _ => {
+            let pool = sqlx::MySqlPool::connect(server).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// `--json` on every subcommand: one object on stdout, in one schema (the
+/// status after the command, with `command`, `exit_code`, `message`,
+/// `error` and the command's own fields), also for refusals and errors.
+#[test]
+fn every_subcommand_speaks_json() {
+    let path = std::env::temp_dir().join(format!("stowage-cli-json-all-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let json = |args: &[&str], env_url: &str| {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let (code, stdout, stderr) = run(env_url, &args);
+        let value: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|error| panic!("{args:?}: {error}: {stdout} {stderr}"));
+        assert_eq!(value["schema"], 1, "{args:?}");
+        assert_eq!(value["command"], args[0], "{args:?}");
+        assert_eq!(value["exit_code"], code, "{args:?}");
+        (code, value)
+    };
+    let versions = |value: &serde_json::Value| -> Vec<i64> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["version"].as_i64().unwrap())
+            .collect()
+    };
+
+    let (code, up) = json(&["up", "--to", "2"], &url);
+    assert_eq!(code, 0);
+    assert_eq!(versions(&up["applied"]), [1, 2]);
+    assert_eq!(
+        (up["head"].as_i64(), up["current"].as_i64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(up["pending"], 2);
+    assert_eq!(up["error"], serde_json::Value::Null);
+    assert_eq!(up["migrations"][0]["state"], "applied");
+
+    let (code, status) = json(&["status"], &url);
+    assert_eq!((code, &status["pending"]), (0, &serde_json::json!(2)));
+    let (code, check) = json(&["check"], &url);
+    assert_eq!(code, 4);
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: 2 migrations pending")
+    );
+    let (code, _) = json(&["wait", "--timeout", "0"], &url);
+    assert_eq!(code, 4);
+    let (code, plan) = json(&["plan"], &url);
+    assert_eq!(code, 0);
+    assert_eq!(versions(&plan["plan"]), [3, 4]);
+    assert_eq!(plan["plan"][0]["direction"], "up");
+    let (code, verify) = json(&["verify"], &url);
+    assert_eq!((code, verify["problems"].as_array().unwrap().len()), (0, 0));
+
+    let (code, refused) = json(&["stamp", "1"], &url);
+    assert_eq!(code, 2);
+    assert!(
+        refused["error"].as_str().unwrap().contains("--yes"),
+        "{refused}"
+    );
+    let (code, refused) = json(&["down"], &url);
+    assert_eq!(code, 2);
+    assert_eq!(versions(&refused["plan"]), [2]);
+    assert_eq!(refused["plan"][0]["direction"], "down");
+    let (code, down) = json(&["down", "--yes"], &url);
+    assert_eq!(code, 0);
+    assert_eq!(versions(&down["reverted"]), [2]);
+    assert_eq!(down["current"], 1);
+
+    let (code, stamped) = json(&["stamp", "head"], &url);
+    assert_eq!(code, 0);
+    assert_eq!(versions(&stamped["stamped"]), [2, 3, 4]);
+    assert_eq!(stamped["pending"], 0);
+    let (code, repaired) = json(&["repair", "--accept-checksums"], &url);
+    assert_eq!((code, &repaired["changed"]), (0, &serde_json::json!(0)));
+    let (code, adopt) = json(&["adopt", "--from", "sqlx"], &url);
+    assert_eq!(code, 1);
+    assert!(
+        adopt["error"]
+            .as_str()
+            .unwrap()
+            .contains("_sqlx_migrations"),
+        "{adopt}"
+    );
+
+    let (code, show) = json(&["show", "2"], "");
+    assert_eq!(code, 0);
+    assert!(
+        show["migrations"][0]["up"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE TABLE"),
+        "{show}"
+    );
+    let (code, missing) = json(&["status"], "");
+    assert_eq!(code, 2);
+    assert!(
+        missing["error"].as_str().unwrap().contains("DATABASE_URL"),
+        "{missing}"
+    );
+    std::fs::remove_file(path).unwrap();
+}
+
+/// Help lists the options every subcommand takes under their own heading,
+/// apart from the subcommand's own, and shows none as required that the
+/// environment can supply.
+#[test]
+fn help_groups_the_global_options() {
+    let (code, stdout, _) = run("", &["up", "--help"]);
+    assert_eq!(code, 0);
+    let (own, global) = stdout.split_once("Global options:").unwrap();
+    assert!(own.contains("--to <TO>"), "{stdout}");
+    for option in [
+        "--database-url",
+        "--connect-timeout",
+        "--quiet",
+        "--verbose",
+        "--json",
+    ] {
+        assert!(global.contains(option), "{option}: {stdout}");
+        assert!(!own.contains(option), "{option}: {stdout}");
+    }
+    assert!(global.contains("[env: DATABASE_URL]"), "{stdout}");
+    assert!(!stdout.contains("required"), "{stdout}");
+    let (_, usage, _) = run("", &["--help"]);
+    assert!(
+        usage.contains("Usage: stowage-test-cli [OPTIONS] <COMMAND>"),
+        "{usage}"
+    );
+    for command in [
+        "up", "down", "status", "stamp", "verify", "check", "wait", "plan", "adopt", "show",
+        "repair",
+    ] {
+        assert!(
+            usage.contains(&format!("\n  {command} ")),
+            "{command}: {usage}"
+        );
+    }
+}
+
+/// A long migration is said to be still applying every 5 s; with the
+/// application's own `tracing` subscriber on, sqlx's slow-statement warning
+/// (which would dump the whole round trip, history row included) stays out
+/// of the CLI's output.
+#[tokio::test]
+async fn a_long_migration_is_said_to_be_still_applying() {
+    let fresh = stowage_tests::fresh(stowage_tests::Backend::Postgres, "cli still").await;
+    let (code, stdout, stderr) = run_with(&["up"], |command| {
+        command
+            .env("DATABASE_URL", &fresh.url)
+            .env("STOWAGE_TEST_SET", "slow")
+            .env("STOWAGE_TEST_TRACING", "1")
+    });
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied 1 migration"), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.first(), Some(&"applying 1 sleep"), "{stderr}");
+    assert!(
+        lines.contains(&"  still applying 1 sleep (5 s)"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("applied 1 sleep in 6.")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("slow statement"), "{stderr}");
+    assert!(!stderr.contains("stowage_migrations"), "{stderr}");
 }

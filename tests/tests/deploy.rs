@@ -322,6 +322,17 @@ async fn postgres_a_killed_holder_leaves_no_lock() {
     }
 }
 
+const APPLIED: &str = "SELECT COUNT(*) FROM stowage_migrations WHERE state = 'applied'";
+const LEASES: &str = "SELECT COUNT(*) FROM stowage_migrations_lock";
+
+/// The one number `sql` selects.
+async fn count(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// A database of its own on the Galera cluster for one test, made through
 /// the first node: the URL of each node to it.
 async fn galera_database(label: &str) -> Vec<String> {
@@ -366,17 +377,8 @@ async fn galera_replicas_at_once_apply_each_migration_once() {
     // Every node has the history, and no lease is left.
     for url in &nodes {
         let pool = sqlx::MySqlPool::connect(url).await.unwrap();
-        let recorded: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations WHERE state = 'applied'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        assert_eq!(recorded, 4, "{url}");
-        let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations_lock")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(leases, 0, "{url}");
+        assert_eq!(count(&pool, APPLIED).await, 4, "{url}");
+        assert_eq!(count(&pool, LEASES).await, 0, "{url}");
     }
 }
 
@@ -411,10 +413,7 @@ async fn galera_a_stale_lease_is_taken_over_and_a_live_one_waited_for() {
         matches!(&error, Error::LockTimeout { holder: Some(holder), .. } if holder.starts_with("a live replica")),
         "{error:?}"
     );
-    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations")
-        .fetch_one(&third)
-        .await
-        .unwrap();
+    let recorded = count(&third, "SELECT COUNT(*) FROM stowage_migrations").await;
     assert_eq!(recorded, 3, "nothing applied while the lease was held");
 }
 
@@ -435,6 +434,60 @@ async fn galera_a_cancelled_run_leaves_no_lease() {
         // statement, and says so.
         Err(Error::FailedMigration { version: 2, .. }) => {}
         Err(error) => panic!("{error}"),
+    }
+}
+
+/// A holder killed (SIGKILL) on one node while its migration runs: its
+/// lease stays (nothing releases it), is no longer renewed, and is taken
+/// over once expired (30 s) by a run on another node. That run then finds
+/// the migration the server finished after the kill (up to date, without
+/// the lock), or, cut short, one that failed in an earlier run, which it
+/// says and does not apply again (MySQL's DDL is not transactional).
+#[tokio::test(flavor = "multi_thread")]
+async fn galera_a_killed_holder_is_recovered() {
+    let nodes = galera_database("killed").await;
+    let first = sqlx::MySqlPool::connect(&nodes[0]).await.unwrap();
+    let app = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
+            .args([url, "slow", "90"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut holder = app(&nodes[0]);
+    let started = std::time::Instant::now();
+    let sleeping = "SELECT COUNT(*) FROM information_schema.processlist \
+                    WHERE info LIKE '%SLEEP(4)%' AND db = DATABASE() AND id <> CONNECTION_ID()";
+    while count(&first, sleeping).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the slow migration never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    holder.kill().unwrap(); // SIGKILL
+    assert!(!holder.wait().unwrap().success());
+    let second = sqlx::MySqlPool::connect(&nodes[1]).await.unwrap();
+    assert_eq!(
+        count(&second, LEASES).await,
+        1,
+        "the killed holder's lease is still there"
+    );
+
+    let rerun = app(&nodes[1]).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    if rerun.status.success() {
+        assert_eq!(stdout.trim(), "applied=", "{stderr}");
+        assert_eq!(count(&second, APPLIED).await, 2, "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("migration 2") && stderr.contains("failed in an earlier run"),
+            "{stdout} {stderr}"
+        );
+        // It took the lock to read the history, and released it.
+        assert_eq!(count(&second, LEASES).await, 0, "{stderr}");
     }
 }
 
@@ -478,6 +531,72 @@ async fn a_transient_error_in_stowages_own_statements_is_retried() {
         assert_eq!(recorded, [1, 2, 3, 4], "{backend:?}");
         // The insert failed once, then was tried again.
         assert_eq!(db.i64(failures).await, 2, "{backend:?}");
+    }
+}
+
+/// A hook that cuts the proxy's connections the first time `event` comes
+/// for `version`.
+fn cut_once(
+    proxy: std::sync::Arc<stowage_tests::proxy::Proxy>,
+    event: stowage::Event,
+    version: i64,
+) -> impl for<'c> Fn(stowage::HookContext<'c>) -> stowage::HookFuture<'c> + Send + Sync + 'static {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    move |ctx| {
+        if ctx.event() == event
+            && ctx.migration().map(|m| m.version()) == Some(version)
+            && !done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            proxy.cut();
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A connection lost under the lock (the network between the service and
+/// the server fails, here a proxy cutting every connection) is not a failed
+/// run: the run starts again from the lock on a new connection and applies
+/// the rest, each migration once. Cut twice: before migration 2 starts,
+/// and after migration 3 ended, before 4.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_lost_under_the_lock_starts_the_run_again() {
+    use std::sync::Arc;
+    use stowage::Event;
+    use stowage_tests::proxy::{Proxy, host_port};
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let fresh = fresh(backend, "lost connection").await;
+        let proxy = Arc::new(Proxy::start(host_port(&fresh.url)).await);
+        let cut_at = |event: Event, version: i64| cut_once(Arc::clone(&proxy), event, version);
+        let cutting = V2
+            .clone()
+            .on(
+                Event::BeforeEachMigrate,
+                cut_at(Event::BeforeEachMigrate, 2),
+            )
+            .on(Event::AfterEachMigrate, cut_at(Event::AfterEachMigrate, 3));
+        let url = proxy.url(&fresh.url);
+        macro_rules! run_cut {
+            ($pool:ty) => {{
+                let pool = <$pool>::connect(&url).await.unwrap();
+                let report = cutting.run(&pool).await;
+                let up_to_date = V2.run(&pool).await.map(|r| r.applied().is_empty());
+                (report, up_to_date)
+            }};
+        }
+        let (report, up_to_date) = match backend {
+            Backend::Postgres => run_cut!(sqlx::PgPool),
+            _ => run_cut!(sqlx::MySqlPool),
+        };
+        let report = report.unwrap_or_else(|error| panic!("{backend:?}: {error}"));
+        assert_eq!(
+            stowage_tests::versions(&report),
+            [1, 2, 3, 4],
+            "{backend:?}"
+        );
+        let db = fresh.pool().await;
+        let recorded: Vec<i64> = db.history().await.iter().map(|r| r.0).collect();
+        assert_eq!(recorded, [1, 2, 3, 4], "{backend:?}");
+        assert!(up_to_date.unwrap(), "{backend:?}");
     }
 }
 

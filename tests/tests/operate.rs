@@ -9,6 +9,8 @@ static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static MODIFIED: Migrator = stowage::embed_migrations!("fixtures/apply/modified");
 static FAIL: Migrator = stowage::embed_migrations!("fixtures/apply/fail");
+/// V1 with migration 2's file deleted.
+static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
 
 fn reverted(report: &stowage::Report) -> Vec<i64> {
     report.reverted().iter().map(|a| a.version).collect()
@@ -377,7 +379,46 @@ async fn repair_needs_the_lock(backend: Backend) {
     assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
 }
 
+/// After an applied migration's file was deleted, `verify` and `run` agree
+/// before and after `repair --accept-checksums`: the migration the binary
+/// lacks is a problem for both, and the repair does not make the history
+/// vouch for a list of migrations the database does not hold (which would
+/// let the next run's one-query check call the database up to date).
+async fn verify_and_run_agree_after_repair(backend: Backend) {
+    let db = fresh(backend, "repair agree").await.pool().await;
+    db.run(&V1).await.unwrap();
+    // Both refuse the migration the binary lacks: the problems verify lists.
+    let both_refuse_2 = async || {
+        let problems = db.verify(&GAP).await.unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, Error::UnknownVersion { version: 2, .. })),
+            "{problems:?}"
+        );
+        let error = db.run(&GAP).await.unwrap_err();
+        assert!(
+            matches!(error, Error::UnknownVersion { version: 2, .. }),
+            "{error}"
+        );
+        problems
+    };
+    both_refuse_2().await;
+    db.repair(&GAP, RepairAction::AcceptChecksums)
+        .await
+        .unwrap();
+    let problems = both_refuse_2().await;
+    for problem in &problems {
+        let text = problem.to_string();
+        assert!(!text.contains("out-of-order allowed"), "{text}");
+    }
+    // With the binary that has it again, all is well.
+    assert!(db.verify(&V1).await.unwrap().is_empty());
+    assert!(db.run(&V1).await.unwrap().applied().is_empty());
+}
+
 stowage_tests::on_every_backend!(
+    verify_and_run_agree_after_repair,
     undo_steps_version_and_base,
     undo_refuses_without_down_sql,
     undo_refuses_a_modified_migration,

@@ -552,6 +552,40 @@ async fn no_permission_to_create_databases_says_what_to_do() {
         .unwrap();
 }
 
+/// A test that takes a `PgPool` without a server URL in the environment
+/// says which variable to set, instead of connecting to a SQLite file as
+/// PostgreSQL; with one, it runs.
+#[test]
+fn a_pg_pool_test_without_a_server_says_what_to_set() {
+    let app = env!("CARGO_BIN_EXE_stowage-test-testdb");
+    let output = std::process::Command::new(app)
+        .args(["-", "pg-pool"])
+        .env_remove("STOWAGE_TEST_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(101), "{stderr}");
+    assert!(
+        stderr.contains(
+            "this test takes a postgres pool, but with neither \
+                         STOWAGE_TEST_DATABASE_URL nor DATABASE_URL set, tests get a sqlite \
+                         database; set STOWAGE_TEST_DATABASE_URL to the URL of a PostgreSQL server"
+        ),
+        "{stderr}"
+    );
+    let output = std::process::Command::new(app)
+        .args(["-", "pg-pool"])
+        .env("STOWAGE_TEST_DATABASE_URL", server(Backend::Postgres))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A server that is not there: after waiting for it, an error that names the
 /// server (without its password) and says what to check.
 #[tokio::test]

@@ -1,5 +1,12 @@
 //! [`Migrator`]: the embedded migrations of an application.
 
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "sqlite",
+    feature = "any"
+))]
+use super::hooks::LockWait;
 use super::hooks::{Hook, HookContext, HookFuture};
 use super::placeholders::Placeholders;
 use super::{Config, Head, Lock, Migration, MigrationSet, Policy, Source};
@@ -25,6 +32,13 @@ pub struct Migrator {
     config: Config,
     placeholders: Placeholders,
     hooks: Vec<Hook>,
+    #[cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "any"
+    ))]
+    lock_wait: Option<LockWait>,
 }
 
 impl Migrator {
@@ -37,6 +51,13 @@ impl Migrator {
             config: Config::DEFAULT,
             placeholders: Placeholders::OFF,
             hooks: Vec::new(),
+            #[cfg(any(
+                feature = "postgres",
+                feature = "mysql",
+                feature = "sqlite",
+                feature = "any"
+            ))]
+            lock_wait: None,
         }
     }
 
@@ -44,10 +65,7 @@ impl Migrator {
     pub(crate) fn owned(sets: Vec<MigrationSet>) -> Self {
         Migrator {
             sets: Cow::Owned(sets),
-            source: Source::embedded(None, &[]),
-            config: Config::DEFAULT,
-            placeholders: Placeholders::OFF,
-            hooks: Vec::new(),
+            ..Migrator::embedded(&[], Source::embedded(None, &[]))
         }
     }
 
@@ -267,6 +285,39 @@ impl Migrator {
 
     pub(crate) fn placeholders(&self) -> &Placeholders {
         &self.placeholders
+    }
+
+    /// The folder it was embedded from, in a debug build.
+    #[cfg(feature = "cli")]
+    pub(crate) fn source_dir(&self) -> Option<&'static str> {
+        self.source.dir()
+    }
+
+    #[cfg(feature = "cli")]
+    /// The migrator with `told` called while it waits for the lock.
+    pub(crate) fn on_lock_wait(
+        mut self,
+        told: impl Fn(Option<&str>, std::time::Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.lock_wait = Some(LockWait(Arc::new(told)));
+        self
+    }
+
+    #[cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "any"
+    ))]
+    /// The history table of `dialect` as this migrator's configuration
+    /// names it.
+    pub(crate) fn table(
+        &self,
+        dialect: Dialect,
+    ) -> Result<crate::engine::history::Table, crate::Error> {
+        let mut table = crate::engine::history::Table::new(self.config(), dialect)?;
+        table.lock_wait = self.lock_wait.clone();
+        Ok(table)
     }
 
     pub(crate) fn hooks(&self, event: Event) -> impl Iterator<Item = &Hook> {

@@ -25,6 +25,12 @@ impl Source {
         Source { dir, files }
     }
 
+    /// The folder's canonical path, in a debug build.
+    #[cfg(feature = "cli")]
+    pub(crate) fn dir(&self) -> Option<&'static str> {
+        self.dir
+    }
+
     pub(crate) fn stale_files(&self) -> Vec<String> {
         let Some(dir) = self.dir else {
             return Vec::new();

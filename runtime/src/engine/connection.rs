@@ -72,7 +72,40 @@ macro_rules! backends {
             )*
         }
 
+        /// A pool a connection came from, to take another from it.
+        #[derive(Debug, Clone)]
+        pub(crate) enum Pool {
+            $(
+                #[cfg(feature = $feature)]
+                $variant(sqlx::Pool<$db>),
+            )*
+        }
+
+        impl Pool {
+            /// A connection from the pool, as [`Database::connect`] takes it.
+            pub(crate) async fn acquire(&self) -> Result<Conn<'static>, sqlx::Error> {
+                match self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        Pool::$variant(pool) => Ok(Conn::$variant(Held::Pooled(pool.acquire().await?, pool.clone()))),
+                    )*
+                }
+            }
+        }
+
         impl Conn<'_> {
+            /// The pool this connection came from; `None` for a lent one.
+            pub(crate) fn pool(&self) -> Option<Pool> {
+                match self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        Conn::$variant(Held::Pooled(_, pool)) => Some(Pool::$variant(pool.clone())),
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+
             /// A new connection to the same database, outside the pool, when
             /// this one came from a pool (whose settings it is opened with);
             /// `None` for a lent connection.

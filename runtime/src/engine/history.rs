@@ -71,9 +71,18 @@ pub(crate) struct Table {
     base: &'static str,
     /// How the lock is taken.
     pub(crate) lock: crate::Lock,
+    /// Told while the lock is waited for.
+    pub(crate) lock_wait: Option<crate::embedded::hooks::LockWait>,
 }
 
 impl Table {
+    /// Tell whoever asked (the CLI) that the lock is being waited for.
+    pub(crate) fn say_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
+        if let Some(told) = &self.lock_wait {
+            (told.0)(holder, waited);
+        }
+    }
+
     pub(crate) fn new(config: &Config, dialect: Dialect) -> Result<Table, Error> {
         for (what, name) in [("table", Some(config.table)), ("schema", config.schema)] {
             if let Some(name) = name
@@ -102,6 +111,7 @@ impl Table {
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
             base: config.table,
             lock: config.lock,
+            lock_wait: None,
         })
     }
 

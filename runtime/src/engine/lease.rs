@@ -91,6 +91,7 @@ pub(crate) async fn take(
     let (now, until, p1) = (sql.now, (sql.interval)(ttl.as_secs()), table.param(1));
     let started = Instant::now();
     let mut pause = Duration::from_millis(10);
+    let mut next_report = Duration::ZERO;
     loop {
         let inserted = conn
             .execute(
@@ -136,6 +137,11 @@ pub(crate) async fn take(
                 waited,
                 holder: holder_of(conn, name).await,
             });
+        }
+        // The holder is read only for someone who listens (the CLI).
+        if waited >= next_report && table.lock_wait.is_some() {
+            table.say_waiting(holder_of(conn, name).await.as_deref(), waited);
+            next_report = waited + Duration::from_secs(5);
         }
         tokio::time::sleep(pause.min(timeout.saturating_sub(waited)) + jitter(pause)).await;
         pause = (pause * 2).min(Duration::from_millis(500));

@@ -176,6 +176,7 @@ impl SessionLock {
             }
             if waited >= next_report {
                 let holder = self.holder(conn, table).await;
+                table.say_waiting(holder.as_deref(), waited);
                 tracing::warn!(
                     holder = holder.as_deref().unwrap_or("unknown"),
                     waited = ?waited,

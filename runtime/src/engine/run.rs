@@ -76,7 +76,7 @@ impl Migrator {
                         .map_or_else(|| "none".to_owned(), |head| head.version.to_string())
                 )));
             }
-            let table = Table::new(self.config(), dialect)?;
+            let table = self.table(dialect)?;
             let mut fast = up_to_date(&mut conn, &table, set).await;
             // A pooled connection the server has dropped (a restart, an idle
             // timeout, a pooler's recycling) is not a failed run: once more,
@@ -97,14 +97,63 @@ impl Migrator {
                     set.head().map(|h| h.version),
                 ));
             }
-            let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = apply_pending(self, &mut locked.conn, &table, set, up_to).await;
-            // Migrations may have changed the session: the pool gets no part of it.
-            locked.close_after = !matches!(&result, Ok(report) if report.applied().is_empty());
-            unlock(locked, &table, result).await
+            let pool = conn.pool();
+            let mut applied = Vec::new();
+            let mut reconnects = 0;
+            // The migration whose connection was lost as it ran.
+            let mut in_flight = None;
+            loop {
+                let before = applied.len();
+                let progress = (&mut applied, &mut in_flight);
+                let result = match lock(conn, &table, self.config().lock_timeout).await {
+                    Ok(mut locked) => {
+                        let conn = &mut locked.conn;
+                        let result = apply_pending(self, conn, &table, set, up_to, progress).await;
+                        // Migrations may have changed the session: the pool
+                        // gets no part of it.
+                        locked.close_after = result.is_err() || applied.len() > before;
+                        unlock(locked, &table, result).await
+                    }
+                    Err(error) => Err(error),
+                };
+                // A connection lost on the way is not a failed run: the run
+                // starts again from the lock on a new one, and reads under
+                // it what the lost one left.
+                let again = reconnects < RECONNECTS;
+                match (result, &pool) {
+                    (Err(error), Some(pool)) if again && lost_connection(&error) => {
+                        reconnects += 1;
+                        tracing::warn!(%error, "the connection was lost; starting again");
+                        conn = pool
+                            .acquire()
+                            .await
+                            .map_err(Error::db("cannot connect to the database again"))?;
+                    }
+                    (result, _) => return result.map(|head| Report::new(dialect, applied, head)),
+                }
+            }
         }
         .instrument(span)
         .await
+    }
+}
+
+/// How many times a run starts again after losing its connection.
+const RECONNECTS: u32 = 3;
+
+/// Whether a run that failed with `error` may start again on a new
+/// connection: the connection was lost in one of stowage's own statements,
+/// or by the network in a migration that ran in a transaction (which the
+/// server then rolled back, or committed whole with its history row).
+fn lost_connection(error: &Error) -> bool {
+    match error {
+        Error::Database { source, .. } => crate::connect::is_connection_lost(source),
+        Error::MigrationFailed {
+            transactional: true,
+            source: source @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_)),
+            ..
+        } => crate::connect::is_connection_lost(source),
+        _ => false,
     }
 }
 
@@ -214,14 +263,18 @@ fn allow_or_push(policy: Policy, error: Error, problems: &mut Vec<Error>) {
     }
 }
 
-/// The slow path, under the lock.
+/// The slow path, under the lock: what it applies goes into `applied`, and
+/// the version it is applying into `in_flight` (a run started again after
+/// losing its connection counts that migration as applied when the server
+/// committed it); the newest version applied after it.
 async fn apply_pending(
     migrator: &Migrator,
     conn: &mut Conn<'_>,
     table: &Table,
     set: &MigrationSet,
     up_to: Option<i64>,
-) -> Result<Report, Error> {
+    (applied, in_flight): (&mut Vec<crate::report::Applied>, &mut Option<i64>),
+) -> Result<Option<i64>, Error> {
     if migrator.config().take_over {
         crate::operations::take_over_found(migrator, conn, table, set).await?;
     }
@@ -232,6 +285,14 @@ async fn apply_pending(
         return Err(problem);
     }
     let recorded = history::by_version(&rows);
+    if let Some(version) = in_flight.take()
+        && let (Some(row), Some(migration)) = (recorded.get(&version), set.get(version))
+        && row.state == RowState::Applied
+        && !applied.iter().any(|a| a.version == version)
+    {
+        let duration = std::time::Duration::from_millis(row.duration_ms.try_into().unwrap_or(0));
+        applied.push(crate::report::Applied::of(migration, duration));
+    }
     let pending: Vec<&Migration> = set
         .iter()
         .filter(|m| {
@@ -265,12 +326,13 @@ async fn apply_pending(
         false => None,
     };
     let applied_by = history::applied_by();
-    let mut applied = Vec::new();
     if !work.is_empty() {
         work.fire(migrator, conn, table, Event::BeforeMigrate, None)
             .await?;
         for migration in &work.migrations {
+            *in_flight = Some(migration.version());
             applied.push(apply_one(migrator, conn, table, &work, migration, &applied_by).await?);
+            *in_flight = None;
         }
         if let Some(repeatable_table) = &repeatable_table {
             for repeatable in &work.repeatables {
@@ -310,12 +372,11 @@ async fn apply_pending(
             .map_err(Error::db("cannot update the history table's chain"))?;
         }
     }
-    let head = set
+    Ok(set
         .iter()
         .map(Migration::version)
         .filter(|v| recorded.contains_key(v) || applied.iter().any(|a| a.version == *v))
-        .max();
-    Ok(Report::new(table.dialect(), applied, head))
+        .max())
 }
 
 /// The repeatable migrations that are new or changed since applied, and

@@ -65,7 +65,7 @@ impl Migrator {
         let set = self
             .set(dialect)
             .ok_or(Error::NoMigrationsForDialect { dialect })?;
-        let table = Table::new(self.config(), dialect)?;
+        let table = self.table(dialect)?;
         Ok(Session { conn, table, set })
     }
 }

@@ -48,12 +48,28 @@ async fn repair_locked(
     let rows = table.rows_if_exists(conn).await?;
     match action {
         RepairAction::AcceptChecksums => {
+            // A row's chain value vouches for every migration up to it, and
+            // the run's one-query check trusts it: the binary's goes only on
+            // rows whose history below holds exactly the binary's list (no
+            // migration the binary lacks, none it has left unapplied). The
+            // others keep theirs, so `run` still stops where `verify` does.
+            let recorded: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
+            let vouched = |version: i64| {
+                recorded.range(..=version).copied().eq(set
+                    .iter()
+                    .map(crate::Migration::version)
+                    .take_while(|v| *v <= version))
+            };
             let mut changed = 0;
             for row in rows.iter().filter(|r| r.state == RowState::Applied) {
                 let Some(migration) = set.get(row.version) else {
                     continue;
                 };
-                if row.checksum == migration.checksum() && row.chain == migration.chain() {
+                let chain = match vouched(row.version) {
+                    true => migration.chain(),
+                    false => &row.chain[..],
+                };
+                if row.checksum == migration.checksum() && row.chain == chain {
                     continue;
                 }
                 let sql = format!(
@@ -65,7 +81,7 @@ async fn repair_locked(
                 );
                 let values = vec![
                     Value::Bytes(migration.checksum().to_vec()),
-                    Value::Bytes(migration.chain().to_vec()),
+                    Value::Bytes(chain.to_vec()),
                     Value::I64(row.version),
                 ];
                 conn.execute(sql, values)

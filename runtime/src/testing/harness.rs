@@ -7,11 +7,18 @@ use crate::{Error, Migrator};
 /// What a `#[stowage::test]` function can take.
 pub trait FromTestDb: Sized {
     fn from_test_db(db: &mut TestDb) -> impl Future<Output = Result<Self, Error>>;
+    /// The dialect the test needs (its pool's), when it needs one.
+    fn dialect() -> Option<crate::Dialect> {
+        None
+    }
 }
 
 impl<DB: crate::Backend> FromTestDb for sqlx::Pool<DB> {
     async fn from_test_db(db: &mut TestDb) -> Result<Self, Error> {
         db.pool().await
+    }
+    fn dialect() -> Option<crate::Dialect> {
+        DB::DIALECT
     }
 }
 
@@ -76,6 +83,30 @@ where
         },
         None => super::server_from_env(),
     };
+    if let (Some(wanted), Ok(found)) = (T::dialect(), super::names::dialect_of(&server))
+        && wanted != found
+    {
+        let (var, example) = match wanted {
+            crate::Dialect::Postgres => ("PostgreSQL", "postgres://postgres@localhost/postgres"),
+            crate::Dialect::MySql => ("MySQL or MariaDB", "mysql://root@localhost/mysql"),
+            _ => ("SQLite", "sqlite://"),
+        };
+        let given = match server_env {
+            Some(var) => format!("{var} names"),
+            None if found == crate::Dialect::Sqlite
+                && std::env::var_os("STOWAGE_TEST_DATABASE_URL").is_none()
+                && std::env::var_os("DATABASE_URL").is_none() =>
+            {
+                "with neither STOWAGE_TEST_DATABASE_URL nor DATABASE_URL set, tests get".to_owned()
+            }
+            None => "the test server is".to_owned(),
+        };
+        panic!(
+            "stowage: this test takes a {wanted} pool, but {given} a {found} database; set {} \
+             to the URL of a {var} server this test may create databases on, e.g. {example}",
+            server_env.unwrap_or("STOWAGE_TEST_DATABASE_URL")
+        );
+    }
     let mut db = match runtime.block_on(TestDb::on(&server, migrator)) {
         Ok(db) => db,
         Err(error) => panic!("stowage: cannot create the test database: {error}"),

@@ -1,7 +1,8 @@
 //! One "test" in a process of its own, for the multi-process TestDb tests:
 //! `stowage-test-testdb <server-url> ok|fail`, or
 //! `stowage-test-testdb <server-url> lone` (a database from a migration set
-//! of its own, dropped at once).
+//! of its own, dropped at once), or `stowage-test-testdb - pg-pool` (a test
+//! taking a `PgPool`, on the server from the environment).
 
 use stowage::testing::TestDb;
 
@@ -16,6 +17,17 @@ async fn main() {
         std::process::exit(2);
     };
     sqlx::any::install_default_drivers();
+    if mode == "pg-pool" {
+        // A `#[stowage::test]` taking a PgPool, on the server the
+        // environment gives (its first argument is ignored).
+        let test = std::thread::spawn(|| {
+            stowage::testing::harness::run(&OBJECTS, None, |_pool: sqlx::PgPool| async {});
+        });
+        if test.join().is_err() {
+            std::process::exit(101);
+        }
+        return;
+    }
     if mode == "lone" {
         match TestDb::on(server, &LONE).await {
             Ok(db) => println!("{}", db.name()),

@@ -1,0 +1,378 @@
+//! `migrate new` in a scratch crate of its own, as a user's project has it:
+//! one binary per layout (sqlx's simple and reversible files, refinery's
+//! and Flyway's `V` files, diesel's folders, one folder per dialect), built
+//! with only stowage's `sqlite` and `cli` features. Each writes its next
+//! migration, named and numbered as its neighbours; rebuilt, each binary
+//! embeds what `new` wrote. The same build shows that a URL of a database
+//! whose feature was left out names that feature.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LAYOUTS: [(&str, &str); 6] = [
+    // The README's terminal session, on a project of its own.
+    ("app", "simple"),
+    ("simple", "simple"),
+    ("reversible", "reversible"),
+    ("refinery", "refinery"),
+    ("diesel", "diesel"),
+    ("multi", "multi"),
+];
+
+/// The scratch crate, written afresh: its folders copied from the
+/// fixtures, no `build.rs`.
+fn scratch() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-new");
+    let _ = std::fs::remove_dir_all(dir.join("migrations"));
+    let _ = std::fs::remove_file(dir.join("build.rs"));
+    std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scratch-new\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+             publish = false\n\n[workspace]\n\n[dependencies]\n\
+             stowage = {{ path = {:?}, features = [\"sqlite\", \"cli\"] }}\n",
+            runtime.canonicalize().unwrap()
+        ),
+    )
+    .unwrap();
+    // The workspace's versions, so that the build needs nothing new.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    for (bin, fixture) in LAYOUTS {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures")
+                .join(fixture),
+            &dir.join("migrations").join(bin),
+        );
+        std::fs::write(
+            dir.join(format!("src/bin/{bin}.rs")),
+            format!(
+                "static MIGRATOR: stowage::Migrator = \
+                 stowage::embed_migrations!(\"migrations/{bin}\");\n\
+                 fn main() {{ stowage::cli::main(&MIGRATOR) }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "README.md" {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Build the scratch crate in the workspace's target folder (sharing what
+/// it can), offline: every crate it needs is the workspace's.
+fn build(dir: &Path) {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "--offline", "--quiet", "--bins", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target.join("scratch"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Run a scratch binary: exit code, stdout, stderr.
+fn run(bin: &str, args: &[&str], url: &str) -> (i32, String, String) {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let output = Command::new(target.join("scratch/debug").join(bin))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The file names `new` printed, relative to the layout's folder.
+fn written(dir: &Path, bin: &str, stdout: &str) -> Vec<String> {
+    let folder = dir.join("migrations").join(bin).canonicalize().unwrap();
+    stdout
+        .lines()
+        .map(|line| {
+            Path::new(line)
+                .strip_prefix(&folder)
+                .unwrap_or_else(|_| panic!("{line} is not in {}", folder.display()))
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `yyyymmddhhmmss`-shaped: 14 digits starting with 20.
+fn is_stamp(text: &str) -> bool {
+    text.len() == 14 && text.starts_with("20") && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[test]
+fn new_writes_the_next_migration_in_each_layout() {
+    let dir = scratch();
+    build(&dir);
+    let new = |bin: &str, args: &[&str]| {
+        let mut all = vec!["new"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = run(bin, &all, "");
+        assert_eq!(code, 0, "{bin}: {stderr}");
+        (written(&dir, bin, &stdout), stderr)
+    };
+
+    // sqlx's simple files, numbered: the next number, then the one after
+    // (read from the folder, not from the binary built before it).
+    let (files, stderr) = new("simple", &["Add things"]);
+    assert_eq!(files, ["3_add_things.sql"]);
+    assert!(stderr.contains("has no build.rs"), "{stderr}");
+    let (files, _) = new("simple", &["more", "--reversible"]);
+    assert_eq!(files, ["4_more.up.sql", "4_more.down.sql"]);
+
+    // Timestamped up/down pairs: a timestamp, reversible like them.
+    let (files, _) = new("reversible", &["add things"]);
+    let stamp = files[0].strip_suffix("_add_things.up.sql").unwrap();
+    assert!(is_stamp(stamp), "{files:?}");
+    assert_eq!(files[1], format!("{stamp}_add_things.down.sql"));
+
+    // refinery's V files: after V10; Flyway's U file when reversible.
+    let (files, _) = new("refinery", &["add things"]);
+    assert_eq!(files, ["V11__add_things.sql"]);
+    let (files, _) = new("refinery", &["undo me", "--reversible"]);
+    assert_eq!(files, ["V12__undo_me.sql", "U12__undo_me.sql"]);
+
+    // diesel's folders, stamped as the newest one is.
+    let (files, _) = new("diesel", &["add things"]);
+    let folder = files[0].strip_suffix("/up.sql").unwrap();
+    let (stamp, name) = folder.split_once('_').unwrap();
+    let shape: Vec<usize> = stamp.split('-').map(str::len).collect();
+    assert_eq!(
+        (shape.as_slice(), name),
+        ([4, 2, 2, 6, 4].as_slice(), "add_things")
+    );
+    assert_eq!(files[1], format!("{folder}/down.sql"));
+
+    // One file per dialect folder, with one version for both.
+    let (files, _) = new("multi", &["add things"]);
+    assert_eq!(
+        files,
+        ["postgres/3_add_things.sql", "sqlite/3_add_things.sql"]
+    );
+
+    // With a build.rs that reruns for the folder, nothing to say.
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n",
+    )
+    .unwrap();
+    let (_, stderr) = new("simple", &["quiet one"]);
+    assert!(!stderr.contains("note:"), "{stderr}");
+
+    // Rebuilt, each binary embeds what `new` wrote: the names parse as
+    // their layout's, in the order written.
+    build(&dir);
+    for (bin, version) in [
+        ("simple", "5".to_owned()),
+        ("refinery", "12".to_owned()),
+        ("multi", "3".to_owned()),
+        ("reversible", stamp_of(&dir, "reversible")),
+    ] {
+        let (code, stdout, stderr) = run(bin, &["show", &version], "");
+        assert_eq!(code, 0, "{bin} {version}: {stderr}");
+        assert!(
+            stdout.contains("Write the migration's SQL here"),
+            "{bin}: {stdout}"
+        );
+    }
+    let (code, stdout, _) = run("refinery", &["show", "12"], "");
+    assert_eq!(code, 0);
+    assert!(stdout.contains("-- 12 undo me: down"), "{stdout}");
+
+    // A feature left out is named, not reported as a bad URL.
+    let (code, _, stderr) = run("simple", &["status"], "mysql://root@127.0.0.1:1/app");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("built without stowage's `mysql` feature"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not valid"), "{stderr}");
+
+    readme_session(&dir);
+}
+
+/// The README's terminal session, as the `app` binary prints it (stdout and
+/// stderr in the order written), times and dates as of one run. Set
+/// `STOWAGE_UPDATE_README=1` to write it there after a change.
+fn readme_session(dir: &Path) {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let work = dir.join("session");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let folder = dir.join("migrations/app").canonicalize().unwrap();
+    let mut session = String::new();
+    for args in [
+        "migrate up",
+        "migrate status",
+        "migrate check",
+        "migrate new add orders",
+        "cargo build",
+        "migrate check",
+    ] {
+        if args == "cargo build" {
+            build(dir);
+            session.push_str("$ cargo build --quiet\n");
+            continue;
+        }
+        let (reader, writer) = std::io::pipe().unwrap();
+        let mut child = Command::new(target.join("scratch/debug/app"))
+            .args(args.split(' ').take(2))
+            .args((args.split(' ').count() > 2).then(|| args.splitn(3, ' ').nth(2).unwrap()))
+            .current_dir(&work)
+            .env("DATABASE_URL", "sqlite://app.db")
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .spawn()
+            .unwrap();
+        let mut output = String::new();
+        std::io::Read::read_to_string(&mut { reader }, &mut output).unwrap();
+        child.wait().unwrap();
+        session.push_str(&format!("$ app {args}\n{output}"));
+    }
+    let session = session
+        .replace(&format!("{}/", folder.display()), "migrations/")
+        .replace(&folder.display().to_string(), "migrations");
+    let session = normalise(&session);
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let (start, end) = (
+        "<!-- session:start -->\n```console\n",
+        "```\n<!-- session:end -->",
+    );
+    let from = readme.find(start).expect("README has no session block") + start.len();
+    let to = readme.find(end).expect("README has no session end");
+    if std::env::var_os("STOWAGE_UPDATE_README").is_some() {
+        std::fs::write(
+            &readme_path,
+            format!("{}{session}{}", &readme[..from], &readme[to..]),
+        )
+        .unwrap();
+    } else {
+        // Compared with runs of spaces as one: a table's columns are as wide
+        // as the widest duration of the run that printed it.
+        assert_eq!(
+            squeeze(&readme[from..to]),
+            squeeze(&session),
+            "the README's terminal session is not what the binary prints; \
+             run this test with STOWAGE_UPDATE_README=1 to write it"
+        );
+    }
+}
+
+/// Times and dates as one run printed them, so that the session reads the
+/// same from run to run: durations `1.2ms`, a table's `0 ms`, instants
+/// `2026-11-21T09:30:00.000Z`, a new file's timestamp none (the app's
+/// migrations are numbered).
+fn normalise(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        // An RFC 3339 instant: 2026-11-21T16:16:21.554Z.
+        if rest.len() >= 24
+            && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && rest.as_bytes()[10] == b'T'
+            && rest.as_bytes()[23] == b'Z'
+        {
+            out.push_str("2026-11-21T09:30:00.000Z");
+            rest = &rest[24..];
+            continue;
+        }
+        // A table's whole milliseconds: `0 ms` (a loaded machine takes 12).
+        if out.ends_with(' ') && c.is_ascii_digit() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if rest[digits..].starts_with(" ms") {
+                out.push('0');
+                rest = &rest[digits..];
+                continue;
+            }
+        }
+        // A duration after " in " or "(": 3.5ms, 674.0µs, 1.2s.
+        if (out.ends_with(" in ") || out.ends_with('(')) && c.is_ascii_digit() {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let unit_end = rest[end..]
+                .find(|c: char| !c.is_alphabetic())
+                .map_or(rest.len(), |i| end + i);
+            if matches!(&rest[end..unit_end], "ns" | "µs" | "ms" | "s") {
+                out.push_str("1.2ms");
+                rest = &rest[unit_end..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// `text` with every run of spaces as one space.
+fn squeeze(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !(c == ' ' && out.ends_with(' ')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The newest timestamp version in a layout's folder.
+fn stamp_of(dir: &Path, bin: &str) -> String {
+    let mut stamps: Vec<String> = std::fs::read_dir(dir.join("migrations").join(bin))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|name| name.split_once('_').map(|(stamp, _)| stamp.to_owned()))
+        .collect();
+    stamps.sort();
+    stamps.pop().unwrap()
+}
+
+/// A slow run's table (wider columns, two-digit milliseconds) reads as the
+/// README's, and a different description does not.
+#[test]
+fn a_slow_runs_session_reads_as_the_readmes() {
+    let calm = "\
+VERSION  STATE    APPLIED AT (UTC)          TOOK  DESCRIPTION
+      1  applied  2026-11-21T09:30:00.000Z  0 ms  create users
+applied 1 create users in 1.2ms
+";
+    let slow = "\
+VERSION  STATE    APPLIED AT (UTC)          TOOK   DESCRIPTION
+      1  applied  2026-11-22T17:01:09.123Z  12 ms  create users
+applied 1 create users in 13.25ms
+";
+    assert_eq!(squeeze(&normalise(slow)), squeeze(calm));
+    let other = slow.replace("create users\napplied", "create user\napplied");
+    assert_ne!(squeeze(&normalise(&other)), squeeze(calm));
+}
