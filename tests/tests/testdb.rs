@@ -238,13 +238,60 @@ async fn a_failing_test_keeps_its_database(backend: Backend) {
         .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
         .unwrap_or_else(|| panic!("{stderr}"));
     let name = kept.split(' ').next().unwrap();
+    let made = name.replacen("stowage_kept_", "stowage_test_", 1);
     assert!(
-        stderr.contains(&format!("a deliberate failure in {name}")),
+        stderr.contains(&format!("a deliberate failure in {made}")),
         "{stderr}"
     );
     assert!(exists(backend, name).await, "{name} was kept");
+    if backend != Backend::MySql {
+        assert!(name.starts_with("stowage_kept_"), "{name}: renamed");
+    }
+    let kept = stowage::testing::kept_databases(&server(backend))
+        .await
+        .unwrap();
+    assert!(kept.iter().any(|k| k == name), "{name} in {kept:?}");
+    assert!(
+        stderr.contains("STOWAGE_TEST_DROP_KEPT=1 cargo test"),
+        "{stderr}"
+    );
 
-    // cleanup sweeps it once it is old enough.
+    // The next run's start lists it and leaves it, unless told to drop it.
+    let next = Command::new(APP)
+        .args([&server(backend), "ok"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&next.stderr);
+    assert!(next.status.success(), "{said}");
+    assert!(
+        said.contains("kept by failing tests") && said.contains(name),
+        "{said}"
+    );
+    assert!(exists(backend, name).await, "{name} stays");
+    let next = Command::new(APP)
+        .args([&server(backend), "ok"])
+        .env("STOWAGE_TEST_DROP_KEPT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert!(!exists(backend, name).await, "{name} dropped when told");
+
+    // cleanup sweeps a kept one too, once it is old enough.
+    let failing = Command::new(APP)
+        .args([&server(backend), "fail"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let name = kept.split(' ').next().unwrap();
+    assert!(exists(backend, name).await, "{name} was kept");
     assert!(
         cleanup(&server(backend), std::time::Duration::from_secs(3600))
             .await
@@ -267,6 +314,7 @@ stowage_tests::on_every_backend!(
     fifty_in_parallel_processes,
     a_changed_set_gets_a_new_template,
     a_failing_test_keeps_its_database,
+    leftovers_are_swept_at_the_next_start,
 );
 
 fn dialect(backend: Backend) -> stowage::Dialect {
@@ -282,7 +330,7 @@ fn dialect(backend: Backend) -> stowage::Dialect {
 /// table `stowage_spare_<head>`.
 async fn spares(backend: Backend, migrator: &Migrator) -> Vec<String> {
     let template = stowage::testing::template_name(migrator, dialect(backend)).unwrap();
-    let head = template.strip_prefix("stowage_tpl_").unwrap();
+    let head = template.rsplit('_').next().unwrap();
     let mut names: Vec<String> = match backend {
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
@@ -308,6 +356,19 @@ async fn spares(backend: Backend, migrator: &Migrator) -> Vec<String> {
     };
     names.sort();
     names
+}
+
+/// The spares of `migrator`'s template once there are `count`: a test
+/// does not wait for the spare it started, so the test waits to see it.
+async fn spares_once(backend: Backend, migrator: &Migrator, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = spares(backend, migrator).await;
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Drop the spares of `migrator`'s template left by earlier runs.
@@ -352,9 +413,8 @@ async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
     sqlx::any::install_default_drivers();
     drop_spares(backend, &SPARES).await;
     let first = TestDb::on(&server(backend), &SPARES).await.unwrap();
-    // Dropping a TestDb waits for the spare it started.
     drop(first);
-    let before = spares(backend, &SPARES).await;
+    let before = spares_once(backend, &SPARES, 1).await;
     assert_eq!(
         before.len(),
         1,
@@ -411,7 +471,7 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     let over_a_second = std::time::Duration::from_millis(2100);
     drop_spares(backend, &CLAIMS).await;
     drop(TestDb::on(&server(backend), &CLAIMS).await.unwrap());
-    let made = spares(backend, &CLAIMS).await;
+    let made = spares_once(backend, &CLAIMS, 1).await;
     assert_eq!(made.len(), 1, "{backend:?}");
     tokio::time::sleep(over_a_second).await;
     let claimed = TestDb::on(&server(backend), &CLAIMS).await.unwrap();
@@ -424,7 +484,7 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     );
     // The spare made for the next test, once old and unclaimed, is swept.
     drop(claimed);
-    let unclaimed = spares(backend, &CLAIMS).await;
+    let unclaimed = spares_once(backend, &CLAIMS, 1).await;
     assert_eq!(unclaimed.len(), 1, "{backend:?}");
     assert!(!made.contains(&unclaimed[0]));
     tokio::time::sleep(over_a_second).await;
@@ -436,34 +496,125 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     );
 }
 
-/// A spare left unclaimed for over an hour, of any migration set, is dropped
-/// by the next test that makes a spare.
-async fn stale_spares_are_dropped_by_the_next_refill(backend: Backend) {
-    sqlx::any::install_default_drivers();
-    // Made (by its name) in 2001.
-    let stale = format!("stowage_test_1000000000_{}_0", std::process::id());
-    let setup = match backend {
-        Backend::Postgres => format!("CREATE DATABASE {stale}_spare_000000000000"),
-        _ => format!(
-            "CREATE DATABASE {stale}; CREATE TABLE {stale}.stowage_spare_000000000000000000000000 (spare INT)"
-        ),
+fn base36(mut value: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(value % 36) as usize]);
+        value /= 36;
+        if value == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap()
+}
+
+/// Create database `name` as a leftover would be: on PostgreSQL a template
+/// if it is named as one, on MySQL with a spare's mark if given, on SQLite
+/// a file.
+async fn leave(backend: Backend, name: &str, mark: Option<&str>) {
+    let sql = match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("stowage-testdb");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.db")), b"").unwrap();
+            return;
+        }
+        Backend::Postgres if name.starts_with("stowage_tpl_") => vec![
+            format!("CREATE DATABASE {name}"),
+            format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+        ],
+        Backend::MySql if mark.is_some() => vec![
+            format!("CREATE DATABASE {name}"),
+            format!(
+                "CREATE TABLE {name}.{} (spare INT)",
+                mark.unwrap_or_default()
+            ),
+        ],
+        _ => vec![format!("CREATE DATABASE {name}")],
     };
-    let stale = match backend {
-        Backend::Postgres => format!("{stale}_spare_000000000000"),
-        _ => stale,
-    };
-    let admin: sqlx::AnyPool = sqlx::AnyPool::connect(&server(backend)).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
-        .execute(&admin)
-        .await
-        .unwrap();
+    let admin = sqlx::AnyPool::connect(&server(backend)).await.unwrap();
+    for sql in sql {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
     admin.close().await;
-    assert!(exists(backend, &stale).await);
-    drop(TestDb::on(&server(backend), &OBJECTS).await.unwrap());
-    assert!(
-        !exists(backend, &stale).await,
-        "{backend:?}: {stale} was dropped"
+}
+
+/// The next run's first test database drops this project's leftovers: the
+/// template of the same folder's earlier set, a spare of a set with no
+/// template, the database of a process that is gone. Another project's
+/// databases, and a live process's, stay.
+async fn leftovers_are_swept_at_the_next_start(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let template = stowage::testing::template_name(&OBJECTS, dialect(backend)).unwrap();
+    let mut parts = template.strip_prefix("stowage_tpl_").unwrap().split('_');
+    let (project, lineage) = (parts.next().unwrap(), parts.next().unwrap());
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = base36(u64::from(gone.id()));
+    gone.wait().unwrap();
+    let now = base36(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
     );
+    let other = if project == "zzzzzz" {
+        "yyyyyy"
+    } else {
+        "zzzzzz"
+    };
+    let mine = base36(u64::from(std::process::id()));
+    let older = format!("stowage_tpl_{project}_{lineage}_{}", "0".repeat(24));
+    let dead_test = format!("stowage_test_{project}_{now}_{dead}_1");
+    let theirs = format!("stowage_test_{other}_{now}_{dead}_2");
+    let live = format!("stowage_test_{project}_{now}_{mine}_999999");
+    let orphan_spare = match backend {
+        Backend::MySql => format!("stowage_test_{project}_{now}_{dead}_3"),
+        _ => format!("stowage_test_{project}_{now}_{dead}_3_spare_ffffffffffff"),
+    };
+    leave(backend, &older, None).await;
+    leave(backend, &dead_test, None).await;
+    leave(backend, &theirs, None).await;
+    leave(backend, &live, None).await;
+    let mark = format!("stowage_spare_{}", "f".repeat(24));
+    leave(backend, &orphan_spare, Some(&mark)).await;
+
+    let run = Command::new(APP)
+        .args([&server(backend), "ok"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for name in [&older, &dead_test, &orphan_spare] {
+        assert!(
+            !exists(backend, name).await,
+            "{backend:?}: {name} was swept"
+        );
+    }
+    for name in [&theirs, &live] {
+        assert!(exists(backend, name).await, "{backend:?}: {name} stays");
+        match backend {
+            Backend::Sqlite => {
+                let file = std::env::temp_dir().join(format!("stowage-testdb/{name}.db"));
+                std::fs::remove_file(file).unwrap();
+            }
+            _ => {
+                let admin = sqlx::AnyPool::connect(&server(backend)).await.unwrap();
+                let sql = format!("DROP DATABASE {name}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+            }
+        }
+    }
 }
 
 /// Spares are made on PostgreSQL and MySQL only.
@@ -488,7 +639,6 @@ macro_rules! on_servers {
 on_servers!(
     a_spare_is_made_ahead_and_claimed,
     cleanup_dates_a_claimed_spare_by_its_claim,
-    stale_spares_are_dropped_by_the_next_refill,
 );
 
 /// `STOWAGE_TEST_SPARES=0` makes no spares; a value that is not a number is
@@ -615,7 +765,9 @@ async fn an_unreachable_server_says_what_to_check() {
 async fn a_busy_template_says_what_is_wrong() {
     let server = server(Backend::Postgres);
     drop(TestDb::on(&server, &BUSY).await.unwrap());
-    // No spare to claim: the test must copy the template.
+    // No spare to claim (once the one that test started is made): the test
+    // must copy the template.
+    spares_once(Backend::Postgres, &BUSY, 1).await;
     drop_spares(Backend::Postgres, &BUSY).await;
     let template = stowage::testing::template_name(&BUSY, stowage::Dialect::Postgres).unwrap();
     let admin = sqlx::PgPool::connect(&server).await.unwrap();

@@ -288,7 +288,7 @@ impl Migrator {
     }
 
     /// The folder it was embedded from, in a debug build.
-    #[cfg(feature = "cli")]
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub(crate) fn source_dir(&self) -> Option<&'static str> {
         self.source.dir()
     }

@@ -26,7 +26,7 @@ impl Source {
     }
 
     /// The folder's canonical path, in a debug build.
-    #[cfg(feature = "cli")]
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub(crate) fn dir(&self) -> Option<&'static str> {
         self.dir
     }

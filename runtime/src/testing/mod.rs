@@ -17,14 +17,20 @@
 //! that finds a spare ready gets its database in a few milliseconds, whatever
 //! the number of migrations; one that finds none (the first, or more tests at
 //! once than there are spares) makes its copy itself. Dropping a [`TestDb`]
-//! waits for the spare it started. `STOWAGE_TEST_SPARES` sets how many spares
+//! does not wait for the spare it started. `STOWAGE_TEST_SPARES` sets how many spares
 //! to keep ready per template (default: the number of CPUs, at most 8; up to
 //! twice as many exist while copies are being made); `0` turns them off, and
 //! then no spare is made or claimed. Spares are ordinary test databases named
-//! `stowage_test_…` that stay on the server for the next run of the suite; one
-//! left unclaimed for an hour (of a migration set no longer tested, say) is
-//! dropped by the next test that makes a spare, and [`cleanup`] sweeps them by
-//! age like the rest.
+//! `stowage_test_…` that stay on the server for the next run of the suite.
+//!
+//! Every database stowage makes carries the tag of the project that made it
+//! (a hash of the host and of the crate's folder), and stowage only ever
+//! drops its own project's. The first test database a process makes on a
+//! server sweeps what earlier runs left: the template of the same migrations
+//! folder's earlier set and the spares of sets without a template, the
+//! databases of test processes that are gone (a run stopped with Ctrl-C),
+//! and, with `STOWAGE_TEST_DROP_KEPT=1`, those kept by failing tests, which
+//! it otherwise lists.
 //!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
 //! without either, SQLite files in the temporary folder. Any `sqlite:` URL
@@ -32,8 +38,11 @@
 //! takes about a millisecond, and a file outlives its connections, so a
 //! failing test's database can be kept. A test's database is
 //! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
-//! kept and its name printed, for a look after the fact. [`cleanup`] sweeps
-//! the leftovers.
+//! kept, renamed `stowage_kept_…` (on MySQL, where a schema cannot be
+//! renamed, recorded as kept in `stowage_claims.owners`), and its name
+//! printed, for a look after the fact. [`kept_databases`] lists them;
+//! `STOWAGE_TEST_DROP_KEPT=1 cargo test` drops them at the start of the run,
+//! and [`cleanup`] by age.
 //!
 //! ```no_run
 //! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
@@ -75,7 +84,7 @@ mod server;
 mod spares;
 mod sqlite;
 
-pub use cleanup::cleanup;
+pub use cleanup::{cleanup, kept_databases};
 pub use names::{server_from_env, template_name};
 
 /// A fresh database for one test, migrated to head (or empty).
@@ -117,6 +126,7 @@ impl TestDb {
         // Make sure of the template, then claim a spare copy or make one.
         kind.create(&mut db, &template, migrator, spares > 0)
             .await?;
+        cleanup::at_start(kind, server, &template).await;
         if spares > 0 && kind.makes_spares() {
             db.refill = spares::start_refill(kind, server, &template, spares);
         }
@@ -179,6 +189,15 @@ impl TestDb {
         crate::connect_with(&self.url, options).await
     }
 
+    /// Wait for the spare copy this test started, if any (a benchmark's
+    /// way to count the server's whole work per test).
+    #[doc(hidden)]
+    pub fn wait_for_spare(&mut self) {
+        if let Some(refill) = self.refill.take() {
+            let _ = refill.join();
+        }
+    }
+
     /// Keep the database when this value is dropped, and print its name.
     pub fn keep(&mut self) {
         self.keep = true;
@@ -191,20 +210,31 @@ impl Drop for TestDb {
             // Moved into the test by `#[stowage::test]`, or never made.
             return;
         }
-        if let Some(refill) = self.refill.take() {
-            // A spare left half-made by this process would serve no one.
-            let _ = refill.join();
-        }
+        // The spare this test started goes on being made, beside the next
+        // test, without this one waiting for it. One a process leaves
+        // half-made as it exits is swept by the next run.
+        drop(self.refill.take());
+        let (dialect, server, name) = (self.dialect, self.server.clone(), self.name.clone());
         if self.keep || std::thread::panicking() {
+            // Drop runs in sync code, perhaps inside a runtime: use a thread of our own.
+            let kept = std::thread::spawn(move || {
+                let kind = server::of(dialect)?;
+                let name =
+                    server::block_on(async { Ok(cleanup::keep(kind, &server, &name).await) })?;
+                Ok::<_, Error>((kind.database_url(&server, &name)?, name))
+            })
+            .join();
+            let (url, name) = match kept {
+                Ok(Ok(kept)) => kept,
+                _ => (self.url.clone(), self.name.clone()),
+            };
             eprintln!(
-                "stowage: kept the database of a failing test: {} ({})",
-                self.name,
-                redact(&self.url)
+                "stowage: kept the database of a failing test: {name} ({}); \
+                 `STOWAGE_TEST_DROP_KEPT=1 cargo test` drops the kept ones at the start of the run",
+                redact(&url)
             );
             return;
         }
-        let (dialect, server, name) = (self.dialect, self.server.clone(), self.name.clone());
-        // Drop runs in sync code, perhaps inside a runtime: use a thread of our own.
         let dropped = std::thread::spawn(move || {
             server::block_on(async { server::of(dialect)?.drop_database(&server, &name).await })
         })

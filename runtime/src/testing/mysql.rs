@@ -1,13 +1,13 @@
 //! MySQL and MariaDB test databases: a template schema per migration set,
 //! its objects recreated from their own definitions per test; spares
-//! claimed by dropping the table that marks them, claims dated in
-//! `stowage_claims.claims`.
+//! claimed by dropping the table that marks them, the claimer recorded in
+//! `stowage_claims.owners`.
 
 use super::TestDb;
 use super::names::{
-    PREFIX, made_before, new_name, now_secs, plain_name, template_hash, with_database,
+    KEPT, PREFIX, TEMPLATE, new_name, now_secs, plain_name, project, template_hash, with_database,
 };
-use super::server::{TestServer, test_error};
+use super::server::{Entry, TestServer, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
@@ -95,19 +95,13 @@ impl TestServer for MySql {
             if !taken {
                 return Ok(());
             }
-            let sql = format!(
-                "CREATE DATABASE IF NOT EXISTS stowage_claims; \
-             CREATE TABLE IF NOT EXISTS {CLAIMS} \
-             (name VARCHAR(64) PRIMARY KEY, claimed_at BIGINT UNSIGNED NOT NULL)"
-            );
-            run!(&mut conn, sql, "cannot create the table of claims", server)?;
             let mark = spare_mark(template);
             let ready: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM information_schema.TABLES \
-             WHERE TABLE_NAME = ? AND LEFT(TABLE_SCHEMA, 13) = ?",
+             WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
             )
             .bind(&mark)
-            .bind(PREFIX)
+            .bind(ours())
             .fetch_one(&mut conn)
             .await
             .map_err(test_error("cannot count spare copies", server))?;
@@ -130,36 +124,24 @@ impl TestServer for MySql {
             let mut conn = maintenance(server).await?;
             let sql = format!("DROP DATABASE IF EXISTS {name}");
             run!(&mut conn, sql, "cannot drop a test database", server)?;
-            forget_claim(&mut conn, name).await;
+            forget_owner(&mut conn, name).await;
             Ok(())
         })
     }
 
-    fn sweep<'a>(
-        &'a self,
-        server: &'a str,
-        cutoff: u64,
-        spares_only: bool,
-    ) -> BoxFuture<'a, Result<usize, Error>> {
+    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
         Box::pin(async move {
-            let old = |name: &str| made_before(name, cutoff);
-            let mut dropped = 0;
             let mut conn = maintenance(server).await?;
             let names: Vec<String> = sqlx::query_scalar(
                 "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-                 WHERE LEFT(SCHEMA_NAME, 13) = ?",
+                 WHERE LEFT(SCHEMA_NAME, 13) IN (?, ?) OR LEFT(SCHEMA_NAME, 12) = ?",
             )
             .bind(PREFIX)
+            .bind(KEPT)
+            .bind(TEMPLATE)
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list test databases", server))?;
-            // A claimed spare is as old as its claim; there may be no claims yet.
-            let claims: Vec<(String, u64)> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT CAST(name AS CHAR), claimed_at FROM {CLAIMS}"
-            )))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
             let marks: Vec<(String, String)> = sqlx::query_as(
                 "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
                  WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'",
@@ -168,44 +150,81 @@ impl TestServer for MySql {
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list spare copies", server))?;
-            for name in names.iter().filter(|n| plain_name(n)) {
-                let claimed = claims.iter().find(|(c, _)| c == name).map(|(_, at)| *at);
-                if !claimed.map_or_else(|| old(name), |at| at < cutoff) {
-                    continue;
-                }
-                let mark = marks.iter().find(|(schema, _)| schema == name);
-                if spares_only && mark.is_none() {
-                    continue;
-                }
-                if let Some((_, mark)) = mark {
-                    // An unclaimed spare: claim it for dropping, unless a test
-                    // has just claimed it.
-                    let claim = format!("DROP TABLE `{name}`.`{mark}`");
-                    if sqlx::raw_sql(AssertSqlSafe(claim))
-                        .execute(&mut conn)
-                        .await
-                        .is_err()
-                    {
-                        continue;
+            let users: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT CAST(DB AS CHAR) FROM information_schema.PROCESSLIST \
+                 WHERE DB IS NOT NULL AND ID <> CONNECTION_ID()",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .map_err(test_error("cannot list sessions", server))?;
+            // There may be no owners yet.
+            let owners: Vec<(String, u64, u64, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT CAST(name AS CHAR), pid, at, kept FROM {OWNERS}"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            Ok(names
+                .into_iter()
+                .map(|name| {
+                    let owner = owners.iter().find(|o| o.0 == name);
+                    Entry {
+                        in_use: users.contains(&name),
+                        spare_of: marks
+                            .iter()
+                            .find(|(schema, _)| *schema == name)
+                            .map(|(_, mark)| mark["stowage_spare_".len()..].to_owned()),
+                        owner: owner.map(|o| (u32::try_from(o.1).unwrap_or(0), o.2)),
+                        kept: owner.is_some_and(|o| o.3),
+                        name,
                     }
-                } else {
-                    let users: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
-                    )
-                    .bind(name)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(test_error("cannot list sessions", server))?;
-                    if users > 0 {
-                        continue;
-                    }
-                }
-                let sql = format!("DROP DATABASE IF EXISTS {name}");
-                run!(&mut conn, sql, "cannot drop a test database", server)?;
-                forget_claim(&mut conn, name).await;
-                dropped += 1;
+                })
+                .collect())
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        server: &'a str,
+        entry: &'a Entry,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let name = entry.name.as_str();
+            if !plain_name(name) {
+                return Ok(false);
             }
-            Ok(dropped)
+            let mut conn = maintenance(server).await?;
+            if entry.spare_of.is_some() && entry.owner.is_none() {
+                // An unclaimed spare: claim it for dropping, unless a test
+                // has just claimed it.
+                if !own(&mut conn, server, name, false).await? {
+                    return Ok(false);
+                }
+            } else {
+                let users: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+                )
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(test_error("cannot list sessions", server))?;
+                if users > 0 {
+                    return Ok(false);
+                }
+            }
+            let sql = format!("DROP DATABASE IF EXISTS {name}");
+            run!(&mut conn, sql, "cannot drop a test database", server)?;
+            forget_owner(&mut conn, name).await;
+            Ok(true)
+        })
+    }
+
+    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(async move {
+            // A schema cannot be renamed: its owner row says it is kept.
+            let mut conn = maintenance(server).await?;
+            own(&mut conn, server, name, true).await?;
+            Ok(name.to_owned())
         })
     }
 }
@@ -391,10 +410,48 @@ async fn show_create(
         .try_get::<String, _>(column)
 }
 
-/// Where claims are dated: a claimed spare keeps the name (and so the
-/// date) it was made with, and [`cleanup`](super::cleanup) must not take it
-/// for an old one.
-const CLAIMS: &str = "stowage_claims.claims";
+/// Who claimed a spare (or kept a test's database) and when: a claimed
+/// spare keeps the name, and so the date and process, it was made with, and
+/// a schema cannot be renamed to say it is kept.
+const OWNERS: &str = "stowage_claims.owners";
+
+/// Make this process the owner of `name` from now: with `kept`, whoever
+/// owned it before; else only if no one does (the claim itself: of two
+/// sessions, one succeeds). Whether it is this process's now.
+async fn own(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    name: &str,
+    kept: bool,
+) -> Result<bool, Error> {
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS stowage_claims; \
+         CREATE TABLE IF NOT EXISTS {OWNERS} (name VARCHAR(64) PRIMARY KEY, \
+         pid BIGINT UNSIGNED NOT NULL, at BIGINT UNSIGNED NOT NULL, kept BOOLEAN NOT NULL)"
+    );
+    run!(&mut *conn, sql, "cannot create the table of owners", server)?;
+    let insert = match kept {
+        true => {
+            "INSERT INTO {OWNERS} (name, pid, at, kept) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE pid = VALUES(pid), at = VALUES(at), kept = VALUES(kept)"
+        }
+        false => "INSERT IGNORE INTO {OWNERS} (name, pid, at, kept) VALUES (?, ?, ?, ?)",
+    };
+    let done = sqlx::query(AssertSqlSafe(insert.replace("{OWNERS}", OWNERS)))
+        .bind(name)
+        .bind(std::process::id())
+        .bind(now_secs())
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .map_err(test_error("cannot record a database's owner", server))?;
+    Ok(kept || done.rows_affected() == 1)
+}
+
+/// A `LIKE` pattern for this project's test databases.
+fn ours() -> String {
+    format!("{PREFIX}{}_%", project()).replace('_', "\\_")
+}
 
 /// The table that marks a schema as a complete, unclaimed spare of `template`.
 fn spare_mark(template: &str) -> String {
@@ -410,40 +467,29 @@ async fn claim_spare(
     let mark = spare_mark(template);
     let spares: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES \
-         WHERE TABLE_NAME = ? AND LEFT(TABLE_SCHEMA, 13) = ? ORDER BY RAND()",
+         WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ? ORDER BY RAND()",
     )
     .bind(&mark)
-    .bind(PREFIX)
+    .bind(ours())
     .fetch_all(&mut *conn)
     .await
     .map_err(test_error("cannot look for spare copies", server))?;
     for spare in spares.into_iter().filter(|s| plain_name(s)) {
-        // Only one session can drop the mark; the others try the next.
-        let claim = format!("DROP TABLE `{spare}`.`{mark}`");
-        if sqlx::raw_sql(AssertSqlSafe(claim))
-            .execute(&mut *conn)
-            .await
-            .is_ok()
-        {
-            // Without the date, cleanup goes by the name's: harmless but early.
-            let _ = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {CLAIMS} (name, claimed_at) VALUES (?, ?) \
-                 ON DUPLICATE KEY UPDATE claimed_at = VALUES(claimed_at)"
-            )))
-            .bind(&spare)
-            .bind(now_secs())
-            .execute(&mut *conn)
-            .await;
+        // Only one session can own it; the others try the next. Owned
+        // before its mark goes, it never looks like a dead process's.
+        if own(&mut *conn, server, &spare, false).await? {
+            let unmark = format!("DROP TABLE `{spare}`.`{mark}`");
+            run!(&mut *conn, unmark, "cannot unmark a claimed spare", server)?;
             return Ok(Some(spare));
         }
     }
     Ok(None)
 }
 
-/// Forget the claim of a database that is gone (there may be none).
-async fn forget_claim(conn: &mut sqlx::MySqlConnection, name: &str) {
+/// Forget the owner of a database that is gone (there may be none).
+async fn forget_owner(conn: &mut sqlx::MySqlConnection, name: &str) {
     let _ = sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM {CLAIMS} WHERE name = ?"
+        "DELETE FROM {OWNERS} WHERE name = ?"
     )))
     .bind(name)
     .execute(conn)

@@ -2,8 +2,10 @@
 //! `CREATE DATABASE … TEMPLATE` per test; spares claimed by renaming them.
 
 use super::TestDb;
-use super::names::{PREFIX, made_before, new_name, plain_name, template_hash, with_database};
-use super::server::{TestServer, test_error};
+use super::names::{
+    KEPT, PREFIX, TEMPLATE, kept_name, new_name, plain_name, project, template_hash, with_database,
+};
+use super::server::{Entry, TestServer, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::{AssertSqlSafe, Connection};
@@ -111,48 +113,99 @@ impl TestServer for Postgres {
         })
     }
 
-    fn sweep<'a>(
-        &'a self,
-        server: &'a str,
-        cutoff: u64,
-        spares_only: bool,
-    ) -> BoxFuture<'a, Result<usize, Error>> {
+    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
         Box::pin(async move {
-            let old = |name: &str| made_before(name, cutoff);
-            let mut dropped = 0;
             let mut conn = maintenance(server).await?;
-            // Those in use are left out at once: a plain DROP would wait for them.
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT d.datname::text FROM pg_database d WHERE left(d.datname, 13) = $1 \
-             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)",
+            let found: Vec<(String, bool)> = sqlx::query_as(
+                "SELECT d.datname::text, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
+                 FROM pg_database d WHERE left(d.datname, 13) IN ($1, $2) OR left(d.datname, 12) = $3",
             )
             .bind(PREFIX)
+            .bind(KEPT)
+            .bind(TEMPLATE)
             .fetch_all(&mut conn)
             .await
             .map_err(test_error("cannot list test databases", server))?;
-            let spare = |name: &str| name.contains("_spare_");
-            for name in names
-                .iter()
-                .filter(|n| old(n) && plain_name(n) && (!spares_only || spare(n)))
-            {
-                let drop = format!("DROP DATABASE IF EXISTS {name}");
-                match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
-                    Ok(_) => dropped += 1,
-                    // In use after all: a test has just connected to it.
-                    Err(error)
-                        if error
-                            .as_database_error()
-                            .and_then(|db| db.code())
-                            .as_deref()
-                            == Some("55006") => {}
+            Ok(found
+                .into_iter()
+                .map(|(name, in_use)| Entry {
+                    name,
+                    in_use,
+                    spare_of: None,
+                    owner: None,
+                    kept: false,
+                })
+                .collect())
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        server: &'a str,
+        entry: &'a Entry,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let name = entry.name.as_str();
+            if !plain_name(name) {
+                return Ok(false);
+            }
+            let mut conn = maintenance(server).await?;
+            if name.starts_with(TEMPLATE) {
+                let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
+                run!(&mut conn, sql, "cannot unmark an older template", server)?;
+            }
+            // Without FORCE: one in use is left alone.
+            let drop = format!("DROP DATABASE IF EXISTS {name}");
+            match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
+                Ok(_) => Ok(true),
+                // In use after all: a test has just connected to it.
+                Err(error) if code(&error).as_deref() == Some("55006") => Ok(false),
+                Err(error) => Err(test_error("cannot drop a test database", server)(error)),
+            }
+        })
+    }
+
+    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(async move {
+            let kept = kept_name(name);
+            let mut conn = maintenance(server).await?;
+            // The test is over: its sessions (a pool still closing) go.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .map_err(test_error("cannot end the test's sessions", server))?;
+            let rename = format!("ALTER DATABASE {name} RENAME TO {kept}");
+            let mut attempt = 0;
+            loop {
+                match sqlx::raw_sql(AssertSqlSafe(rename.as_str()))
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => return Ok(kept),
+                    // A terminated session still leaving.
+                    Err(error) if code(&error).as_deref() == Some("55006") && attempt < 50 => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                     Err(error) => {
-                        return Err(test_error("cannot drop a test database", server)(error));
+                        return Err(test_error("cannot rename a kept database", server)(error));
                     }
                 }
             }
-            Ok(dropped)
         })
     }
+}
+
+/// The SQLSTATE of a server's error.
+fn code(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .map(|c| c.into_owned())
 }
 
 async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
@@ -267,12 +320,9 @@ fn spare_suffix(template: &str) -> String {
     format!("_spare_{}", &hash[..hash.len().min(12)])
 }
 
-/// A `LIKE` pattern for the names of the spares of `template`.
+/// A `LIKE` pattern for the names of this project's spares of `template`.
 fn spare_pattern(template: &str) -> String {
-    format!(
-        "stowage\\_test\\_%{}",
-        spare_suffix(template).replace('_', "\\_")
-    )
+    format!("{PREFIX}{}_%{}", project(), spare_suffix(template)).replace('_', "\\_")
 }
 
 /// Claim a spare copy of `template` by renaming it to `name`; false if none is left.

@@ -46,15 +46,35 @@ pub(super) trait TestServer: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// Drop the test databases not in use that were made (or, for spares,
-    /// claimed) before `cutoff`, in seconds since the epoch; with
-    /// `spares_only`, only unclaimed spares. The number dropped.
-    fn sweep<'a>(
+    /// Every database on `server` whose name starts as stowage's do (of
+    /// any project: the caller keeps its own), and what the server says of it.
+    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>>;
+
+    /// Drop `entry` unless it is in use by now (then `false`); an unclaimed
+    /// spare is claimed first, so that no test claims it while it goes.
+    fn remove<'a>(
         &'a self,
         server: &'a str,
-        cutoff: u64,
-        spares_only: bool,
-    ) -> BoxFuture<'a, Result<usize, Error>>;
+        entry: &'a Entry,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Mark test database `name` as kept by a failing test; its name now.
+    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>>;
+}
+
+/// A database as the server lists it.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) name: String,
+    /// Whether a session is connected to it.
+    pub(super) in_use: bool,
+    /// MySQL: the set whose spare its mark says it is (unclaimed).
+    pub(super) spare_of: Option<String>,
+    /// MySQL: the process that claimed it (or kept it), and when; a claimed
+    /// spare keeps the name, and so the date and process, it was made with.
+    pub(super) owner: Option<(u32, u64)>,
+    /// MySQL: kept by a failing test (its name cannot change).
+    pub(super) kept: bool,
 }
 
 /// The implementation for `dialect`.

@@ -1,14 +1,8 @@
 //! Spare copies, made ahead: while a test runs, a thread of its own makes a
 //! copy of the template for a later test to claim.
 
-use super::names::now_secs;
 use super::server::{self, TestServer};
 use crate::Error;
-use std::time::Duration;
-
-/// How long an unclaimed spare may wait for a test before a later refill
-/// drops it, so that spares of migration sets no longer in use do not pile up.
-const SPARE_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// How many spare copies to keep ready per template: `STOWAGE_TEST_SPARES`,
 /// else the number of CPUs (at most 8).
@@ -34,7 +28,7 @@ pub(super) fn start_refill(
 ) -> Option<std::thread::JoinHandle<()>> {
     let (server, template) = (server.to_owned(), template.to_owned());
     let refill = move || {
-        if let Err(error) = server::block_on(make_spare(kind, &server, &template, wanted)) {
+        if let Err(error) = server::block_on(kind.make_spare(&server, &template, wanted)) {
             eprintln!("stowage: could not make a spare copy of {template}: {error}");
         }
     };
@@ -42,19 +36,4 @@ pub(super) fn start_refill(
         .name("stowage-spare".to_owned())
         .spawn(refill)
         .ok()
-}
-
-async fn make_spare(
-    kind: &dyn TestServer,
-    server: &str,
-    template: &str,
-    wanted: usize,
-) -> Result<(), Error> {
-    // Spares of any migration set left unclaimed for long go first; failing
-    // that is no reason not to make this one.
-    let cutoff = now_secs().saturating_sub(SPARE_LIFETIME.as_secs());
-    if let Err(error) = kind.sweep(server, cutoff, true).await {
-        tracing::debug!(%error, "could not sweep stale spare copies");
-    }
-    kind.make_spare(server, template, wanted).await
 }

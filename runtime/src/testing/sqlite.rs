@@ -2,8 +2,8 @@
 //! per migration set, copied per test (about a millisecond, so no spares).
 
 use super::TestDb;
-use super::names::{made_before, sqlite_dir};
-use super::server::{TestServer, test_error};
+use super::names::{KEPT, PREFIX, TEMPLATE, kept_name, sqlite_dir};
+use super::server::{Entry, TestServer, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::Connection;
@@ -76,24 +76,50 @@ impl TestServer for Sqlite {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn sweep<'a>(
+    fn inventory<'a>(&'a self, _server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
+        // Files: no sessions to ask about; a live process's are its own.
+        let entries = std::fs::read_dir(sqlite_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let name = name.strip_suffix(".db")?.to_owned();
+                [PREFIX, KEPT, TEMPLATE]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+                    .then_some(Entry {
+                        name,
+                        in_use: false,
+                        spare_of: None,
+                        owner: None,
+                        kept: false,
+                    })
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(entries)))
+    }
+
+    fn remove<'a>(
         &'a self,
         _server: &'a str,
-        cutoff: u64,
-        spares_only: bool,
-    ) -> BoxFuture<'a, Result<usize, Error>> {
-        let mut dropped = 0;
-        if let (Ok(entries), false) = (std::fs::read_dir(sqlite_dir()), spares_only) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if made_before(name.trim_end_matches(".db"), cutoff)
-                    && std::fs::remove_file(entry.path()).is_ok()
-                {
-                    dropped += 1;
-                }
-            }
+        entry: &'a Entry,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let removed = std::fs::remove_file(file(&entry.name)).is_ok();
+        if removed && entry.name.starts_with(TEMPLATE) {
+            let _ = std::fs::remove_file(sqlite_dir().join(format!("{}.lock", entry.name)));
         }
-        Box::pin(std::future::ready(Ok(dropped)))
+        Box::pin(std::future::ready(Ok(removed)))
+    }
+
+    fn keep<'a>(&'a self, _server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
+        let kept = kept_name(name);
+        let renamed = std::fs::rename(file(name), file(&kept))
+            .map(|()| kept)
+            .map_err(|e| {
+                Error::InvalidConfig(format!("cannot rename the SQLite file of {name}: {e}"))
+            });
+        Box::pin(std::future::ready(renamed))
     }
 }
 
