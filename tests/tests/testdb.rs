@@ -15,6 +15,7 @@ static SPARES: Migrator = stowage::embed_migrations!("fixtures/spares");
 static LONE: Migrator = stowage::embed_migrations!("fixtures/lone");
 static CLAIMS: Migrator = stowage::embed_migrations!("fixtures/claims");
 static BUSY: Migrator = stowage::embed_migrations!("fixtures/busy");
+static REUSE: Migrator = stowage::embed_migrations!("fixtures/reuse");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
@@ -110,6 +111,7 @@ async fn fifty_in_parallel_threads(backend: Backend) {
             let server = server.clone();
             tokio::spawn(async move {
                 let db = TestDb::on(&server, &OBJECTS).await.unwrap();
+                let started = std::time::Instant::now();
                 let pool: sqlx::AnyPool = db.pool().await.unwrap();
                 sqlx::query("INSERT INTO parent VALUES (100, 'same row')")
                     .execute(&pool)
@@ -117,19 +119,31 @@ async fn fifty_in_parallel_threads(backend: Backend) {
                     .unwrap();
                 let count = scalar(&pool, "SELECT COUNT(*) FROM parent").await;
                 pool.close().await;
-                (db.name().to_owned(), count)
+                // Held from `on` to here; reset for another test after.
+                let held = (started, std::time::Instant::now());
+                (db.name().to_owned(), held, count)
             })
         })
         .collect();
-    let mut names = Vec::new();
+    let mut held = Vec::new();
     for task in tasks {
-        let (name, count) = task.await.unwrap();
-        assert_eq!(count, 2);
-        names.push(name);
+        let (name, when, count) = task.await.unwrap();
+        assert_eq!(
+            count, 2,
+            "the seed row and the test's own, on a fresh or reset database"
+        );
+        held.push((name, when));
     }
-    names.sort();
-    names.dedup();
-    assert_eq!(names.len(), 50, "fifty different databases");
+    // A database (a MySQL schema keeps its name when reset) is never two
+    // tests' at once.
+    for (i, (name, (from, to))) in held.iter().enumerate() {
+        for (other, (other_from, other_to)) in &held[i + 1..] {
+            assert!(
+                name != other || to < other_from || other_to < from,
+                "{backend:?}: two tests held {name} at once"
+            );
+        }
+    }
 }
 
 async fn fifty_in_parallel_processes(backend: Backend) {
@@ -223,8 +237,8 @@ async fn a_failing_test_keeps_its_database(backend: Backend) {
     );
     let name = String::from_utf8_lossy(&passing.stdout).trim().to_owned();
     assert!(
-        !exists(backend, &name).await,
-        "a passing test's database is dropped"
+        !exists(backend, &name).await || spares(backend, &OBJECTS).await.contains(&name),
+        "a passing test's database is dropped, or reset for the next test"
     );
 
     let failing = Command::new(APP)
@@ -374,22 +388,26 @@ async fn spares_once(backend: Backend, migrator: &Migrator, count: usize) -> Vec
 /// Drop the spares of `migrator`'s template left by earlier runs.
 async fn drop_spares(backend: Backend, migrator: &Migrator) {
     for spare in spares(backend, migrator).await {
-        let sql = format!("DROP DATABASE IF EXISTS {spare}");
-        match backend {
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-            _ => {
-                let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
+        drop_spare(backend, &spare).await;
+    }
+}
+
+async fn drop_spare(backend: Backend, spare: &str) {
+    let sql = format!("DROP DATABASE IF EXISTS {spare}");
+    match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        _ => {
+            let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
         }
     }
 }
@@ -411,15 +429,38 @@ async fn oid(name: &str) -> Option<i64> {
 /// spares on: `STOWAGE_TEST_SPARES` unset or above 0.)
 async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
     sqlx::any::install_default_drivers();
+    // Ahead after any copy (by default, only slow ones).
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::ZERO);
     drop_spares(backend, &SPARES).await;
     let first = TestDb::on(&server(backend), &SPARES).await.unwrap();
+    let first_id = identity(backend, first.name()).await;
     drop(first);
-    let before = spares_once(backend, &SPARES, 1).await;
+    // The finished database may be a spare too (reset); the one made ahead
+    // is another.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let before = loop {
+        let mut ahead = Vec::new();
+        for spare in spares(backend, &SPARES).await {
+            if identity(backend, &spare).await != first_id {
+                ahead.push(spare);
+            }
+        }
+        if !ahead.is_empty() || std::time::Instant::now() > deadline {
+            break ahead;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(
         before.len(),
         1,
         "{backend:?}: a spare was made while the first test ran"
     );
+    // Claims take any spare: only the one made ahead is left to take.
+    for spare in spares(backend, &SPARES).await {
+        if !before.contains(&spare) {
+            drop_spare(backend, &spare).await;
+        }
+    }
     let spare_oid = match backend {
         Backend::Postgres => oid(&before[0]).await,
         _ => None,
@@ -469,6 +510,10 @@ async fn a_spare_is_made_ahead_and_claimed(backend: Backend) {
 async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     let second = std::time::Duration::from_secs(1);
     let over_a_second = std::time::Duration::from_millis(2100);
+    // Spares here come only from resets: none made ahead after a copy slow
+    // on a loaded machine.
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::from_secs(3600));
+    stowage::testing::harness::reset_after(std::time::Duration::ZERO);
     drop_spares(backend, &CLAIMS).await;
     drop(TestDb::on(&server(backend), &CLAIMS).await.unwrap());
     let made = spares_once(backend, &CLAIMS, 1).await;
@@ -482,11 +527,13 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
         "{backend:?}: {} was claimed just now",
         claimed.name()
     );
-    // The spare made for the next test, once old and unclaimed, is swept.
+    // Reset for the next test, and once old and unclaimed, swept. (A reset
+    // PostgreSQL database is renamed; a MySQL schema keeps its name, and
+    // the date in it.)
     drop(claimed);
     let unclaimed = spares_once(backend, &CLAIMS, 1).await;
     assert_eq!(unclaimed.len(), 1, "{backend:?}");
-    assert!(!made.contains(&unclaimed[0]));
+    assert_eq!(made.contains(&unclaimed[0]), backend == Backend::MySql);
     tokio::time::sleep(over_a_second).await;
     cleanup(&server(backend), second).await.unwrap();
     assert!(
@@ -617,6 +664,162 @@ async fn leftovers_are_swept_at_the_next_start(backend: Backend) {
     }
 }
 
+/// What a database of the `reuse` set holds: each table's rows, in order.
+async fn contents(pool: &sqlx::AnyPool) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT CAST(id AS CHAR(20)) || ':' || name FROM kinds ORDER BY id",
+        "SELECT CAST(id AS CHAR(20)) || ':' || name FROM items ORDER BY id",
+        "SELECT CAST(id AS CHAR(20)) || ':' || body FROM notes ORDER BY id",
+    ] {
+        let sql = match pool.connect_options().database_url.scheme() {
+            "mysql" => sql
+                .replace("CAST(id AS CHAR(20)) || ':' || ", "CONCAT(id, ':', ")
+                .replace(" FROM", ") FROM"),
+            _ => sql.to_owned(),
+        };
+        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        rows.push(found.join(","));
+    }
+    rows
+}
+
+/// What identifies a database across a reset: its PostgreSQL oid (it is
+/// renamed), its MySQL schema's name (it cannot be).
+async fn identity(backend: Backend, name: &str) -> Option<String> {
+    match backend {
+        Backend::Postgres => oid(name).await.map(|oid| oid.to_string()),
+        _ => exists(backend, name).await.then(|| name.to_owned()),
+    }
+}
+
+/// The spares of `migrator`'s template, by identity.
+async fn spare_identities(backend: Backend, migrator: &Migrator) -> Vec<String> {
+    let mut found = Vec::new();
+    for spare in spares(backend, migrator).await {
+        found.extend(identity(backend, &spare).await);
+    }
+    found
+}
+
+/// Insert two items and a note, and a kind of its own; the items' ids.
+async fn write_a_little(pool: &sqlx::AnyPool) -> Vec<i64> {
+    for sql in [
+        "INSERT INTO items (kind_id, name) VALUES (1, 'first')",
+        "INSERT INTO items (kind_id, name) VALUES (2, 'second')",
+        "INSERT INTO kinds VALUES (3, 'new kind')",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM items ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let note = format!(
+        "INSERT INTO notes (item_id, body) VALUES ({}, 'a note')",
+        ids[0]
+    );
+    sqlx::query(sqlx::AssertSqlSafe(note))
+        .execute(pool)
+        .await
+        .unwrap();
+    ids
+}
+
+/// A finished test's database is reset to the template's state and handed
+/// to the next test (the same database, by identity): the rows it wrote
+/// gone, the template's rows there, the ids counting from where the template
+/// left them. One whose definitions changed is dropped instead, and so, on
+/// PostgreSQL, is one where a template row was changed.
+async fn a_finished_database_is_reset_for_the_next_test(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    // Spares here come only from resets.
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::from_secs(3600));
+    // MySQL resets only where copies are slow; these copies are not.
+    stowage::testing::harness::reset_after(std::time::Duration::ZERO);
+    drop_spares(backend, &REUSE).await;
+    let first = TestDb::on(&server(backend), &REUSE).await.unwrap();
+    let first_id = identity(backend, first.name()).await.unwrap();
+    let pool: sqlx::AnyPool = first.pool().await.unwrap();
+    let fresh = contents(&pool).await;
+    assert_eq!(fresh, ["1:book,2:pen", "", ""]);
+    assert_eq!(write_a_little(&pool).await, [1, 2]);
+    if backend == Backend::Postgres {
+        assert_eq!(scalar(&pool, "SELECT nextval('tickets')").await, 1);
+    }
+    assert_ne!(contents(&pool).await, fresh);
+    pool.close().await;
+    drop(first);
+    assert_eq!(
+        spare_identities(backend, &REUSE).await,
+        std::slice::from_ref(&first_id),
+        "{backend:?}: the finished database is the one spare"
+    );
+
+    let second = TestDb::on(&server(backend), &REUSE).await.unwrap();
+    assert_eq!(identity(backend, second.name()).await.unwrap(), first_id);
+    assert!(spares(backend, &REUSE).await.is_empty(), "claimed");
+    let pool: sqlx::AnyPool = second.pool().await.unwrap();
+    assert_eq!(
+        contents(&pool).await,
+        fresh,
+        "{backend:?}: as the template had it"
+    );
+    assert_eq!(write_a_little(&pool).await, [1, 2], "ids start over");
+    if backend == Backend::Postgres {
+        assert_eq!(scalar(&pool, "SELECT nextval('tickets')").await, 1);
+    }
+    // DDL: the database is dropped, not reset.
+    sqlx::query("CREATE TABLE extra (id INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    drop(second);
+    assert!(spares(backend, &REUSE).await.is_empty(), "{backend:?}");
+    assert_eq!(
+        identity(backend, &first_id)
+            .await
+            .filter(|_| backend != Backend::Postgres),
+        None
+    );
+    if backend == Backend::Postgres {
+        let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+        let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE oid::text = $1")
+            .bind(&first_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(gone, 0, "dropped after DDL");
+    }
+
+    // A template row changed.
+    let third = TestDb::on(&server(backend), &REUSE).await.unwrap();
+    let third_id = identity(backend, third.name()).await.unwrap();
+    let pool: sqlx::AnyPool = third.pool().await.unwrap();
+    sqlx::query("UPDATE kinds SET name = 'changed' WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    drop(third);
+    match backend {
+        // Where the template's rows cannot be read back from: dropped.
+        Backend::Postgres => assert!(spares(backend, &REUSE).await.is_empty()),
+        // MySQL copies them back from the template.
+        _ => {
+            assert_eq!(spare_identities(backend, &REUSE).await, [third_id]);
+            let fourth = TestDb::on(&server(backend), &REUSE).await.unwrap();
+            let pool: sqlx::AnyPool = fourth.pool().await.unwrap();
+            assert_eq!(contents(&pool).await, fresh);
+            pool.close().await;
+        }
+    }
+}
+
 /// Spares are made on PostgreSQL and MySQL only.
 macro_rules! on_servers {
     ($($scenario:ident),* $(,)?) => {
@@ -637,6 +840,7 @@ macro_rules! on_servers {
 }
 
 on_servers!(
+    a_finished_database_is_reset_for_the_next_test,
     a_spare_is_made_ahead_and_claimed,
     cleanup_dates_a_claimed_spare_by_its_claim,
 );
@@ -763,11 +967,12 @@ async fn an_unreachable_server_says_what_to_check() {
 /// impossible: after waiting for it to leave, an error that says so.
 #[tokio::test]
 async fn a_busy_template_says_what_is_wrong() {
+    // No spare is made ahead, so the only spare is the finished test's
+    // database, reset before its drop returns: once it and any left by
+    // earlier runs are gone, the next test must copy the template.
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::from_secs(3600));
     let server = server(Backend::Postgres);
     drop(TestDb::on(&server, &BUSY).await.unwrap());
-    // No spare to claim (once the one that test started is made): the test
-    // must copy the template.
-    spares_once(Backend::Postgres, &BUSY, 1).await;
     drop_spares(Backend::Postgres, &BUSY).await;
     let template = stowage::testing::template_name(&BUSY, stowage::Dialect::Postgres).unwrap();
     let admin = sqlx::PgPool::connect(&server).await.unwrap();

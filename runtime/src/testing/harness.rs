@@ -35,8 +35,25 @@ impl FromTestDb for TestDb {
             keep: false,
             created: db.created,
             refill: db.refill.take(),
+            template: db.template.clone(),
+            spares: db.spares,
+            since: db.since.take(),
+            copied: db.copied,
         })
     }
+}
+
+/// Make spare copies ahead only after copies slower than `threshold` (100
+/// ms unless set): the tests of spares set it.
+pub fn copy_ahead_after(threshold: std::time::Duration) {
+    super::spares::copy_ahead_after(threshold);
+}
+
+/// On MySQL, reset finished tests' databases whose copy took `threshold` or
+/// more (50 ms unless set); quicker ones are dropped: the tests of resets
+/// set it.
+pub fn reset_after(threshold: std::time::Duration) {
+    super::spares::reset_after(threshold);
 }
 
 /// What a test function may return: `()` or a `Result`.

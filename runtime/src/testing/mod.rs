@@ -10,18 +10,27 @@
 //! - SQLite: a copy of the template file.
 //!
 //! On PostgreSQL and MySQL a copy takes about what creating that many tables
-//! takes, so copies are made ahead of time: while a test runs, a thread of its
-//! own makes a spare copy for a later test, and a test that finds a spare
-//! claims it at once (PostgreSQL renames it; MySQL drops the table that marks
-//! it, and dates the claim in `stowage_claims.claims` for [`cleanup`]). A test
-//! that finds a spare ready gets its database in a few milliseconds, whatever
-//! the number of migrations; one that finds none (the first, or more tests at
-//! once than there are spares) makes its copy itself. Dropping a [`TestDb`]
-//! does not wait for the spare it started. `STOWAGE_TEST_SPARES` sets how many spares
-//! to keep ready per template (default: the number of CPUs, at most 8; up to
-//! twice as many exist while copies are being made); `0` turns them off, and
-//! then no spare is made or claimed. Spares are ordinary test databases named
-//! `stowage_test_…` that stay on the server for the next run of the suite.
+//! takes, so a passing test's database is not dropped but reset to the
+//! template's state and kept as a spare for the next test, which claims it
+//! at once (PostgreSQL renames it; MySQL drops the table that marks it, and
+//! records the claim in `stowage_claims.owners` for [`cleanup`]). The reset
+//! finds what the test wrote (PostgreSQL 15 and later: the server's row
+//! statistics, flushed as the test's sessions end; MySQL: `CHECKSUM TABLE`
+//! and `AUTO_INCREMENT` against the template schema), deletes it, puts back
+//! the template's rows and sequence values, and checks the result against
+//! the template; DDL, or anything it cannot put back exactly, and the
+//! database is dropped instead (the reset modules say how, and what they
+//! do not see: settings made with `ALTER DATABASE … SET` are checked,
+//! ownership and connection limits are not). Where a copy is slow (over 100
+//! ms), a test that had to make its own also starts a spare copy, in a
+//! thread of its own, for a later test; dropping a [`TestDb`] does not wait
+//! for it. A test that finds a spare ready gets its database in a few
+//! milliseconds, whatever the number of migrations.
+//! `STOWAGE_TEST_SPARES` sets how many spares to keep ready per template
+//! (default: the number of CPUs, at most 8); `0` turns spares and resets
+//! off: every test copies the template and drops its copy. Spares are
+//! ordinary test databases named `stowage_test_…` that stay on the server
+//! for the next run of the suite.
 //!
 //! Every database stowage makes carries the tag of the project that made it
 //! (a hash of the host and of the crate's folder), and stowage only ever
@@ -36,7 +45,7 @@
 //! without either, SQLite files in the temporary folder. Any `sqlite:` URL
 //! (`sqlite::memory:` included) means files there: copying a template file
 //! takes about a millisecond, and a file outlives its connections, so a
-//! failing test's database can be kept. A test's database is
+//! failing test's database can be kept. A test's database is reset or
 //! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
 //! kept, renamed `stowage_kept_…` (on MySQL, where a schema cannot be
 //! renamed, recorded as kept in `stowage_claims.owners`), and its name
@@ -80,6 +89,8 @@ pub mod harness;
 mod mysql;
 mod names;
 mod postgres;
+mod reuse_mysql;
+mod reuse_postgres;
 mod server;
 mod spares;
 mod sqlite;
@@ -98,8 +109,17 @@ pub struct TestDb {
     /// Whether the database may exist on the server: not before a failed
     /// `on` reached it, so that dropping that value connects nowhere.
     created: bool,
-    /// The spare copy being made for a later test, waited for on drop.
+    /// The spare copy being made for a later test, not waited for on drop.
     refill: Option<std::thread::JoinHandle<()>>,
+    /// The template it is a copy of (empty for an empty database).
+    template: String,
+    /// How many spares to keep ready (0: none, and no reset).
+    spares: usize,
+    /// What a reset at the end needs to know (PostgreSQL: the first
+    /// transaction id the test may have used); without it, no reset.
+    since: Option<String>,
+    /// How long its copy took, if it is a new copy (not a spare claimed).
+    copied: Option<Duration>,
 }
 
 impl TestDb {
@@ -123,13 +143,17 @@ impl TestDb {
         let spares = spares::wanted()?;
         let (mut db, kind) = TestDb::named(server)?;
         let template = template_name(migrator, db.dialect)?;
+        db.spares = spares;
         // Make sure of the template, then claim a spare copy or make one.
-        kind.create(&mut db, &template, migrator, spares > 0)
+        let copied = kind
+            .create(&mut db, &template, migrator, spares > 0)
             .await?;
         cleanup::at_start(kind, server, &template).await;
-        if spares > 0 && kind.makes_spares() {
+        db.copied = copied;
+        if spares::pay(spares, kind, copied) {
             db.refill = spares::start_refill(kind, server, &template, spares);
         }
+        db.template = template;
         Ok(db)
     }
 
@@ -158,6 +182,10 @@ impl TestDb {
             keep: false,
             created: false,
             refill: None,
+            template: String::new(),
+            spares: 0,
+            since: None,
+            copied: None,
         };
         Ok((db, kind))
     }
@@ -235,8 +263,27 @@ impl Drop for TestDb {
             );
             return;
         }
+        let finished = server::Finished {
+            server,
+            name,
+            template: std::mem::take(&mut self.template),
+            since: self.since.take(),
+        };
+        let spares = self.spares;
+        let copied = self.copied;
         let dropped = std::thread::spawn(move || {
-            server::block_on(async { server::of(dialect)?.drop_database(&server, &name).await })
+            server::block_on(async {
+                let kind = server::of(dialect)?;
+                // Reset for the next test when it can be; else dropped.
+                let reset = spares > 0
+                    && !finished.template.is_empty()
+                    && kind.reset_pays(copied)
+                    && kind.recycle(&finished, spares).await.unwrap_or(false);
+                if reset {
+                    return Ok(());
+                }
+                kind.drop_database(&finished.server, &finished.name).await
+            })
         })
         .join();
         if let Ok(Err(error)) = dropped {

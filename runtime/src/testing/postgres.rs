@@ -5,11 +5,12 @@ use super::TestDb;
 use super::names::{
     KEPT, PREFIX, TEMPLATE, kept_name, new_name, plain_name, project, template_hash, with_database,
 };
-use super::server::{Entry, TestServer, test_error};
+use super::reuse_postgres as reuse;
+use super::server::{Entry, Finished, TestServer, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::{AssertSqlSafe, Connection};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// PostgreSQL.
 #[derive(Debug)]
@@ -26,7 +27,7 @@ impl TestServer for Postgres {
         template: &'a str,
         migrator: &'a Migrator,
         claim: bool,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
         Box::pin(async move {
             // One maintenance connection makes sure of the template, then
             // claims a spare copy or makes one.
@@ -34,10 +35,15 @@ impl TestServer for Postgres {
             let mut conn = maintenance(server).await?;
             ensure_template(&mut conn, server, template, migrator).await?;
             db.created = true;
+            let mut copied = None;
             if !claim || !claim_spare(&mut conn, server, template, &db.name).await? {
+                let started = Instant::now();
                 copy(&mut conn, server, template, &db.name).await?;
+                copied = Some(started.elapsed());
             }
-            Ok(())
+            // Without it the database is dropped at the end, not reset.
+            db.since = reuse::horizon(&mut conn).await.ok();
+            Ok(copied)
         })
     }
 
@@ -98,6 +104,28 @@ impl TestServer for Postgres {
             conn.close()
                 .await
                 .map_err(test_error("cannot disconnect", server))
+        })
+    }
+
+    fn recycle<'a>(
+        &'a self,
+        db: &'a Finished,
+        wanted: usize,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let Some(since) = db.since.as_deref() else {
+                return Ok(false);
+            };
+            reuse::recycle(
+                &db.server,
+                &db.name,
+                &db.template,
+                since,
+                &spare_pattern(&db.template),
+                &spare_suffix(&db.template),
+                wanted,
+            )
+            .await
         })
     }
 
@@ -178,25 +206,45 @@ impl TestServer for Postgres {
             .execute(&mut conn)
             .await
             .map_err(test_error("cannot end the test's sessions", server))?;
-            let rename = format!("ALTER DATABASE {name} RENAME TO {kept}");
-            let mut attempt = 0;
-            loop {
-                match sqlx::raw_sql(AssertSqlSafe(rename.as_str()))
-                    .execute(&mut conn)
-                    .await
-                {
-                    Ok(_) => return Ok(kept),
-                    // A terminated session still leaving.
-                    Err(error) if code(&error).as_deref() == Some("55006") && attempt < 50 => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(error) => {
-                        return Err(test_error("cannot rename a kept database", server)(error));
-                    }
-                }
-            }
+            rename_when_free(
+                &mut conn,
+                server,
+                name,
+                &kept,
+                "cannot rename a kept database",
+            )
+            .await?;
+            Ok(kept)
         })
+    }
+}
+
+/// Rename database `from` to `to` once the sessions just ended on it (a
+/// test's, or a reset's own) have left: up to 5 s.
+pub(super) async fn rename_when_free(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    from: &str,
+    to: &str,
+    what: &str,
+) -> Result<(), Error> {
+    let rename = format!("ALTER DATABASE {from} RENAME TO {to}");
+    let started = Instant::now();
+    loop {
+        match sqlx::raw_sql(AssertSqlSafe(rename.as_str()))
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // "being accessed by other users": a session still leaving.
+            Err(error)
+                if code(&error).as_deref() == Some("55006")
+                    && started.elapsed() < Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(error) => return Err(test_error(what, server)(error)),
+        }
     }
 }
 
@@ -219,7 +267,9 @@ async fn ensure_template(
     name: &str,
     migrator: &Migrator,
 ) -> Result<(), Error> {
-    let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate";
+    // Ready once marked, and described for resets (else built before they were).
+    let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
+                 AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'";
     let count: i64 = sqlx::query_scalar(ready)
         .bind(name)
         .fetch_one(&mut *conn)
@@ -244,7 +294,24 @@ async fn ensure_template(
         if count == 1 {
             return Ok(());
         }
-        // A template left half-built by a crash is rebuilt.
+        // A template left half-built by a crash, or built before resets
+        // were, is rebuilt.
+        let marked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(test_error("cannot look for the template", server))?;
+        if marked == 1 {
+            let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
+            run!(
+                &mut *conn,
+                sql,
+                "cannot unmark an outdated template",
+                server
+            )?;
+        }
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
         run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
         let sql = format!("CREATE DATABASE {name}");
@@ -259,10 +326,21 @@ async fn ensure_template(
             .await
             .map_err(test_error("cannot connect to the template", server))?;
         migrator.run(&mut template).await?;
+        // What it holds, for resetting its copies; without it (a sequence
+        // the user may not read, say) they are dropped instead.
+        let pristine = reuse::pristine(&mut template).await.map_or_else(
+            |_| "stowage-pristine unknown".to_owned(),
+            |p| p.to_comment(),
+        );
         template
             .close()
             .await
             .map_err(test_error("cannot close the template", server))?;
+        let sql = format!(
+            "COMMENT ON DATABASE {name} IS {}",
+            reuse::literal(&pristine)
+        );
+        run!(&mut *conn, sql, "cannot describe the template", server)?;
         // No one may connect to it from now on, so copies never find it busy.
         let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
         run!(&mut *conn, sql, "cannot mark the template", server)?;

@@ -5,6 +5,7 @@ use super::TestDb;
 use crate::connect::redact;
 use crate::dialect::BoxFuture;
 use crate::{Dialect, Error, Migrator};
+use std::time::Duration;
 
 /// One kind of server's way of making and removing test databases.
 pub(super) trait TestServer: Send + Sync {
@@ -13,16 +14,17 @@ pub(super) trait TestServer: Send + Sync {
     fn database_url(&self, server: &str, name: &str) -> Result<String, Error>;
 
     /// Make sure the template of `migrator` exists (building it once, under
-    /// a lock), then give `db` a copy of it: a spare made ahead, claimed, when
-    /// `claim` and one is ready, or else a new copy. Sets `db.created` once
-    /// the database may exist on the server.
+    /// a lock), then give `db` a copy of it: a spare (made ahead, or reset),
+    /// claimed, when `claim` and one is ready, or else a new copy, whose
+    /// time it returns. Sets `db.created` once the database may exist on the
+    /// server, and `db.since` when it can be reset at the end.
     fn create<'a>(
         &'a self,
         db: &'a mut TestDb,
         template: &'a str,
         migrator: &'a Migrator,
         claim: bool,
-    ) -> BoxFuture<'a, Result<(), Error>>;
+    ) -> BoxFuture<'a, Result<Option<Duration>, Error>>;
 
     /// Create `db` empty.
     fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>>;
@@ -38,6 +40,23 @@ pub(super) trait TestServer: Send + Sync {
         template: &'a str,
         wanted: usize,
     ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Whether resetting a finished test's database costs less than a new
+    /// copy, given how long its own copy took (`None`: it was a spare).
+    fn reset_pays(&self, _copied: Option<Duration>) -> bool {
+        true
+    }
+
+    /// Reset a finished test's database to its template's state and make it
+    /// a spare, unless `wanted` are ready; `false` when it is not (then the
+    /// caller drops it).
+    fn recycle<'a>(
+        &'a self,
+        _db: &'a Finished,
+        _wanted: usize,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Ok(false) })
+    }
 
     /// Drop test database `name`.
     fn drop_database<'a>(
@@ -60,6 +79,16 @@ pub(super) trait TestServer: Send + Sync {
 
     /// Mark test database `name` as kept by a failing test; its name now.
     fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>>;
+}
+
+/// A finished test's database, as [`TestServer::recycle`] needs it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    pub(super) server: String,
+    pub(super) name: String,
+    pub(super) template: String,
+    /// What `create` recorded for a reset.
+    pub(super) since: Option<String>,
 }
 
 /// A database as the server lists it.
