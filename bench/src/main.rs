@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! scripts/bench [--trials N] [--noop-iterations N] [postgres] [mysql] [sqlite]
+//! scripts/bench testdb [--trials N] [backends]   # one test's database
+//! scripts/bench suite [--trials N] [backends]    # whole suites, as users run them
 //! ```
 //!
 //! Servers come from `STOWAGE_BENCH_PG_URL` / `STOWAGE_BENCH_MYSQL_URL`
@@ -12,6 +14,7 @@
 //! of many up-to-date runs on one connection, next to the median of
 //! `SELECT 1` on the same connection.
 
+mod suite;
 mod testdb;
 
 use sqlx::{AssertSqlSafe, Connection, Executor};
@@ -67,6 +70,7 @@ struct Options {
     noop_iterations: usize,
     backends: Vec<Backend>,
     testdb: bool,
+    suite: bool,
 }
 
 fn options() -> Result<Options> {
@@ -75,6 +79,7 @@ fn options() -> Result<Options> {
         noop_iterations: 300,
         backends: Vec::new(),
         testdb: false,
+        suite: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -87,6 +92,7 @@ fn options() -> Result<Options> {
                     .parse()?;
             }
             "testdb" => options.testdb = true,
+            "suite" => options.suite = true,
             "postgres" => options.backends.push(Backend::Postgres),
             "mysql" => options.backends.push(Backend::MySql),
             "sqlite" => options.backends.push(Backend::Sqlite),
@@ -382,6 +388,10 @@ async fn main() -> Result<()> {
     let options = options()?;
     if options.testdb {
         println!("{}", testdb::run(&options.backends, options.trials).await?);
+        return Ok(());
+    }
+    if options.suite {
+        println!("{}", suite::run(&options.backends, options.trials)?);
         return Ok(());
     }
     let mut out = String::new();

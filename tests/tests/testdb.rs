@@ -329,6 +329,7 @@ stowage_tests::on_every_backend!(
     a_changed_set_gets_a_new_template,
     a_failing_test_keeps_its_database,
     leftovers_are_swept_at_the_next_start,
+    three_runs_leave_no_more_than_one,
 );
 
 fn dialect(backend: Backend) -> stowage::Dialect {
@@ -818,6 +819,164 @@ async fn a_finished_database_is_reset_for_the_next_test(backend: Backend) {
             pool.close().await;
         }
     }
+}
+
+static EVOLVING_V1: include_dir::Dir<'_> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures/evolving/v1");
+static EVOLVING_V2: include_dir::Dir<'_> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures/evolving/v2");
+
+/// One run of a suite of four tests, two at a time, each in a process of
+/// its own, of the `evolving` folder at `version`, for the project at
+/// `project` (the tag in every name hashes it): the names the tests had.
+fn suite_run(backend: Backend, project: &std::path::Path, version: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let tests: Vec<_> = (0..2)
+            .map(|_| {
+                Command::new(APP)
+                    .args([server(backend), format!("evolving-{version}")])
+                    .env("CARGO_MANIFEST_DIR", project)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for test in tests {
+            let out = test.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{backend:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            names.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+    }
+    names
+}
+
+/// Every database (SQLite: file) of project `tag`, sorted.
+async fn project_databases(backend: Backend, tag: &str) -> Vec<String> {
+    let mut names: Vec<String> = match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar("SELECT datname::text FROM pg_database")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+        Backend::MySql => {
+            let pool = sqlx::MySqlPool::connect(&server(backend)).await.unwrap();
+            sqlx::query_scalar("SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+        Backend::Sqlite => std::fs::read_dir(std::env::temp_dir().join("stowage-testdb"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".db")?.to_owned())
+            })
+            .collect(),
+    };
+    names.retain(|name| {
+        ["stowage_tpl_", "stowage_test_", "stowage_kept_"]
+            .iter()
+            .any(|prefix| name.starts_with(&format!("{prefix}{tag}_")))
+    });
+    names.sort();
+    names
+}
+
+/// A test's three runs of its suite, the last after a migration was added
+/// to the folder, leave no more of the project's databases than one run
+/// did, and nothing of the earlier set: its template and spares are swept
+/// at the start of the run that replaces it. Spares here are made ahead
+/// after any copy, and every finished database is reset when it can be.
+async fn three_runs_leave_no_more_than_one(backend: Backend) {
+    sqlx::any::install_default_drivers();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A project of its own: the count is of this test's databases only.
+    let project = std::env::temp_dir().join(format!("stowage-three-runs-{nanos}"));
+    let set = |dir: &include_dir::Dir<'_>| {
+        let migrator = Migrator::from_dir(dir).unwrap();
+        let template = stowage::testing::template_name(&migrator, dialect(backend)).unwrap();
+        (migrator, template.rsplit('_').next().unwrap().to_owned())
+    };
+    let (v1, v1_set) = set(&EVOLVING_V1);
+    let (_, v2_set) = set(&EVOLVING_V2);
+    assert_ne!(v1_set, v2_set);
+
+    let first = suite_run(backend, &project, "v1");
+    let tag = first[0].split('_').nth(2).unwrap().to_owned();
+    let one = project_databases(backend, &tag).await;
+    // The template and, at most, the two spares STOWAGE_TEST_SPARES wants
+    // by default: none beyond them, however many were made at once.
+    assert!(one.len() <= 3, "{backend:?}: {one:?}");
+    let templates = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| name.starts_with("stowage_tpl_"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(templates(&one).len(), 1, "{backend:?}: {one:?}");
+    assert!(templates(&one)[0].ends_with(&v1_set), "{one:?}");
+    if backend != Backend::Sqlite {
+        assert!(
+            !spares(backend, &v1).await.is_empty(),
+            "{backend:?}: one run left spares: {one:?}"
+        );
+    }
+
+    suite_run(backend, &project, "v1");
+    let two = project_databases(backend, &tag).await;
+    assert!(
+        two.len() <= one.len(),
+        "{backend:?}: after one run {one:?}, after two {two:?}"
+    );
+
+    suite_run(backend, &project, "v2");
+    let three = project_databases(backend, &tag).await;
+    assert!(
+        three.len() <= one.len(),
+        "{backend:?}: after one run {one:?}, after three {three:?}"
+    );
+    assert_eq!(templates(&three).len(), 1, "{backend:?}: {three:?}");
+    assert!(templates(&three)[0].ends_with(&v2_set), "{three:?}");
+    assert!(
+        !three.iter().any(|name| name.contains(&v1_set[..12])),
+        "{backend:?}: nothing of the first set is left: {three:?}"
+    );
+    assert!(spares(backend, &v1).await.is_empty(), "{backend:?}");
+
+    // Leave the server as it was.
+    for name in three {
+        match backend {
+            Backend::Sqlite => {
+                let file = std::env::temp_dir().join(format!("stowage-testdb/{name}.db"));
+                std::fs::remove_file(file).unwrap();
+            }
+            _ => {
+                if backend == Backend::Postgres {
+                    let sql = format!("ALTER DATABASE {name} IS_TEMPLATE false");
+                    let admin = sqlx::PgPool::connect(&server(backend)).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&admin)
+                        .await
+                        .unwrap();
+                    admin.close().await;
+                }
+                drop_spare(backend, &name).await;
+            }
+        }
+    }
+    assert!(project_databases(backend, &tag).await.is_empty());
 }
 
 /// Spares are made on PostgreSQL and MySQL only.

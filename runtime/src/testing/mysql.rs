@@ -101,19 +101,11 @@ impl TestServer for MySql {
                 return Ok(());
             }
             let mark = spare_mark(template);
-            let ready: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM information_schema.TABLES \
-             WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
-            )
-            .bind(&mark)
-            .bind(ours())
-            .fetch_one(&mut conn)
-            .await
-            .map_err(test_error("cannot count spare copies", server))?;
-            if usize::try_from(ready).unwrap_or(0) >= wanted {
+            if ready(&mut conn, server, &mark).await? >= wanted {
                 return Ok(());
             }
             copy(&mut conn, server, template, &name, Some(&mark)).await?;
+            trim(&mut conn, server, template, &name, wanted).await?;
             conn.close()
                 .await
                 .map_err(test_error("cannot disconnect", server))
@@ -133,7 +125,7 @@ impl TestServer for MySql {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let mark = spare_mark(&db.template);
-            reuse_mysql::recycle(&db.server, &db.name, &db.template, &mark, &ours(), wanted).await
+            reuse_mysql::recycle(&db.server, &db.name, &db.template, &mark, wanted).await
         })
     }
 
@@ -496,31 +488,94 @@ async fn claim_spare(
     .fetch_all(&mut *conn)
     .await
     .map_err(test_error("cannot look for spare copies", server))?;
-    for spare in spares.into_iter().filter(|s| plain_name(s)) {
-        // Only one session can own it; the others try the next. Owned
-        // before its mark goes, it never looks like a dead process's.
-        if own(&mut *conn, server, &spare, false).await? {
-            let unmark = format!("DROP TABLE `{spare}`.`{mark}`");
-            match sqlx::raw_sql(AssertSqlSafe(unmark))
-                .execute(&mut *conn)
-                .await
-            {
-                Ok(_) => return Ok(Some(spare)),
-                // Claimed, used and dropped by another test since it was
-                // listed: the next.
-                Err(error)
-                    if error.as_database_error().and_then(|e| e.code()).as_deref()
-                        == Some("42S02") =>
-                {
-                    forget_owner(&mut *conn, &spare).await;
-                }
-                Err(error) => {
-                    return Err(test_error("cannot unmark a claimed spare", server)(error));
-                }
-            }
+    for spare in spares {
+        if take(&mut *conn, server, &spare, &mark).await? {
+            return Ok(Some(spare));
         }
     }
     Ok(None)
+}
+
+/// Take spare `spare` (marked with table `mark`) for this session: `false`
+/// when another has it.
+async fn take(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    spare: &str,
+    mark: &str,
+) -> Result<bool, Error> {
+    // Only one session can own it; the others try the next. Owned before
+    // its mark goes, it never looks like a dead process's.
+    if !plain_name(spare) || !plain_name(mark) || !own(&mut *conn, server, spare, false).await? {
+        return Ok(false);
+    }
+    let unmark = format!("DROP TABLE `{spare}`.`{mark}`");
+    match sqlx::raw_sql(AssertSqlSafe(unmark))
+        .execute(&mut *conn)
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Claimed, used and dropped by another test since it was listed.
+        Err(error)
+            if error.as_database_error().and_then(|e| e.code()).as_deref() == Some("42S02") =>
+        {
+            forget_owner(&mut *conn, spare).await;
+            Ok(false)
+        }
+        Err(error) => Err(test_error("cannot unmark a claimed spare", server)(error)),
+    }
+}
+
+/// How many of this project's schemas are spares marked with `mark`.
+pub(super) async fn ready(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    mark: &str,
+) -> Result<usize, Error> {
+    let ready: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
+    )
+    .bind(mark)
+    .bind(ours())
+    .fetch_one(conn)
+    .await
+    .map_err(test_error("cannot count spare copies", server))?;
+    Ok(usize::try_from(ready).unwrap_or(usize::MAX))
+}
+
+/// Drop `spare` of `template`, just marked ready, when more than `wanted`
+/// spares are now ready. Several made at once (copies ahead, resets) each
+/// counted fewer before they began; counted again one at a time, under a
+/// lock, exactly `wanted` stay of them. It is taken first, as a test claims
+/// one: one a test has claimed meanwhile stays.
+pub(super) async fn trim(
+    conn: &mut sqlx::MySqlConnection,
+    server: &str,
+    template: &str,
+    spare: &str,
+    wanted: usize,
+) -> Result<(), Error> {
+    let mark = spare_mark(template);
+    // Held until released or the session ends (an error closes it).
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-trim:', ?), 60)")
+        .bind(template)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(test_error("cannot lock", server))?;
+    if locked != Some(1) {
+        return Ok(());
+    }
+    if ready(conn, server, &mark).await? > wanted && take(conn, server, spare, &mark).await? {
+        let sql = format!("DROP DATABASE IF EXISTS `{spare}`");
+        run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
+        forget_owner(conn, spare).await;
+    }
+    sqlx::query("DO RELEASE_LOCK(CONCAT('stowage-trim:', ?))")
+        .bind(template)
+        .execute(&mut *conn)
+        .await
+        .map_err(test_error("cannot unlock", server))?;
+    Ok(())
 }
 
 /// Forget the owner of a database that is gone (there may be none).

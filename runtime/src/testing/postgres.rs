@@ -90,17 +90,12 @@ impl TestServer for Postgres {
             if !taken {
                 return Ok(());
             }
-            let ready: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
-                    .bind(spare_pattern(template))
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(test_error("cannot count spare copies", server))?;
-            if usize::try_from(ready).unwrap_or(0) >= wanted {
+            if ready(&mut conn, server, &spare_pattern(template)).await? >= wanted {
                 return Ok(());
             }
             let spare = format!("{name}{}", spare_suffix(template));
             copy(&mut conn, server, template, &spare).await?;
+            trim(&mut conn, server, template, &spare, wanted).await?;
             conn.close()
                 .await
                 .map_err(test_error("cannot disconnect", server))
@@ -178,9 +173,23 @@ impl TestServer for Postgres {
                 return Ok(false);
             }
             let mut conn = maintenance(server).await?;
+            // One process removes it: another sweeping at the same time
+            // leaves it alone. Released as the session ends.
+            let mine: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock(hashtext('stowage-remove:' || $1))",
+            )
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(test_error("cannot lock", server))?;
+            if !mine {
+                return Ok(false);
+            }
             if name.starts_with(TEMPLATE) {
+                // Gone already, or invalid (a drop cut short), which can
+                // only be dropped: the drop below says what is wrong.
                 let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
-                run!(&mut conn, sql, "cannot unmark an older template", server)?;
+                let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
             }
             // Without FORCE: one in use is left alone.
             let drop = format!("DROP DATABASE IF EXISTS {name}");
@@ -254,6 +263,50 @@ fn code(error: &sqlx::Error) -> Option<String> {
         .as_database_error()
         .and_then(|db| db.code())
         .map(|c| c.into_owned())
+}
+
+/// How many spares match `pattern`.
+pub(super) async fn ready(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    pattern: &str,
+) -> Result<usize, Error> {
+    let ready: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
+        .bind(pattern)
+        .fetch_one(conn)
+        .await
+        .map_err(test_error("cannot count spare copies", server))?;
+    Ok(usize::try_from(ready).unwrap_or(usize::MAX))
+}
+
+/// Drop `spare` of `template`, just made ready, when more than `wanted`
+/// spares are now ready. Several made at once (copies ahead, resets) each
+/// counted fewer before they began; counted again one at a time, under a
+/// lock, exactly `wanted` stay of them. One a test has claimed meanwhile
+/// has another name, and stays.
+pub(super) async fn trim(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    template: &str,
+    spare: &str,
+    wanted: usize,
+) -> Result<(), Error> {
+    // Held until unlocked or the session ends (an error closes it).
+    sqlx::query("SELECT pg_advisory_lock(hashtext('stowage-trim:' || $1))")
+        .bind(template)
+        .execute(&mut *conn)
+        .await
+        .map_err(test_error("cannot lock", server))?;
+    if ready(conn, server, &spare_pattern(template)).await? > wanted && plain_name(spare) {
+        let sql = format!("DROP DATABASE IF EXISTS {spare}");
+        run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('stowage-trim:' || $1))")
+        .bind(template)
+        .execute(&mut *conn)
+        .await
+        .map_err(test_error("cannot unlock", server))?;
+    Ok(())
 }
 
 async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {

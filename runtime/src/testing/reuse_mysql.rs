@@ -129,7 +129,6 @@ pub(super) async fn recycle(
     name: &str,
     template: &str,
     mark: &str,
-    ours: &str,
     wanted: usize,
 ) -> Result<bool, Error> {
     if !plain_name(name) || !plain_name(template) || !plain_name(mark) {
@@ -138,15 +137,7 @@ pub(super) async fn recycle(
     let mut conn =
         crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await?;
     let fail = |what: &str| test_error(&format!("cannot reset a test database: {what}"), server);
-    let ready: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
-    )
-    .bind(mark)
-    .bind(ours)
-    .fetch_one(&mut conn)
-    .await
-    .map_err(fail("counting spares"))?;
-    if usize::try_from(ready).unwrap_or(usize::MAX) >= wanted {
+    if super::mysql::ready(&mut conn, server, mark).await? >= wanted {
         return Ok(false);
     }
     if !ended(&mut conn, name)
@@ -217,6 +208,7 @@ pub(super) async fn recycle(
     run!(&mut conn, mark_it, "cannot mark a reset database", server)?;
     // Marked, and then nobody's: a claim may take it.
     forget_owner(&mut conn, name).await;
+    super::mysql::trim(&mut conn, server, template, name, wanted).await?;
     let _ = conn.close().await;
     Ok(true)
 }

@@ -182,7 +182,8 @@ pub(super) async fn horizon(conn: &mut sqlx::PgConnection) -> Result<String, sql
 /// Reset finished test database `name` (handed out at transaction horizon
 /// `since`) to `template`'s state and rename it a spare of it; `false`, with
 /// nothing changed but its sessions ended, when it cannot be reset (then
-/// the caller drops it) or `wanted` spares are ready.
+/// the caller drops it) or `wanted` spares are ready. A reset that turns
+/// out one spare too many (others were made meanwhile) is dropped.
 pub(super) async fn recycle(
     server: &str,
     name: &str,
@@ -260,6 +261,7 @@ pub(super) async fn recycle(
         "cannot rename a reset database",
     )
     .await?;
+    super::postgres::trim(&mut maintenance, server, template, &spare, wanted).await?;
     let _ = maintenance.close().await;
     Ok(true)
 }

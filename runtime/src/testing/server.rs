@@ -49,7 +49,7 @@ pub(super) trait TestServer: Send + Sync {
 
     /// Reset a finished test's database to its template's state and make it
     /// a spare, unless `wanted` are ready; `false` when it is not (then the
-    /// caller drops it).
+    /// caller drops it). Never more than `wanted` spares once it is done.
     fn recycle<'a>(
         &'a self,
         _db: &'a Finished,

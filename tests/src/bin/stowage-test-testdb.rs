@@ -2,12 +2,19 @@
 //! `stowage-test-testdb <server-url> ok|fail`, or
 //! `stowage-test-testdb <server-url> lone` (a database from a migration set
 //! of its own, dropped at once), or `stowage-test-testdb - pg-pool` (a test
-//! taking a `PgPool`, on the server from the environment).
+//! taking a `PgPool`, on the server from the environment), or
+//! `stowage-test-testdb <server-url> evolving-v1|evolving-v2` (a test of one
+//! folder's migrations before and after a migration was added, with spares
+//! made ahead after any copy and waited for).
 
 use stowage::testing::TestDb;
 
 static OBJECTS: stowage::Migrator = stowage::embed_migrations!("fixtures/objects");
 static LONE: stowage::Migrator = stowage::embed_migrations!("fixtures/lone");
+static EVOLVING_V1: include_dir::Dir<'_> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures/evolving/v1");
+static EVOLVING_V2: include_dir::Dir<'_> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures/evolving/v2");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -25,6 +32,18 @@ async fn main() {
         });
         if test.join().is_err() {
             std::process::exit(101);
+        }
+        return;
+    }
+    if let Some(version) = mode.strip_prefix("evolving-") {
+        let dir = if version == "v1" {
+            &EVOLVING_V1
+        } else {
+            &EVOLVING_V2
+        };
+        if let Err(error) = evolving(server, dir).await {
+            eprintln!("error: {error}");
+            std::process::exit(1);
         }
         return;
     }
@@ -60,4 +79,28 @@ async fn main() {
         panic!("a deliberate failure in {}", db.name());
     }
     println!("{}", db.name());
+}
+
+/// One test of the `evolving` folder at one point in its life: as many
+/// spares and resets as stowage makes (copies ahead after any copy, resets
+/// of any database), the spare it started finished before it ends.
+async fn evolving(server: &str, dir: &include_dir::Dir<'_>) -> Result<(), stowage::Error> {
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::ZERO);
+    stowage::testing::harness::reset_after(std::time::Duration::ZERO);
+    let migrator = stowage::Migrator::from_dir(dir)?;
+    let mut db = TestDb::on(server, &migrator).await?;
+    let pool: sqlx::AnyPool = db.pool().await?;
+    sqlx::query("INSERT INTO items (id, name) VALUES (2, 'this test')")
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count, 2, "the seed row and this test's row, nothing else");
+    pool.close().await;
+    db.wait_for_spare();
+    println!("{}", db.name());
+    Ok(())
 }

@@ -1,0 +1,254 @@
+//! The test-suite benchmark, as a user runs a suite: the same ten or
+//! hundred tests written with `#[stowage::test]` (`tests/suite_stowage.rs`)
+//! and with `#[sqlx::test]` (`tests/suite_sqlx.rs`), at 10, 100 and 500
+//! migrations, run with `cargo test` and with `cargo nextest run` after the
+//! build; the wall time of each command, side by side in one run.
+//!
+//! Each configuration is run once unmeasured first (stowage builds its
+//! template there, as on the first run after a change to the migrations;
+//! sqlx's run clears the databases of earlier runs), then `trials` times
+//! in turns, and the median is reported.
+
+use crate::{Backend, Result, median};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runner {
+    CargoTest,
+    Nextest,
+}
+
+impl Runner {
+    fn name(self) -> &'static str {
+        match self {
+            Runner::CargoTest => "cargo test",
+            Runner::Nextest => "cargo nextest run",
+        }
+    }
+
+    /// The command that runs the tests whose names contain `filter` in
+    /// test target `target` of this package.
+    fn command(self, target: &str, filter: &str) -> Command {
+        let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        match self {
+            Runner::CargoTest => {
+                command.args([
+                    "test",
+                    "-q",
+                    "-p",
+                    "stowage-bench",
+                    "--test",
+                    target,
+                    "--",
+                    filter,
+                ]);
+            }
+            Runner::Nextest => {
+                command.args([
+                    "nextest",
+                    "run",
+                    "--cargo-quiet",
+                    "-p",
+                    "stowage-bench",
+                    "--test",
+                    target,
+                    "--status-level",
+                    "none",
+                    "--final-status-level",
+                    "none",
+                    filter,
+                ]);
+            }
+        }
+        command
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Stowage,
+    Sqlx,
+}
+
+impl Side {
+    fn target(self) -> &'static str {
+        match self {
+            Side::Stowage => "suite_stowage",
+            Side::Sqlx => "suite_sqlx",
+        }
+    }
+}
+
+fn module(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "pg",
+        Backend::MySql => "my",
+        Backend::Sqlite => "lite",
+    }
+}
+
+/// One run of `tests` tests of `side`'s suite at `migrations` migrations:
+/// its wall time, after checking that exactly those tests ran and passed.
+fn run_once(
+    runner: Runner,
+    side: Side,
+    backend: Backend,
+    migrations: usize,
+    tests: usize,
+    server: &str,
+) -> Result<Duration> {
+    // `t0` selects t00 to t09; the module path alone, all hundred.
+    let filter = format!(
+        "m{migrations}::{}::{}",
+        module(backend),
+        if tests == 10 { "t0" } else { "" }
+    );
+    let mut command = runner.command(side.target(), &filter);
+    // Each side reads its own variable; neither sees the other's.
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("STOWAGE_TEST_DATABASE_URL");
+    if backend != Backend::Sqlite {
+        let var = match side {
+            Side::Stowage => "STOWAGE_TEST_DATABASE_URL",
+            Side::Sqlx => "DATABASE_URL",
+        };
+        command.env(var, server);
+    }
+    let started = Instant::now();
+    let out = command.output()?;
+    let elapsed = started.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let what = format!(
+        "{} of {} ({filter}) on {backend:?}",
+        runner.name(),
+        side.target()
+    );
+    if !out.status.success() {
+        return Err(format!("{what} failed:\n{text}").into());
+    }
+    if passed(&text) != Some(tests) {
+        return Err(format!("{what} did not run exactly {tests} tests:\n{text}").into());
+    }
+    Ok(elapsed)
+}
+
+/// The number of passed tests in a runner's summary ("10 passed").
+fn passed(output: &str) -> Option<usize> {
+    let at = output.rfind(" passed")?;
+    let digits = output[..at].rsplit(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+fn nextest_installed() -> bool {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+pub(crate) fn run(backends: &[Backend], trials: usize) -> Result<String> {
+    let mut runners = vec![Runner::CargoTest];
+    if nextest_installed() {
+        runners.push(Runner::Nextest);
+    } else {
+        eprintln!(
+            "suite: cargo-nextest is not installed (`cargo install cargo-nextest`); cargo test only"
+        );
+    }
+    // The build, apart: both runners find it done (the same profile).
+    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--no-run", "-p", "stowage-bench"])
+        .args([
+            "--test",
+            Side::Stowage.target(),
+            "--test",
+            Side::Sqlx.target(),
+        ])
+        .output()?;
+    if !build.status.success() {
+        return Err(format!(
+            "building the suites: {}",
+            String::from_utf8_lossy(&build.stderr)
+        )
+        .into());
+    }
+    let mut out = format!(
+        "The same suite written with `#[stowage::test]` and with `#[sqlx::test]` (each test writes a row to \
+         two tables and reads one back): the wall time of the whole command after the build, median of \
+         {trials} runs taken in turns, after one unmeasured run of each (where stowage builds its \
+         template, as the first run after a change to the migrations does).\n\n\
+         | backend | migrations | tests | runner | stowage | sqlx::test | ÷ |\n\
+         |---|---:|---:|---|---:|---:|---:|\n"
+    );
+    for &backend in backends {
+        let server = match backend {
+            Backend::Sqlite => String::new(),
+            _ => crate::server_url(backend)?,
+        };
+        for migrations in [10, 100, 500] {
+            for tests in [10, 100] {
+                for &runner in &runners {
+                    for side in [Side::Stowage, Side::Sqlx] {
+                        run_once(runner, side, backend, migrations, tests, &server)?;
+                    }
+                    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                    for _ in 0..trials {
+                        ours.push(run_once(
+                            runner,
+                            Side::Stowage,
+                            backend,
+                            migrations,
+                            tests,
+                            &server,
+                        )?);
+                        theirs.push(run_once(
+                            runner,
+                            Side::Sqlx,
+                            backend,
+                            migrations,
+                            tests,
+                            &server,
+                        )?);
+                    }
+                    let (ours, theirs) = (median(ours), median(theirs));
+                    eprintln!(
+                        "{backend:?} {migrations} migrations, {tests} tests, {}: {ours:.2?} vs {theirs:.2?}",
+                        runner.name()
+                    );
+                    out.push_str(&format!(
+                        "| {backend:?} | {migrations} | {tests} | {} | {:.2} s | {:.2} s | {:.0} % |\n",
+                        runner.name(),
+                        ours.as_secs_f64(),
+                        theirs.as_secs_f64(),
+                        100.0 * ours.as_secs_f64() / theirs.as_secs_f64(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_passed_count_is_read_from_either_summary() {
+        assert_eq!(
+            super::passed(
+                "test result: ok. 10 passed; 0 failed; 0 ignored; 0 measured; 890 filtered out; finished in 1.2s"
+            ),
+            Some(10)
+        );
+        assert_eq!(
+            super::passed("     Summary [   3.1s] 100 tests run: 100 passed, 800 skipped"),
+            Some(100)
+        );
+        assert_eq!(super::passed("error: no tests"), None);
+    }
+}
