@@ -77,6 +77,15 @@ fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
 }
 
+/// A refinery migration written in Rust (`V1__name.rs`), which a folder
+/// must not hold silently: its SQL would never run.
+fn rust_migration(name: &str) -> bool {
+    name.starts_with(['V', 'U'])
+        && name
+            .strip_suffix(".rs")
+            .is_some_and(|stem| parse_file_name(&format!("{stem}.sql")).is_ok())
+}
+
 /// Whether an entry would be read as (part of) a migration in a flat folder.
 fn looks_like_migration(entry: &Entry) -> bool {
     match entry {
@@ -119,6 +128,15 @@ fn collect_set(
     let mut callbacks = Vec::new();
     for entry in entries {
         match entry {
+            Entry::File { name, .. } if rust_migration(name) => problems.push(Problem {
+                path: format!("{prefix}{name}"),
+                message: format!(
+                    "a refinery migration written in Rust, which stowage cannot run (it embeds \
+                     SQL files only): write it as `{}.sql`, or leave the Rust migrations to \
+                     refinery",
+                    name.trim_end_matches(".rs")
+                ),
+            }),
             Entry::File { name, .. } if is_ignored(name) || !name.ends_with(".sql") => {}
             Entry::File { name, bytes } if callback_event(name).is_some() => {
                 let path = format!("{prefix}{name}");
@@ -451,7 +469,9 @@ fn diesel_order(candidates: &[Candidate], problems: &mut Vec<Problem>) {
         let [(text_a, _, a), (text_b, _, b)] = pair else {
             continue;
         };
-        if text_a < text_b {
+        // The same number (a suffix diesel keeps, stowage reads as zeros):
+        // refused as a version used twice.
+        if text_a < text_b || a.version == b.version {
             continue;
         }
         let fix = if text_a == text_b {
@@ -546,4 +566,71 @@ fn diesel_migration(
         diesel_version: Some(diesel_version),
     };
     Some((candidate, down))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+    use crate::Entry;
+
+    fn file(name: &str, sql: &str) -> Entry {
+        Entry::File {
+            name: name.to_owned(),
+            bytes: sql.as_bytes().to_vec(),
+        }
+    }
+
+    fn dir(name: &str, entries: Vec<Entry>) -> Entry {
+        Entry::Dir {
+            name: name.to_owned(),
+            entries,
+        }
+    }
+
+    fn problems(entries: &[Entry]) -> Vec<String> {
+        match classify(entries) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A refinery folder of Rust migrations is refused by name, not read
+    /// as an empty set; other `.rs` files stay ignored.
+    #[test]
+    fn a_refinery_rust_migration_is_refused() {
+        let found = problems(&[
+            file(
+                "V1__hashes.rs",
+                "pub fn migration() -> String { String::new() }",
+            ),
+            file("V2__more.sql", "CREATE TABLE t (id INT);"),
+            file("mod.rs", "mod V1__hashes;"),
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("V1__hashes.rs: "), "{found:?}");
+        assert!(found[0].contains("`V1__hashes.sql`"), "{found:?}");
+        assert!(classify(&[file("V2__more.sql", "SELECT 1;"), file("build.rs", "")]).is_ok());
+    }
+
+    /// Two diesel folders that stowage reads as one number (diesel's
+    /// `-0000` suffix on one) are refused as a version used twice, without
+    /// an ordering message that compares the number with itself.
+    #[test]
+    fn diesel_folders_of_one_number_are_a_version_used_twice() {
+        let found = problems(&[
+            dir(
+                "2026-05-27-120000-0000_with_suffix",
+                vec![file("up.sql", "SELECT 1;")],
+            ),
+            dir(
+                "2026-05-27-120000_without",
+                vec![file("up.sql", "SELECT 2;")],
+            ),
+        ]);
+        assert!(!found.is_empty());
+        assert!(
+            found.iter().all(|p| p.contains("is used more than once")),
+            "{found:?}"
+        );
+    }
 }

@@ -50,7 +50,8 @@ pub enum Error {
 
     /// Reverting a migration failed.
     #[error(
-        "undoing migration {version} ({source_path}) failed{}: {}; its history row was kept. \
+        "undoing migration {version} (the down SQL of {source_path}) failed{}: {}; its history \
+         row was kept. \
          Fix the down SQL or the database, then undo again",
         statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default(),
         server_message(source)

@@ -9,6 +9,8 @@ static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static MODIFIED: Migrator = stowage::embed_migrations!("fixtures/apply/modified");
 static FAIL: Migrator = stowage::embed_migrations!("fixtures/apply/fail");
+/// A down SQL that fails at its second statement.
+static BAD_DOWN: Migrator = stowage::embed_migrations!("fixtures/bad_down");
 /// V1 with migration 2's file deleted.
 static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
 
@@ -417,7 +419,27 @@ async fn verify_and_run_agree_after_repair(backend: Backend) {
     assert!(db.run(&V1).await.unwrap().applied().is_empty());
 }
 
+/// A failing down SQL is named as the down SQL of its migration, and the
+/// migration stays recorded as applied.
+async fn a_failing_down_says_so_and_keeps_the_row(backend: Backend) {
+    let db = fresh(backend, "bad_down").await.pool().await;
+    db.run(&BAD_DOWN).await.unwrap();
+    let error = db.undo(&BAD_DOWN, Target::Base).await.unwrap_err();
+    assert!(
+        matches!(error, Error::UndoFailed { version: 1, .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("undoing migration 1 (the down SQL of 1_box.up.sql) failed"),
+        "{message}"
+    );
+    assert!(message.contains("no_such_table"), "{message}");
+    assert_eq!(applied(&db.history().await), [1]);
+}
+
 stowage_tests::on_every_backend!(
+    a_failing_down_says_so_and_keeps_the_row,
     verify_and_run_agree_after_repair,
     undo_steps_version_and_base,
     undo_refuses_without_down_sql,
