@@ -68,13 +68,18 @@ impl Runner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Stowage,
+    /// stowage with `STOWAGE_TEST_SPARES=0`: every test copies the
+    /// template and drops its copy.
+    SparesOff,
     Sqlx,
 }
+
+const SIDES: [Side; 3] = [Side::Stowage, Side::SparesOff, Side::Sqlx];
 
 impl Side {
     fn target(self) -> &'static str {
         match self {
-            Side::Stowage => "suite_stowage",
+            Side::Stowage | Side::SparesOff => "suite_stowage",
             Side::Sqlx => "suite_sqlx",
         }
     }
@@ -111,11 +116,15 @@ fn run_once(
         .env_remove("STOWAGE_TEST_DATABASE_URL");
     if backend != Backend::Sqlite {
         let var = match side {
-            Side::Stowage => "STOWAGE_TEST_DATABASE_URL",
+            Side::Stowage | Side::SparesOff => "STOWAGE_TEST_DATABASE_URL",
             Side::Sqlx => "DATABASE_URL",
         };
         command.env(var, server);
     }
+    match side {
+        Side::SparesOff => command.env("STOWAGE_TEST_SPARES", "0"),
+        _ => command.env_remove("STOWAGE_TEST_SPARES"),
+    };
     let started = Instant::now();
     let out = command.output()?;
     let elapsed = started.elapsed();
@@ -182,9 +191,10 @@ pub(crate) fn run(backends: &[Backend], trials: usize) -> Result<String> {
         "The same suite written with `#[stowage::test]` and with `#[sqlx::test]` (each test writes a row to \
          two tables and reads one back): the wall time of the whole command after the build, median of \
          {trials} runs taken in turns, after one unmeasured run of stowage's (where it builds its \
-         template, as the first run after a change to the migrations does).\n\n\
-         | backend | migrations | tests | runner | stowage | sqlx::test | ÷ |\n\
-         |---|---:|---:|---|---:|---:|---:|\n"
+         template, as the first run after a change to the migrations does). *Spares off*: stowage with \
+         `STOWAGE_TEST_SPARES=0` (each test copies the template and drops its copy).\n\n\
+         | backend | migrations | tests | runner | stowage | spares off | sqlx::test | ÷ sqlx | ÷ spares off |\n\
+         |---|---:|---:|---|---:|---:|---:|---:|---:|\n"
     );
     for &backend in backends {
         let server = match backend {
@@ -196,36 +206,23 @@ pub(crate) fn run(backends: &[Backend], trials: usize) -> Result<String> {
                 for &runner in &runners {
                     // Unmeasured: stowage's template, built once per set.
                     run_once(runner, Side::Stowage, backend, migrations, tests, &server)?;
-                    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                    let mut times = [Vec::new(), Vec::new(), Vec::new()];
                     for _ in 0..trials {
-                        ours.push(run_once(
-                            runner,
-                            Side::Stowage,
-                            backend,
-                            migrations,
-                            tests,
-                            &server,
-                        )?);
-                        theirs.push(run_once(
-                            runner,
-                            Side::Sqlx,
-                            backend,
-                            migrations,
-                            tests,
-                            &server,
-                        )?);
+                        for (side, times) in SIDES.into_iter().zip(&mut times) {
+                            times
+                                .push(run_once(runner, side, backend, migrations, tests, &server)?);
+                        }
                     }
-                    let (ours, theirs) = (median(ours), median(theirs));
+                    let [ours, off, theirs] = times.map(|t| median(t).as_secs_f64());
                     eprintln!(
-                        "{backend:?} {migrations} migrations, {tests} tests, {}: {ours:.2?} vs {theirs:.2?}",
+                        "{backend:?} {migrations} migrations, {tests} tests, {}: {ours:.2} s, spares off {off:.2} s, sqlx {theirs:.2} s",
                         runner.name()
                     );
                     out.push_str(&format!(
-                        "| {backend:?} | {migrations} | {tests} | {} | {:.2} s | {:.2} s | {:.0} % |\n",
+                        "| {backend:?} | {migrations} | {tests} | {} | {ours:.2} s | {off:.2} s | {theirs:.2} s | {:.0} % | {:.0} % |\n",
                         runner.name(),
-                        ours.as_secs_f64(),
-                        theirs.as_secs_f64(),
-                        100.0 * ours.as_secs_f64() / theirs.as_secs_f64(),
+                        100.0 * ours / theirs,
+                        100.0 * ours / off,
                     ));
                 }
             }

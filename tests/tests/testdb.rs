@@ -837,6 +837,7 @@ fn suite_run(backend: Backend, project: &std::path::Path, version: &str) -> Vec<
                 Command::new(APP)
                     .args([server(backend), format!("evolving-{version}")])
                     .env("CARGO_MANIFEST_DIR", project)
+                    .env("STOWAGE_TEST_SPARES", "2")
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -915,8 +916,8 @@ async fn three_runs_leave_no_more_than_one(backend: Backend) {
     let first = suite_run(backend, &project, "v1");
     let tag = first[0].split('_').nth(2).unwrap().to_owned();
     let one = project_databases(backend, &tag).await;
-    // The template and, at most, the two spares STOWAGE_TEST_SPARES wants
-    // by default: none beyond them, however many were made at once.
+    // The template and, at most, the two spares STOWAGE_TEST_SPARES asks
+    // for: none beyond them, however many were made at once.
     assert!(one.len() <= 3, "{backend:?}: {one:?}");
     let templates = |names: &[String]| -> Vec<String> {
         names
