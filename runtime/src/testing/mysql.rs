@@ -546,7 +546,7 @@ pub(super) async fn ready(
 /// Drop `spare` of `template`, just marked ready, when more than `wanted`
 /// spares are now ready. Several made at once (copies ahead, resets) each
 /// counted fewer before they began; counted again one at a time, under a
-/// lock, exactly `wanted` stay of them. It is taken first, as a test claims
+/// lock, no more than `wanted` stay. It is taken first, as a test claims
 /// one: one a test has claimed meanwhile stays.
 pub(super) async fn trim(
     conn: &mut sqlx::MySqlConnection,

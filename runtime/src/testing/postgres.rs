@@ -282,7 +282,7 @@ pub(super) async fn ready(
 /// Drop `spare` of `template`, just made ready, when more than `wanted`
 /// spares are now ready. Several made at once (copies ahead, resets) each
 /// counted fewer before they began; counted again one at a time, under a
-/// lock, exactly `wanted` stay of them. One a test has claimed meanwhile
+/// lock, no more than `wanted` stay. One a test has claimed meanwhile
 /// has another name, and stays.
 pub(super) async fn trim(
     conn: &mut sqlx::PgConnection,
