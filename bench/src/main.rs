@@ -6,6 +6,7 @@
 //! scripts/bench [--trials N] [--noop-iterations N] [postgres] [mysql] [sqlite]
 //! scripts/bench testdb [--trials N] [backends]   # one test's database
 //! scripts/bench suite [--trials N] [backends]    # whole suites, as users run them
+//!     [--migrations 10|100|500] [--tests 10|100] [--runner cargo-test|nextest]
 //! ```
 //!
 //! Servers come from `STOWAGE_BENCH_PG_URL` / `STOWAGE_BENCH_MYSQL_URL`
@@ -71,6 +72,8 @@ struct Options {
     backends: Vec<Backend>,
     testdb: bool,
     suite: bool,
+    /// Which of the suite benchmark's configurations to run (all by default).
+    only: suite::Only,
 }
 
 fn options() -> Result<Options> {
@@ -80,6 +83,7 @@ fn options() -> Result<Options> {
         backends: Vec::new(),
         testdb: false,
         suite: false,
+        only: suite::Only::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -90,6 +94,10 @@ fn options() -> Result<Options> {
                     .next()
                     .ok_or("--noop-iterations needs a number")?
                     .parse()?;
+            }
+            "--migrations" | "--tests" | "--runner" => {
+                let value = args.next().ok_or(format!("{arg} needs a value"))?;
+                options.only.set(&arg, &value)?;
             }
             "testdb" => options.testdb = true,
             "suite" => options.suite = true,
@@ -391,7 +399,10 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     if options.suite {
-        println!("{}", suite::run(&options.backends, options.trials)?);
+        println!(
+            "{}",
+            suite::run(&options.backends, options.trials, &options.only)?
+        );
         return Ok(());
     }
     let mut out = String::new();

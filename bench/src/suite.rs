@@ -65,6 +65,47 @@ impl Runner {
     }
 }
 
+/// The configurations to run: `None` runs every value.
+#[derive(Debug, Default)]
+pub(crate) struct Only {
+    migrations: Option<usize>,
+    tests: Option<usize>,
+    runner: Option<Runner>,
+}
+
+impl Only {
+    /// Sets the filter named by `option` (`--migrations`, `--tests`,
+    /// `--runner`) from its command-line value.
+    pub(crate) fn set(&mut self, option: &str, value: &str) -> Result<()> {
+        let bad = |choices: &str| -> Result<()> {
+            Err(
+                format!("{option} {value}: not one of the suite's configurations; use {choices}")
+                    .into(),
+            )
+        };
+        match option {
+            "--migrations" => match value.parse() {
+                Ok(n) if MIGRATIONS.contains(&n) => self.migrations = Some(n),
+                _ => return bad("10, 100 or 500"),
+            },
+            "--tests" => match value.parse() {
+                Ok(n) if TESTS.contains(&n) => self.tests = Some(n),
+                _ => return bad("10 or 100"),
+            },
+            "--runner" => match value {
+                "cargo-test" => self.runner = Some(Runner::CargoTest),
+                "nextest" => self.runner = Some(Runner::Nextest),
+                _ => return bad("cargo-test or nextest"),
+            },
+            _ => return Err(format!("unknown option {option}").into()),
+        }
+        Ok(())
+    }
+}
+
+const MIGRATIONS: [usize; 3] = [10, 100, 500];
+const TESTS: [usize; 2] = [10, 100];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Stowage,
@@ -161,8 +202,14 @@ fn nextest_installed() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-pub(crate) fn run(backends: &[Backend], trials: usize) -> Result<String> {
+pub(crate) fn run(backends: &[Backend], trials: usize, only: &Only) -> Result<String> {
     let mut runners = vec![Runner::CargoTest];
+    if only.runner == Some(Runner::Nextest) && !nextest_installed() {
+        return Err(
+            "--runner nextest: cargo-nextest is not installed (`cargo install cargo-nextest`)"
+                .into(),
+        );
+    }
     if nextest_installed() {
         runners.push(Runner::Nextest);
     } else {
@@ -201,9 +248,18 @@ pub(crate) fn run(backends: &[Backend], trials: usize) -> Result<String> {
             Backend::Sqlite => String::new(),
             _ => crate::server_url(backend)?,
         };
-        for migrations in [10, 100, 500] {
-            for tests in [10, 100] {
+        for migrations in MIGRATIONS {
+            if only.migrations.is_some_and(|n| n != migrations) {
+                continue;
+            }
+            for tests in TESTS {
+                if only.tests.is_some_and(|n| n != tests) {
+                    continue;
+                }
                 for &runner in &runners {
+                    if only.runner.is_some_and(|r| r != runner) {
+                        continue;
+                    }
                     // Unmeasured: stowage's template, built once per set.
                     run_once(runner, Side::Stowage, backend, migrations, tests, &server)?;
                     let mut times = [Vec::new(), Vec::new(), Vec::new()];
@@ -246,5 +302,24 @@ mod tests {
             Some(100)
         );
         assert_eq!(super::passed("error: no tests"), None);
+    }
+
+    #[test]
+    fn only_takes_the_suite_configurations_and_refuses_others() {
+        let mut only = super::Only::default();
+        only.set("--migrations", "500").unwrap();
+        only.set("--tests", "100").unwrap();
+        only.set("--runner", "nextest").unwrap();
+        assert_eq!(only.migrations, Some(500));
+        assert_eq!(only.tests, Some(100));
+        assert_eq!(only.runner, Some(super::Runner::Nextest));
+        for (option, value) in [
+            ("--migrations", "50"),
+            ("--tests", "ten"),
+            ("--runner", "cargo"),
+        ] {
+            let error = only.set(option, value).unwrap_err().to_string();
+            assert!(error.contains(value) && error.contains("use"), "{error}");
+        }
     }
 }
