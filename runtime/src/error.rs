@@ -529,6 +529,18 @@ fn connect_advice(url: &str, reason: &str) -> &'static str {
     {
         "check the database's name at the end of the URL (`migrate up` and `stamp` create a \
          missing database, the other subcommands do not)"
+    } else if [
+        "too many clients",
+        "too many connections",
+        "connection slots are reserved",
+        "max_user_connections",
+    ]
+    .iter()
+    .any(|full| reason.to_ascii_lowercase().contains(full))
+    {
+        "the server (or this user's connection limit) has no connection to spare: close idle \
+         connections (each pool keeps up to its max_connections), or raise the server's \
+         max_connections or the user's limit"
     } else {
         "check that the server is running and reachable from here, and the URL's host, port, \
          user and password"

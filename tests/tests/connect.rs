@@ -313,3 +313,84 @@ async fn an_existing_database_is_reached_without_the_maintenance_database() {
         .unwrap();
     }
 }
+
+/// `url` with its user replaced by `user` (no password).
+fn as_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").unwrap() + 3;
+    let host = url.find('@').map_or(scheme_end, |at| at + 1);
+    format!("{}{user}@{}", &url[..scheme_end], &url[host..])
+}
+
+/// A server with no connection to spare for the user says so, instead of
+/// telling the user to check that it runs: a PostgreSQL role with
+/// `CONNECTION LIMIT 0`, and a MariaDB user whose one allowed connection
+/// is in use.
+#[tokio::test]
+async fn a_full_server_says_to_close_connections_or_raise_the_limit() {
+    let user = format!("stowage_full_{}", std::process::id());
+    let options = || {
+        ConnectOptions::default()
+            .timeout(Duration::from_secs(1))
+            .create_database(false)
+    };
+    let check = |error: Error| {
+        let message = error.to_string();
+        assert!(matches!(error, Error::Connect { .. }), "{message}");
+        assert!(
+            message.contains("has no connection to spare")
+                && message.contains("max_connections")
+                && !message.contains("check that the server is running"),
+            "{message}"
+        );
+    };
+
+    let admin = sqlx::PgPool::connect(&server_url(Backend::Postgres))
+        .await
+        .unwrap();
+    let role = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    role(format!("DROP ROLE IF EXISTS {user}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    role(format!("CREATE ROLE {user} LOGIN CONNECTION LIMIT 0"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = as_user(&server_url(Backend::Postgres), &user);
+    let error = stowage::connect_with::<sqlx::Postgres>(&url, options()).await;
+    role(format!("DROP ROLE {user}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    check(error.unwrap_err());
+
+    let admin = sqlx::MySqlPool::connect(&server_url(Backend::MySql))
+        .await
+        .unwrap();
+    role(format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    role(format!(
+        "CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 1"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let url = as_user(&server_url(Backend::MySql), &user);
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    role(format!("GRANT ALL ON `{database}`.* TO '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let held = <sqlx::MySqlConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let error = stowage::connect_with::<sqlx::MySql>(&url, options()).await;
+    drop(held);
+    role(format!("DROP USER '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    check(error.unwrap_err());
+}
