@@ -2,7 +2,7 @@
 //! isolated from each other, safe in parallel threads and processes, a new
 //! template for a changed migration set, and kept databases for failing tests.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use stowage::Migrator;
 use stowage::testing::{TestDb, cleanup};
 use stowage_tests::{Backend, server_url};
@@ -15,12 +15,56 @@ static SPARES: Migrator = stowage::embed_migrations!("fixtures/spares");
 static LONE: Migrator = stowage::embed_migrations!("fixtures/lone");
 static CLAIMS: Migrator = stowage::embed_migrations!("fixtures/claims");
 static BUSY: Migrator = stowage::embed_migrations!("fixtures/busy");
+static HANDOFF: Migrator = stowage::embed_migrations!("fixtures/handoff");
 static REUSE: Migrator = stowage::embed_migrations!("fixtures/reuse");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
 fn server(backend: Backend) -> String {
     server_url(backend)
+}
+
+/// The helper binary as one test of a suite: `mode` against `backend`'s
+/// server, its output captured. Start it with `.spawn()`, wait with
+/// [`passed`], or run it to its end with `.output()`.
+fn app(backend: Backend, mode: &str) -> Command {
+    let mut command = Command::new(APP);
+    command
+        .args([server(backend).as_str(), mode])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// What a helper that passed printed: its test database's name (stdout),
+/// and its stderr.
+struct Passed {
+    name: String,
+    stderr: String,
+}
+
+/// Waits for a started helper and asserts that it passed.
+fn passed(backend: Backend, test: Child) -> Passed {
+    let out = test.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{backend:?}: {stderr}");
+    Passed {
+        name: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        stderr,
+    }
+}
+
+/// Runs the helper's failing test: the name of the database it kept, and
+/// its stderr.
+fn fails_and_keeps(backend: Backend) -> (String, String) {
+    let failing = app(backend, "fail").output().unwrap();
+    assert!(!failing.status.success());
+    let stderr = String::from_utf8_lossy(&failing.stderr).into_owned();
+    let kept = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    (kept.split(' ').next().unwrap().to_owned(), stderr)
 }
 
 async fn scalar(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
@@ -147,24 +191,11 @@ async fn fifty_in_parallel_threads(backend: Backend) {
 }
 
 async fn fifty_in_parallel_processes(backend: Backend) {
-    let server = server(backend);
     let children: Vec<_> = (0..50)
-        .map(|_| {
-            Command::new(APP)
-                .args([&server, "ok"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| app(backend, "ok").spawn().unwrap())
         .collect();
     for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{backend:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        passed(backend, child);
     }
 }
 
@@ -226,32 +257,14 @@ async fn exists(backend: Backend, name: &str) -> bool {
 }
 
 async fn a_failing_test_keeps_its_database(backend: Backend) {
-    let passing = Command::new(APP)
-        .args([&server(backend), "ok"])
-        .output()
-        .unwrap();
-    assert!(
-        passing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&passing.stderr)
-    );
-    let name = String::from_utf8_lossy(&passing.stdout).trim().to_owned();
+    let name = passed(backend, app(backend, "ok").spawn().unwrap()).name;
     assert!(
         !exists(backend, &name).await || spares(backend, &OBJECTS).await.contains(&name),
         "a passing test's database is dropped, or reset for the next test"
     );
 
-    let failing = Command::new(APP)
-        .args([&server(backend), "fail"])
-        .output()
-        .unwrap();
-    assert!(!failing.status.success());
-    let stderr = String::from_utf8_lossy(&failing.stderr);
-    let kept = stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
-        .unwrap_or_else(|| panic!("{stderr}"));
-    let name = kept.split(' ').next().unwrap();
+    let (name, stderr) = fails_and_keeps(backend);
+    let name = name.as_str();
     let made = name.replacen("stowage_kept_", "stowage_test_", 1);
     assert!(
         stderr.contains(&format!("a deliberate failure in {made}")),
@@ -271,40 +284,22 @@ async fn a_failing_test_keeps_its_database(backend: Backend) {
     );
 
     // The next run's start lists it and leaves it, unless told to drop it.
-    let next = Command::new(APP)
-        .args([&server(backend), "ok"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&next.stderr);
-    assert!(next.status.success(), "{said}");
+    let said = passed(backend, app(backend, "ok").spawn().unwrap()).stderr;
     assert!(
         said.contains("kept by failing tests") && said.contains(name),
         "{said}"
     );
     assert!(exists(backend, name).await, "{name} stays");
-    let next = Command::new(APP)
-        .args([&server(backend), "ok"])
+    let told = app(backend, "ok")
         .env("STOWAGE_TEST_DROP_KEPT", "1")
-        .output()
+        .spawn()
         .unwrap();
-    assert!(
-        next.status.success(),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
+    passed(backend, told);
     assert!(!exists(backend, name).await, "{name} dropped when told");
 
     // cleanup sweeps a kept one too, once it is old enough.
-    let failing = Command::new(APP)
-        .args([&server(backend), "fail"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&failing.stderr);
-    let kept = stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("stowage: kept the database of a failing test: "))
-        .unwrap_or_else(|| panic!("{stderr}"));
-    let name = kept.split(' ').next().unwrap();
+    let (name, _) = fails_and_keeps(backend);
+    let name = name.as_str();
     assert!(exists(backend, name).await, "{name} was kept");
     assert!(
         cleanup(&server(backend), std::time::Duration::from_secs(3600))
@@ -630,15 +625,7 @@ async fn leftovers_are_swept_at_the_next_start(backend: Backend) {
     let mark = format!("stowage_spare_{}", "f".repeat(24));
     leave(backend, &orphan_spare, Some(&mark)).await;
 
-    let run = Command::new(APP)
-        .args([&server(backend), "ok"])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    passed(backend, app(backend, "ok").spawn().unwrap());
     for name in [&older, &dead_test, &orphan_spare] {
         assert!(
             !exists(backend, name).await,
@@ -834,24 +821,15 @@ fn suite_run(backend: Backend, project: &std::path::Path, version: &str) -> Vec<
     for _ in 0..2 {
         let tests: Vec<_> = (0..2)
             .map(|_| {
-                Command::new(APP)
-                    .args([server(backend), format!("evolving-{version}")])
+                app(backend, &format!("evolving-{version}"))
                     .env("CARGO_MANIFEST_DIR", project)
                     .env("STOWAGE_TEST_SPARES", "2")
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap()
             })
             .collect();
         for test in tests {
-            let out = test.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{backend:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            names.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+            names.push(passed(backend, test).name);
         }
     }
     names
@@ -1010,24 +988,18 @@ on_servers!(
 #[tokio::test]
 async fn spares_can_be_turned_off_and_a_bad_count_is_refused() {
     for backend in [Backend::Postgres, Backend::MySql] {
-        let off = Command::new(APP)
-            .args([&server(backend), "lone"])
+        let off = app(backend, "lone")
             .env("STOWAGE_TEST_SPARES", "0")
-            .output()
+            .spawn()
             .unwrap();
-        assert!(
-            off.status.success(),
-            "{}",
-            String::from_utf8_lossy(&off.stderr)
-        );
+        passed(backend, off);
         assert_eq!(
             spares(backend, &LONE).await,
             Vec::<String>::new(),
             "{backend:?}"
         );
 
-        let bad = Command::new(APP)
-            .args([&server(backend), "lone"])
+        let bad = app(backend, "lone")
             .env("STOWAGE_TEST_SPARES", "lots")
             .output()
             .unwrap();
@@ -1071,8 +1043,7 @@ async fn no_permission_to_create_databases_says_what_to_do() {
 /// PostgreSQL; with one, it runs.
 #[test]
 fn a_pg_pool_test_without_a_server_says_what_to_set() {
-    let app = env!("CARGO_BIN_EXE_stowage-test-testdb");
-    let output = std::process::Command::new(app)
+    let output = Command::new(APP)
         .args(["-", "pg-pool"])
         .env_remove("STOWAGE_TEST_DATABASE_URL")
         .env_remove("DATABASE_URL")
@@ -1088,16 +1059,14 @@ fn a_pg_pool_test_without_a_server_says_what_to_set() {
         ),
         "{stderr}"
     );
-    let output = std::process::Command::new(app)
+    let with_server = Command::new(APP)
         .args(["-", "pg-pool"])
         .env("STOWAGE_TEST_DATABASE_URL", server(Backend::Postgres))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    passed(Backend::Postgres, with_server);
 }
 
 /// A server that is not there: after waiting for it, an error that names the
@@ -1160,5 +1129,77 @@ async fn a_busy_template_says_what_is_wrong() {
     assert!(
         message.contains("is a session connected to it?"),
         "{message}"
+    );
+}
+
+/// A test's drop waits for its database's reset. On a multi-thread
+/// runtime's worker, the worker's other tasks go on meanwhile: here the
+/// runtime has one worker, and its other task is the one that lets the
+/// reset finish (it holds the lock the reset's count of spares takes).
+#[test]
+fn a_drop_on_a_runtime_worker_lets_its_other_tasks_run() {
+    // The only spare work is the reset (no copy made ahead to wait for).
+    stowage::testing::harness::copy_ahead_after(std::time::Duration::from_secs(3600));
+    let server = server(Backend::Postgres);
+    let template = stowage::testing::template_name(&HANDOFF, stowage::Dialect::Postgres).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db, mut holder) = runtime.block_on(async {
+        // Claims a spare an earlier run left, if any: none is ready at the drop.
+        let db = TestDb::on(&server, &HANDOFF).await.unwrap();
+        let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock(hashtext('stowage-trim:' || $1))")
+            .bind(&template)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        (db, holder)
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let dropped = done.clone();
+    runtime.spawn(async move {
+        drop(db);
+        dropped.send("drop").unwrap();
+    });
+    runtime.spawn(async move {
+        // Until the drop's reset waits for the lock (or a minute).
+        let waiting = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                       AND NOT granted AND objsubid = 1 \
+                       AND objid = oid(hashtext('stowage-trim:' || $1)::bigint & 4294967295))";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = false;
+        while !seen && std::time::Instant::now() < deadline {
+            seen = sqlx::query_scalar(waiting)
+                .bind(&template)
+                .fetch_one(&mut holder)
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('stowage-trim:' || $1))")
+            .bind(&template)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        done.send(if seen { "waiter" } else { "no waiter" })
+            .unwrap();
+    });
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        match finished.recv_timeout(std::time::Duration::from_secs(90)) {
+            Ok(what) => ended.push(what),
+            Err(_) => break,
+        }
+    }
+    runtime.shutdown_background();
+    assert_eq!(
+        ended,
+        ["waiter", "drop"],
+        "the drop's reset waited for the lock while the other task ran, then finished"
     );
 }

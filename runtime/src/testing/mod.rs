@@ -46,7 +46,9 @@
 //! (`sqlite::memory:` included) means files there: copying a template file
 //! takes about a millisecond, and a file outlives its connections, so a
 //! failing test's database can be kept. A test's database is reset or
-//! dropped when its [`TestDb`] is dropped, unless the test failed: then it is
+//! dropped when its [`TestDb`] is dropped, before the drop returns (on a
+//! worker of a multi-thread tokio runtime, the worker's other tasks move to
+//! another worker meanwhile), unless the test failed: then it is
 //! kept, renamed `stowage_kept_…` (on MySQL, where a schema cannot be
 //! renamed, recorded as kept in `stowage_claims.owners`), and its name
 //! printed, for a look after the fact. [`kept_databases`] lists them;
@@ -232,6 +234,19 @@ impl TestDb {
     }
 }
 
+/// Waits for `thread`, the work of a drop. On a multi-thread runtime's
+/// worker the runtime is told first, so that the worker's other tasks (other
+/// tests, with timeouts of their own) move to another worker rather than
+/// wait for this drop's reset.
+fn join<T>(thread: std::thread::JoinHandle<T>) -> std::thread::Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| thread.join())
+        }
+        _ => thread.join(),
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if self.name.is_empty() || !self.created {
@@ -245,13 +260,12 @@ impl Drop for TestDb {
         let (dialect, server, name) = (self.dialect, self.server.clone(), self.name.clone());
         if self.keep || std::thread::panicking() {
             // Drop runs in sync code, perhaps inside a runtime: use a thread of our own.
-            let kept = std::thread::spawn(move || {
+            let kept = join(std::thread::spawn(move || {
                 let kind = server::of(dialect)?;
                 let name =
                     server::block_on(async { Ok(cleanup::keep(kind, &server, &name).await) })?;
                 Ok::<_, Error>((kind.database_url(&server, &name)?, name))
-            })
-            .join();
+            }));
             let (url, name) = match kept {
                 Ok(Ok(kept)) => kept,
                 _ => (self.url.clone(), self.name.clone()),
@@ -271,7 +285,7 @@ impl Drop for TestDb {
         };
         let spares = self.spares;
         let copied = self.copied;
-        let dropped = std::thread::spawn(move || {
+        let dropped = join(std::thread::spawn(move || {
             server::block_on(async {
                 let kind = server::of(dialect)?;
                 // Reset for the next test when it can be; else dropped.
@@ -284,8 +298,7 @@ impl Drop for TestDb {
                 }
                 kind.drop_database(&finished.server, &finished.name).await
             })
-        })
-        .join();
+        }));
         if let Ok(Err(error)) = dropped {
             eprintln!(
                 "stowage: could not drop the test database {}: {error}",
