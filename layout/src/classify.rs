@@ -1,8 +1,8 @@
 //! [`classify`]: a folder's entries into migration sets, or every problem.
 
 use crate::names::{
-    DieselName, Kind, callback_event, diesel_metadata, directives, parse_diesel_dir_name,
-    parse_file_name, parse_version,
+    DieselName, Kind, callback_event, diesel_metadata, directives, parse_bare_diesel_dir_name,
+    parse_diesel_dir_name, parse_file_name, parse_version,
 };
 use crate::{
     Callback, Dialect, Entry, Parsed, Problem, Set, SqlFile, chain_next, chain_seed, checksum,
@@ -86,14 +86,25 @@ fn rust_migration(name: &str) -> bool {
             .is_some_and(|stem| parse_file_name(&format!("{stem}.sql")).is_ok())
 }
 
+/// A folder diesel reads as a migration: named `<version>_<name>`, or by its
+/// version alone when it holds an `up.sql` (diesel takes any folder with
+/// one; stowage keeps to names that carry a version).
+fn diesel_dir(name: &str, entries: &[Entry]) -> Option<DieselName> {
+    parse_diesel_dir_name(name).or_else(|| {
+        let has_up = entries
+            .iter()
+            .any(|entry| matches!(entry, Entry::File { name, .. } if name == "up.sql"));
+        has_up.then(|| parse_bare_diesel_dir_name(name)).flatten()
+    })
+}
+
 /// Whether an entry would be read as (part of) a migration in a flat folder.
 fn looks_like_migration(entry: &Entry) -> bool {
     match entry {
         Entry::File { name, .. } => !is_ignored(name) && name.ends_with(".sql"),
         Entry::Dir { name, entries } => {
             !is_ignored(name)
-                && (parse_diesel_dir_name(name).is_some()
-                    || entries.iter().any(looks_like_migration))
+                && (diesel_dir(name, entries).is_some() || entries.iter().any(looks_like_migration))
         }
     }
 }
@@ -123,7 +134,7 @@ fn collect_set(
     // diesel reads folders only: beside its folders, a loose script (data
     // run by hand, say) is no migration to it, nor to stowage.
     let diesel_folders = entries.iter().any(|entry| {
-        matches!(entry, Entry::Dir { name, .. } if !is_ignored(name) && parse_diesel_dir_name(name).is_some())
+        matches!(entry, Entry::Dir { name, entries } if !is_ignored(name) && diesel_dir(name, entries).is_some())
     });
     let mut callbacks = Vec::new();
     for entry in entries {
@@ -165,7 +176,7 @@ fn collect_set(
             Entry::Dir { name, entries } => {
                 let path = format!("{prefix}{name}");
                 let mut grouped = Vec::new();
-                match parse_diesel_dir_name(name) {
+                match diesel_dir(name, entries) {
                     Some(parsed) => {
                         if let Some((candidate, down)) =
                             diesel_migration(&path, parsed, entries, problems)
@@ -189,7 +200,8 @@ fn collect_set(
                     None if entries.iter().any(looks_like_migration) => problems.push(Problem {
                         path,
                         message: "this folder holds SQL but its name is not a diesel migration \
-                                  (`<version>_<name>`, the version digits and dashes, such as \
+                                  (`<version>_<name>`, or `<version>` alone with an `up.sql` \
+                                  in it; the version digits and dashes, such as \
                                   `yyyy-mm-dd-hhmmss_name`), nor only refinery's and Flyway's \
                                   `V<version>__<name>.sql` (`U…`, `R__…`) files; rename it or move \
                                   its files out"

@@ -193,9 +193,30 @@ pub fn diesel_version(folder_name: &str) -> String {
 /// diesel's order agrees is checked with the rest of the set.
 pub(crate) fn parse_diesel_dir_name(name: &str) -> Option<DieselName> {
     let (stamp, rest) = name.split_once('_')?;
+    if rest.is_empty() {
+        return None;
+    }
+    diesel_name(name, stamp, rest)
+}
+
+/// Parse a diesel folder named by its version alone (`2019-09-11-164500`,
+/// or with a trailing `_`), with no description. diesel takes any folder
+/// that holds an `up.sql`, whatever its name, so the caller checks that it
+/// does: without one, such a folder is no diesel migration.
+pub(crate) fn parse_bare_diesel_dir_name(name: &str) -> Option<DieselName> {
+    let stamp = name.strip_suffix('_').unwrap_or(name);
+    if stamp.contains('_') {
+        return None;
+    }
+    diesel_name(name, stamp, "")
+}
+
+/// A diesel folder's version and description, from its name, the part
+/// before the first `_` (`stamp`) and the rest.
+fn diesel_name(name: &str, stamp: &str, rest: &str) -> Option<DieselName> {
     let shaped = stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-')
         && stamp.bytes().any(|b| b.is_ascii_digit());
-    if !shaped || rest.is_empty() {
+    if !shaped {
         return None;
     }
     let diesel_version = diesel_version(name);
@@ -406,6 +427,32 @@ mod tests {
             assert_eq!(parsed(bad), None, "{bad}");
         }
         assert_eq!(diesel_version("2024-03-13_170000_a"), "20240313");
+        // Named by the version alone: as diesel reads it (the caller checks
+        // that the folder holds an up.sql).
+        let bare = |name| {
+            parse_bare_diesel_dir_name(name).map(|n| (n.digits, n.diesel_version, n.description))
+        };
+        assert_eq!(
+            bare("2019-09-11-164500"),
+            some("201909111645000000", "20190911164500", "")
+        );
+        assert_eq!(
+            bare("2026-01-01-120000_"),
+            some("202601011200000000", "20260101120000", "")
+        );
+        assert_eq!(
+            bare("00000000000001"),
+            some("00000000000001", "00000000000001", "")
+        );
+        for bad in [
+            "fixtures",
+            "2026-01-01-120000_x",
+            "-",
+            "v1",
+            "2024-03-13_170000",
+        ] {
+            assert_eq!(bare(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use stowage_tests::{Backend, Kind, Pool, fresh, versions};
 
 static DIESEL_PROJECT: Migrator = stowage::embed_migrations!("fixtures/diesel_project");
 
-/// diesel's initial-setup folder, a `yyyy-mm-dd_hhmmss_name` folder and
-/// comment-only migrations apply, are recorded like any other, and undo.
+/// diesel's initial-setup folder, a `yyyy-mm-dd_hhmmss_name` folder, a
+/// folder named by its version alone (`2024-03-14-080000`) and comment-only
+/// migrations apply, are recorded like any other, and undo.
 async fn a_diesel_project_applies_and_undoes(backend: Backend) {
     let db = fresh(backend, "diesel project").await.pool().await;
     let report = db.run(&DIESEL_PROJECT).await.unwrap();
@@ -244,6 +245,33 @@ async fn run_takes_over_from_diesel(backend: Backend) {
     assert_eq!(
         imported_from(&rows, "diesel"),
         [0, 202_403_120_900_000_000, 202_403_131_700_000_000]
+    );
+
+    // All four, the last named by its version alone, which diesel records
+    // as that version.
+    let db = fresh(backend, "diesel bare").await.pool().await;
+    db.execute(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .await;
+    for migration in set.iter() {
+        db.execute(migration.up_sql()).await;
+    }
+    db.execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES \
+         ('00000000000000'), ('20240312090000'), ('20240313'), ('20240314080000')",
+    )
+    .await;
+    assert!(db.run(&DIESEL_PROJECT).await.unwrap().applied().is_empty());
+    assert_eq!(
+        imported_from(&recorded(&db).await, "diesel"),
+        [
+            0,
+            202_403_120_900_000_000,
+            202_403_131_700_000_000,
+            DIESEL_PROJECT_HEAD
+        ]
     );
 
     // A version no folder of the binary gives.
