@@ -166,6 +166,7 @@ pub async fn connect_with<DB: Backend>(
             Err(error)
                 if options.create_database
                     && !is_transient(&error)
+                    && !is_denied(&error)
                     && !matches!(error, sqlx::Error::Configuration(_))
                     && matches!(DB::database_exists(url).await, Ok(false)) =>
             {
@@ -269,7 +270,11 @@ where
             });
         }
         if !is_transient(&error) {
-            if !create_database && matches!(DB::database_exists(url).await, Ok(false)) {
+            // A user denied the database may not see it either.
+            if !create_database
+                && !is_denied(&error)
+                && matches!(DB::database_exists(url).await, Ok(false))
+            {
                 return Err(fail(attempts, &NO_DATABASE));
             }
             return Err(fail(attempts, &error));
@@ -310,6 +315,20 @@ pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
         // PostgreSQL: too many clients.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("53300") => true,
         _ => is_connection_lost(error),
+    }
+}
+
+/// Whether the server refused the user: a wrong password, or no right to
+/// the database (which may then exist unseen by this user).
+pub(crate) fn is_denied(error: &sqlx::Error) -> bool {
+    match error {
+        // PostgreSQL: invalid authorization, wrong password, no CONNECT
+        // privilege; MySQL: `Access denied …` (1044, 1045).
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("28000" | "28P01" | "42501"))
+                || db.message().contains("Access denied")
+        }
+        _ => false,
     }
 }
 

@@ -529,6 +529,11 @@ fn connect_advice(url: &str, reason: &str) -> &'static str {
     {
         "check the database's name at the end of the URL (`migrate up` and `stamp` create a \
          missing database, the other subcommands do not)"
+    } else if reason.contains("permission denied for database")
+        || (reason.contains("Access denied for user") && reason.contains("to database"))
+    {
+        "the user may log in but not use this database: grant it (PostgreSQL: `GRANT CONNECT \
+         ON DATABASE …`; MySQL: `GRANT … ON db.* TO …`), or connect as a user that may"
     } else if [
         "too many clients",
         "too many connections",

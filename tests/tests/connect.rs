@@ -394,3 +394,82 @@ async fn a_full_server_says_to_close_connections_or_raise_the_limit() {
         .unwrap();
     check(error.unwrap_err());
 }
+
+/// A user who may log in but not use the database is told so, whether or
+/// not stowage may create databases; it is not told that the database does
+/// not exist (a MySQL user without rights cannot see it), and nothing is
+/// created.
+#[tokio::test]
+async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
+    let user = format!("stowage_norights_{}", std::process::id());
+    let check = |error: Error| {
+        let message = error.to_string();
+        assert!(matches!(error, Error::Connect { .. }), "{message}");
+        assert!(
+            message.contains("may log in but not use this database")
+                && !message.contains("does not exist"),
+            "{message}"
+        );
+    };
+    let sql = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+
+    // PostgreSQL: a database with CONNECT revoked from PUBLIC.
+    let admin = sqlx::PgPool::connect(&server_url(Backend::Postgres))
+        .await
+        .unwrap();
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {user}"),
+        format!("DROP ROLE IF EXISTS {user}"),
+        format!("CREATE DATABASE {user}"),
+        format!("REVOKE CONNECT ON DATABASE {user} FROM PUBLIC"),
+        format!("CREATE ROLE {user} LOGIN"),
+    ] {
+        sql(statement).execute(&admin).await.unwrap();
+    }
+    let url = with_database(&as_user(&server_url(Backend::Postgres), &user), &user);
+    let mut errors = Vec::new();
+    for create in [false, true] {
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(1))
+            .create_database(create);
+        errors.push(stowage::connect_with::<sqlx::Postgres>(&url, options).await);
+    }
+    for statement in [format!("DROP DATABASE {user}"), format!("DROP ROLE {user}")] {
+        sql(statement).execute(&admin).await.unwrap();
+    }
+    for error in errors {
+        check(error.unwrap_err());
+    }
+
+    // MySQL: a user with no grants, on a database that exists.
+    let admin = sqlx::MySqlPool::connect(&server_url(Backend::MySql))
+        .await
+        .unwrap();
+    sql(format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sql(format!("CREATE USER '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = as_user(&server_url(Backend::MySql), &user);
+    let schemas = "SELECT COUNT(*) FROM information_schema.schemata";
+    let before: i64 = sqlx::query_scalar(schemas).fetch_one(&admin).await.unwrap();
+    let mut errors = Vec::new();
+    for create in [false, true] {
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(1))
+            .create_database(create);
+        errors.push(stowage::connect_with::<sqlx::MySql>(&url, options).await);
+    }
+    sql(format!("DROP USER '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    for error in errors {
+        check(error.unwrap_err());
+    }
+    let after: i64 = sqlx::query_scalar(schemas).fetch_one(&admin).await.unwrap();
+    assert_eq!(before, after, "nothing was created");
+}
