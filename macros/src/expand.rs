@@ -90,16 +90,22 @@ fn migration(folder: &Folder, m: &Parsed) -> TokenStream {
         ..
     } = m;
     let up = sql(folder, &m.up);
-    let down = match &m.down {
+    let (down, down_path) = match &m.down {
         Some(down) => {
-            let down = sql(folder, down);
-            quote!(::core::option::Option::Some(#down))
+            let (sql, path) = (sql(folder, down), &down.path);
+            (
+                quote!(::core::option::Option::Some(#sql)),
+                quote!(::core::option::Option::Some(#path)),
+            )
         }
-        None => quote!(::core::option::Option::None),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
     };
     quote! {
         ::stowage::__private::Migration::embedded(
-            #version, #description, #source, #up, #down, [#(#checksum),*], [#(#chain),*], #no_transaction,
+            #version, #description, #source, #up, #down, #down_path, [#(#checksum),*], [#(#chain),*], #no_transaction,
         )
     }
 }

@@ -50,7 +50,7 @@ pub enum Error {
 
     /// Reverting a migration failed.
     #[error(
-        "undoing migration {version} (the down SQL of {source_path}) failed{}: {}; its history \
+        "undoing migration {version} ({source_path}) failed{}: {}; its history \
          row was kept. \
          Fix the down SQL or the database, then undo again",
         statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default(),
@@ -59,7 +59,7 @@ pub enum Error {
     UndoFailed {
         /// The version.
         version: i64,
-        /// Its file, relative to the migrations folder.
+        /// The file of its down SQL, relative to the migrations folder.
         source_path: String,
         /// The index (from 0) of the failing statement, for migrations run
         /// statement by statement.
@@ -437,7 +437,8 @@ impl Error {
         m: &crate::Migration,
         statement: Option<usize>,
     ) -> impl FnOnce(sqlx::Error) -> Error + use<> {
-        let (version, source_path) = (m.version(), m.source_path().to_owned());
+        let version = m.version();
+        let source_path = m.down_path().unwrap_or(m.source_path()).to_owned();
         move |source| Error::UndoFailed {
             version,
             source_path,

@@ -80,6 +80,10 @@ fn sqlx_reversible_layout() {
             "fixtures/reversible/20260101120000_create_users.down.sql"
         ))
     );
+    assert_eq!(
+        first.down_path(),
+        Some("20260101120000_create_users.down.sql")
+    );
     assert!(!first.no_transaction());
     let second = REVERSIBLE.iter().nth(1).unwrap();
     assert_eq!(second.description(), "add index");
@@ -96,7 +100,11 @@ fn refinery_layout_sorts_numerically() {
         REFINERY.iter().last().unwrap().source_path(),
         "V10__index_email.sql"
     );
-    assert!(REFINERY.iter().all(|m| m.down_sql().is_none()));
+    assert!(
+        REFINERY
+            .iter()
+            .all(|m| m.down_sql().is_none() && m.down_path().is_none())
+    );
 }
 
 #[test]
@@ -114,9 +122,14 @@ fn diesel_layout() {
         file("fixtures/diesel/2026-01-01-120000_create_users/up.sql")
     );
     assert_eq!(first.down_sql(), Some("DROP TABLE users;\n"));
+    assert_eq!(
+        first.down_path(),
+        Some("2026-01-01-120000_create_users/down.sql")
+    );
     assert!(!first.no_transaction());
     let second = DIESEL.iter().nth(1).unwrap();
     assert_eq!(second.down_sql(), None);
+    assert_eq!(second.down_path(), None);
     assert!(
         second.no_transaction(),
         "metadata.toml says run_in_transaction = false"
@@ -327,6 +340,7 @@ fn flyway_repeatables_and_callbacks() {
         set.get(2).unwrap().down_sql(),
         Some(file("fixtures/flyway/v1/U2__first_items.sql").as_str())
     );
+    assert_eq!(set.get(2).unwrap().down_path(), Some("U2__first_items.sql"));
     let [repeatable] = set.repeatables() else {
         panic!("{:?}", set.repeatables())
     };

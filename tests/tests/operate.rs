@@ -419,8 +419,8 @@ async fn verify_and_run_agree_after_repair(backend: Backend) {
     assert!(db.run(&V1).await.unwrap().applied().is_empty());
 }
 
-/// A failing down SQL is named as the down SQL of its migration, and the
-/// migration stays recorded as applied.
+/// A failing down SQL is named by its own file, and the migration stays
+/// recorded as applied.
 async fn a_failing_down_says_so_and_keeps_the_row(backend: Backend) {
     let db = fresh(backend, "bad_down").await.pool().await;
     db.run(&BAD_DOWN).await.unwrap();
@@ -431,7 +431,7 @@ async fn a_failing_down_says_so_and_keeps_the_row(backend: Backend) {
     );
     let message = error.to_string();
     assert!(
-        message.contains("undoing migration 1 (the down SQL of 1_box.up.sql) failed"),
+        message.contains("undoing migration 1 (1_box.down.sql) failed"),
         "{message}"
     );
     assert!(message.contains("no_such_table"), "{message}");

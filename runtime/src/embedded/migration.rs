@@ -11,6 +11,7 @@ pub struct Migration {
     source_path: Cow<'static, str>,
     up_sql: Cow<'static, str>,
     down_sql: Option<Cow<'static, str>>,
+    down_path: Option<Cow<'static, str>>,
     checksum: [u8; 32],
     chain: [u8; 32],
     no_transaction: bool,
@@ -26,6 +27,7 @@ impl Migration {
         source_path: &'static str,
         up_sql: &'static str,
         down_sql: Option<&'static str>,
+        down_path: Option<&'static str>,
         checksum: [u8; 32],
         chain: [u8; 32],
         no_transaction: bool,
@@ -37,6 +39,10 @@ impl Migration {
             up_sql: Cow::Borrowed(up_sql),
             down_sql: match down_sql {
                 Some(sql) => Some(Cow::Borrowed(sql)),
+                None => None,
+            },
+            down_path: match down_path {
+                Some(path) => Some(Cow::Borrowed(path)),
                 None => None,
             },
             checksum,
@@ -52,6 +58,10 @@ impl Migration {
             description: Cow::Owned(parsed.description),
             source_path: Cow::Owned(parsed.source),
             up_sql: Cow::Owned(parsed.up.text),
+            down_path: parsed
+                .down
+                .as_ref()
+                .map(|down| Cow::Owned(down.path.clone())),
             down_sql: parsed.down.map(|down| Cow::Owned(down.text)),
             checksum: parsed.checksum,
             chain: parsed.chain,
@@ -96,6 +106,13 @@ impl Migration {
     /// The SQL that reverts the migration, for reversible layouts.
     pub fn down_sql(&self) -> Option<&str> {
         self.down_sql.as_deref()
+    }
+
+    /// The file of the down SQL, relative to the migrations folder (a
+    /// `.down.sql`, diesel's `down.sql`, Flyway's `U<version>__…`), when it
+    /// has one.
+    pub fn down_path(&self) -> Option<&str> {
+        self.down_path.as_deref()
     }
 
     /// SHA-256 of [`up_sql`](Self::up_sql).
