@@ -314,6 +314,19 @@ async fn an_existing_database_is_reached_without_the_maintenance_database() {
     }
 }
 
+/// Runs `statements` on `admin`, in order.
+async fn as_admin<DB: sqlx::Database>(admin: &sqlx::Pool<DB>, statements: &[String])
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    for statement in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
+            .execute(admin)
+            .await
+            .unwrap();
+    }
+}
+
 /// `url` with its user replaced by `user` (no password).
 fn as_user(url: &str, user: &str) -> String {
     let scheme_end = url.find("://").unwrap() + 3;
@@ -347,51 +360,39 @@ async fn a_full_server_says_to_close_connections_or_raise_the_limit() {
     let admin = sqlx::PgPool::connect(&server_url(Backend::Postgres))
         .await
         .unwrap();
-    let role = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    role(format!("DROP ROLE IF EXISTS {user}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    role(format!("CREATE ROLE {user} LOGIN CONNECTION LIMIT 0"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(
+        &admin,
+        &[
+            format!("DROP ROLE IF EXISTS {user}"),
+            format!("CREATE ROLE {user} LOGIN CONNECTION LIMIT 0"),
+        ],
+    )
+    .await;
     let url = as_user(&server_url(Backend::Postgres), &user);
     let error = stowage::connect_with::<sqlx::Postgres>(&url, options()).await;
-    role(format!("DROP ROLE {user}"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(&admin, &[format!("DROP ROLE {user}")]).await;
     check(error.unwrap_err());
 
     let admin = sqlx::MySqlPool::connect(&server_url(Backend::MySql))
         .await
         .unwrap();
-    role(format!("DROP USER IF EXISTS '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    role(format!(
-        "CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 1"
-    ))
-    .execute(&admin)
-    .await
-    .unwrap();
     let url = as_user(&server_url(Backend::MySql), &user);
     let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-    role(format!("GRANT ALL ON `{database}`.* TO '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(
+        &admin,
+        &[
+            format!("DROP USER IF EXISTS '{user}'@'%'"),
+            format!("CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 1"),
+            format!("GRANT ALL ON `{database}`.* TO '{user}'@'%'"),
+        ],
+    )
+    .await;
     let held = <sqlx::MySqlConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
     let error = stowage::connect_with::<sqlx::MySql>(&url, options()).await;
     drop(held);
-    role(format!("DROP USER '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(&admin, &[format!("DROP USER '{user}'@'%'")]).await;
     check(error.unwrap_err());
 }
 
@@ -411,21 +412,22 @@ async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
             "{message}"
         );
     };
-    let sql = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
 
     // PostgreSQL: a database with CONNECT revoked from PUBLIC.
     let admin = sqlx::PgPool::connect(&server_url(Backend::Postgres))
         .await
         .unwrap();
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {user}"),
-        format!("DROP ROLE IF EXISTS {user}"),
-        format!("CREATE DATABASE {user}"),
-        format!("REVOKE CONNECT ON DATABASE {user} FROM PUBLIC"),
-        format!("CREATE ROLE {user} LOGIN"),
-    ] {
-        sql(statement).execute(&admin).await.unwrap();
-    }
+    as_admin(
+        &admin,
+        &[
+            format!("DROP DATABASE IF EXISTS {user}"),
+            format!("DROP ROLE IF EXISTS {user}"),
+            format!("CREATE DATABASE {user}"),
+            format!("REVOKE CONNECT ON DATABASE {user} FROM PUBLIC"),
+            format!("CREATE ROLE {user} LOGIN"),
+        ],
+    )
+    .await;
     let url = with_database(&as_user(&server_url(Backend::Postgres), &user), &user);
     let mut errors = Vec::new();
     for create in [false, true] {
@@ -434,9 +436,11 @@ async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
             .create_database(create);
         errors.push(stowage::connect_with::<sqlx::Postgres>(&url, options).await);
     }
-    for statement in [format!("DROP DATABASE {user}"), format!("DROP ROLE {user}")] {
-        sql(statement).execute(&admin).await.unwrap();
-    }
+    as_admin(
+        &admin,
+        &[format!("DROP DATABASE {user}"), format!("DROP ROLE {user}")],
+    )
+    .await;
     for error in errors {
         check(error.unwrap_err());
     }
@@ -445,14 +449,14 @@ async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
     let admin = sqlx::MySqlPool::connect(&server_url(Backend::MySql))
         .await
         .unwrap();
-    sql(format!("DROP USER IF EXISTS '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sql(format!("CREATE USER '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(
+        &admin,
+        &[
+            format!("DROP USER IF EXISTS '{user}'@'%'"),
+            format!("CREATE USER '{user}'@'%'"),
+        ],
+    )
+    .await;
     let url = as_user(&server_url(Backend::MySql), &user);
     let schemas = "SELECT COUNT(*) FROM information_schema.schemata";
     let before: i64 = sqlx::query_scalar(schemas).fetch_one(&admin).await.unwrap();
@@ -463,10 +467,7 @@ async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
             .create_database(create);
         errors.push(stowage::connect_with::<sqlx::MySql>(&url, options).await);
     }
-    sql(format!("DROP USER '{user}'@'%'"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    as_admin(&admin, &[format!("DROP USER '{user}'@'%'")]).await;
     for error in errors {
         check(error.unwrap_err());
     }
