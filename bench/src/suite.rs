@@ -101,6 +101,13 @@ impl Only {
         }
         Ok(())
     }
+
+    /// Whether the configuration is one to run.
+    fn admits(&self, migrations: usize, tests: usize, runner: Runner) -> bool {
+        self.migrations.is_none_or(|n| n == migrations)
+            && self.tests.is_none_or(|n| n == tests)
+            && self.runner.is_none_or(|r| r == runner)
+    }
 }
 
 const MIGRATIONS: [usize; 3] = [10, 100, 500];
@@ -204,13 +211,14 @@ fn nextest_installed() -> bool {
 
 pub(crate) fn run(backends: &[Backend], trials: usize, only: &Only) -> Result<String> {
     let mut runners = vec![Runner::CargoTest];
-    if only.runner == Some(Runner::Nextest) && !nextest_installed() {
+    let nextest = nextest_installed();
+    if only.runner == Some(Runner::Nextest) && !nextest {
         return Err(
             "--runner nextest: cargo-nextest is not installed (`cargo install cargo-nextest`)"
                 .into(),
         );
     }
-    if nextest_installed() {
+    if nextest {
         runners.push(Runner::Nextest);
     } else {
         eprintln!(
@@ -249,15 +257,9 @@ pub(crate) fn run(backends: &[Backend], trials: usize, only: &Only) -> Result<St
             _ => crate::server_url(backend)?,
         };
         for migrations in MIGRATIONS {
-            if only.migrations.is_some_and(|n| n != migrations) {
-                continue;
-            }
             for tests in TESTS {
-                if only.tests.is_some_and(|n| n != tests) {
-                    continue;
-                }
                 for &runner in &runners {
-                    if only.runner.is_some_and(|r| r != runner) {
+                    if !only.admits(migrations, tests, runner) {
                         continue;
                     }
                     // Unmeasured: stowage's template, built once per set.
@@ -313,6 +315,10 @@ mod tests {
         assert_eq!(only.migrations, Some(500));
         assert_eq!(only.tests, Some(100));
         assert_eq!(only.runner, Some(super::Runner::Nextest));
+        assert!(only.admits(500, 100, super::Runner::Nextest));
+        assert!(!only.admits(500, 10, super::Runner::Nextest));
+        assert!(!only.admits(500, 100, super::Runner::CargoTest));
+        assert!(super::Only::default().admits(10, 10, super::Runner::CargoTest));
         for (option, value) in [
             ("--migrations", "50"),
             ("--tests", "ten"),

@@ -90,22 +90,16 @@ fn migration(folder: &Folder, m: &Parsed) -> TokenStream {
         ..
     } = m;
     let up = sql(folder, &m.up);
-    let (down, down_path) = match &m.down {
+    let down = match &m.down {
         Some(down) => {
-            let (sql, path) = (sql(folder, down), &down.path);
-            (
-                quote!(::core::option::Option::Some(#sql)),
-                quote!(::core::option::Option::Some(#path)),
-            )
+            let (path, sql) = (&down.path, sql(folder, down));
+            quote!(::core::option::Option::Some((#path, #sql)))
         }
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
+        None => quote!(::core::option::Option::None),
     };
     quote! {
         ::stowage::__private::Migration::embedded(
-            #version, #description, #source, #up, #down, #down_path, [#(#checksum),*], [#(#chain),*], #no_transaction,
+            #version, #description, #source, #up, #down, [#(#checksum),*], [#(#chain),*], #no_transaction,
         )
     }
 }

@@ -327,6 +327,16 @@ where
     }
 }
 
+/// `error` is a connect error whose message says each of `says`, and not `not`.
+fn connect_error_says(error: Error, says: &[&str], not: &str) {
+    let message = error.to_string();
+    assert!(matches!(error, Error::Connect { .. }), "{message}");
+    assert!(
+        says.iter().all(|part| message.contains(part)) && !message.contains(not),
+        "{message}"
+    );
+}
+
 /// `url` with its user replaced by `user` (no password).
 fn as_user(url: &str, user: &str) -> String {
     let scheme_end = url.find("://").unwrap() + 3;
@@ -346,14 +356,11 @@ async fn a_full_server_says_to_close_connections_or_raise_the_limit() {
             .timeout(Duration::from_secs(1))
             .create_database(false)
     };
-    let check = |error: Error| {
-        let message = error.to_string();
-        assert!(matches!(error, Error::Connect { .. }), "{message}");
-        assert!(
-            message.contains("has no connection to spare")
-                && message.contains("max_connections")
-                && !message.contains("check that the server is running"),
-            "{message}"
+    let check = |error| {
+        connect_error_says(
+            error,
+            &["has no connection to spare", "max_connections"],
+            "check that the server is running",
         );
     };
 
@@ -403,13 +410,11 @@ async fn a_full_server_says_to_close_connections_or_raise_the_limit() {
 #[tokio::test]
 async fn a_user_without_rights_to_the_database_is_told_to_grant_them() {
     let user = format!("stowage_norights_{}", std::process::id());
-    let check = |error: Error| {
-        let message = error.to_string();
-        assert!(matches!(error, Error::Connect { .. }), "{message}");
-        assert!(
-            message.contains("may log in but not use this database")
-                && !message.contains("does not exist"),
-            "{message}"
+    let check = |error| {
+        connect_error_says(
+            error,
+            &["may log in but not use this database"],
+            "does not exist",
         );
     };
 

@@ -10,8 +10,8 @@ pub struct Migration {
     description: Cow<'static, str>,
     source_path: Cow<'static, str>,
     up_sql: Cow<'static, str>,
-    down_sql: Option<Cow<'static, str>>,
-    down_path: Option<Cow<'static, str>>,
+    /// The down SQL's file and its SQL.
+    down: Option<(Cow<'static, str>, Cow<'static, str>)>,
     checksum: [u8; 32],
     chain: [u8; 32],
     no_transaction: bool,
@@ -26,8 +26,7 @@ impl Migration {
         description: &'static str,
         source_path: &'static str,
         up_sql: &'static str,
-        down_sql: Option<&'static str>,
-        down_path: Option<&'static str>,
+        down: Option<(&'static str, &'static str)>,
         checksum: [u8; 32],
         chain: [u8; 32],
         no_transaction: bool,
@@ -37,12 +36,8 @@ impl Migration {
             description: Cow::Borrowed(description),
             source_path: Cow::Borrowed(source_path),
             up_sql: Cow::Borrowed(up_sql),
-            down_sql: match down_sql {
-                Some(sql) => Some(Cow::Borrowed(sql)),
-                None => None,
-            },
-            down_path: match down_path {
-                Some(path) => Some(Cow::Borrowed(path)),
+            down: match down {
+                Some((path, sql)) => Some((Cow::Borrowed(path), Cow::Borrowed(sql))),
                 None => None,
             },
             checksum,
@@ -58,11 +53,9 @@ impl Migration {
             description: Cow::Owned(parsed.description),
             source_path: Cow::Owned(parsed.source),
             up_sql: Cow::Owned(parsed.up.text),
-            down_path: parsed
+            down: parsed
                 .down
-                .as_ref()
-                .map(|down| Cow::Owned(down.path.clone())),
-            down_sql: parsed.down.map(|down| Cow::Owned(down.text)),
+                .map(|down| (Cow::Owned(down.path), Cow::Owned(down.text))),
             checksum: parsed.checksum,
             chain: parsed.chain,
             no_transaction: parsed.no_transaction,
@@ -88,7 +81,11 @@ impl Migration {
     pub(crate) fn with_sql(&self, up: String, down: Option<String>) -> Migration {
         Migration {
             up_sql: Cow::Owned(up),
-            down_sql: down.map(Cow::Owned),
+            down: self
+                .down
+                .as_ref()
+                .zip(down)
+                .map(|((path, _), sql)| (path.clone(), Cow::Owned(sql))),
             ..self.clone()
         }
     }
@@ -105,14 +102,14 @@ impl Migration {
 
     /// The SQL that reverts the migration, for reversible layouts.
     pub fn down_sql(&self) -> Option<&str> {
-        self.down_sql.as_deref()
+        self.down.as_ref().map(|(_, sql)| &**sql)
     }
 
     /// The file of the down SQL, relative to the migrations folder (a
     /// `.down.sql`, diesel's `down.sql`, Flyway's `U<version>__…`), when it
     /// has one.
     pub fn down_path(&self) -> Option<&str> {
-        self.down_path.as_deref()
+        self.down.as_ref().map(|(path, _)| &**path)
     }
 
     /// SHA-256 of [`up_sql`](Self::up_sql).
