@@ -184,14 +184,36 @@ pub(crate) async fn release(conn: &mut Conn<'_>, table: &Table) -> Result<(), Er
     let Some(lease) = lease else {
         return Ok(());
     };
-    let removed = conn
-        .script(lease.release_sql.clone())
-        .await
-        .map_err(Error::db("cannot release the migration lock"));
+    // A cluster may refuse the delete's certification against a concurrent
+    // writer of the row (a deadlock error): nothing was removed, and the
+    // delete, of this holder's row only, can run again.
+    let mut pause = Duration::from_millis(20);
+    let mut removed = conn.script(lease.release_sql.clone()).await;
+    for _ in 0..8 {
+        match &removed {
+            Err(error) if is_rolled_back(error) => {
+                tokio::time::sleep(pause + jitter(pause)).await;
+                pause *= 2;
+                removed = conn.script(lease.release_sql.clone()).await;
+            }
+            _ => break,
+        }
+    }
+    let removed = removed.map_err(Error::db("cannot release the migration lock"));
     if removed.is_ok() {
         lease.released();
     }
     removed
+}
+
+/// Whether the server rolled the statement back for another transaction's
+/// sake (SQLSTATE class 40: a deadlock, a serialization failure, a
+/// cluster's certification), so that running it again may succeed.
+fn is_rolled_back(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("40"))
 }
 
 /// Whether an error says another session has the row: a duplicate key, a
