@@ -7,6 +7,7 @@ use stowage_layout::{self as layout, Parsed, Set, SqlFile};
 use syn::LitStr;
 
 pub fn embed_migrations(input: TokenStream) -> syn::Result<TokenStream> {
+    let (krate, input) = crate::krate::split(input);
     let (shown, span) = if input.is_empty() {
         (read::DEFAULT_DIR.to_owned(), Span::call_site())
     } else {
@@ -29,45 +30,45 @@ pub fn embed_migrations(input: TokenStream) -> syn::Result<TokenStream> {
         }
         first
     })?;
-    Ok(migrator(&folder, &sets))
+    Ok(migrator(&krate, &folder, &sets))
 }
 
-fn migrator(folder: &Folder, sets: &[Set]) -> TokenStream {
+fn migrator(krate: &TokenStream, folder: &Folder, sets: &[Set]) -> TokenStream {
     let sets = sets.iter().map(|set| {
         let dialect = match set.dialect {
             // The variant's own name, as `Debug` prints it.
             Some(dialect) => {
                 let variant = format_ident!("{dialect:?}");
-                quote!(::core::option::Option::Some(::stowage::Dialect::#variant))
+                quote!(::core::option::Option::Some(#krate::Dialect::#variant))
             }
             None => quote!(::core::option::Option::None),
         };
-        let migrations = set.migrations.iter().map(|m| migration(folder, m));
-        let repeatables = set.repeatables.iter().map(|m| migration(folder, m));
+        let migrations = set.migrations.iter().map(|m| migration(krate, folder, m));
+        let repeatables = set.repeatables.iter().map(|m| migration(krate, folder, m));
         let callbacks = set.callbacks.iter().map(|callback| {
             let event = format_ident!("{}", format!("{:?}", callback.event));
             let path = &callback.file.path;
             let text = sql(folder, &callback.file);
-            quote!(::stowage::__private::CallbackFile::embedded(
-                ::stowage::Event::#event, #path, #text,
+            quote!(#krate::__private::CallbackFile::embedded(
+                #krate::Event::#event, #path, #text,
             ))
         });
         // `const` items, because only their initialisers may borrow arrays of
         // values that have destructors.
         quote!({
-            const MIGRATIONS: &[::stowage::__private::Migration] = &[#(#migrations),*];
-            const REPEATABLES: &[::stowage::__private::Migration] = &[#(#repeatables),*];
-            const CALLBACKS: &[::stowage::__private::CallbackFile] = &[#(#callbacks),*];
-            ::stowage::__private::MigrationSet::embedded(#dialect, MIGRATIONS, REPEATABLES, CALLBACKS)
+            const MIGRATIONS: &[#krate::__private::Migration] = &[#(#migrations),*];
+            const REPEATABLES: &[#krate::__private::Migration] = &[#(#repeatables),*];
+            const CALLBACKS: &[#krate::__private::CallbackFile] = &[#(#callbacks),*];
+            #krate::__private::MigrationSet::embedded(#dialect, MIGRATIONS, REPEATABLES, CALLBACKS)
         })
     });
     let root = folder.root.to_string_lossy().into_owned();
     let files = &folder.files;
     quote!({
-        const SETS: &[::stowage::__private::MigrationSet] = &[#(#sets),*];
-        ::stowage::__private::Migrator::embedded(
+        const SETS: &[#krate::__private::MigrationSet] = &[#(#sets),*];
+        #krate::__private::Migrator::embedded(
             SETS,
-            ::stowage::__private::Source::embedded(
+            #krate::__private::Source::embedded(
                 if ::core::cfg!(debug_assertions) {
                     ::core::option::Option::Some(#root)
                 } else {
@@ -79,7 +80,7 @@ fn migrator(folder: &Folder, sets: &[Set]) -> TokenStream {
     })
 }
 
-fn migration(folder: &Folder, m: &Parsed) -> TokenStream {
+fn migration(krate: &TokenStream, folder: &Folder, m: &Parsed) -> TokenStream {
     let Parsed {
         version,
         description,
@@ -98,7 +99,7 @@ fn migration(folder: &Folder, m: &Parsed) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     quote! {
-        ::stowage::__private::Migration::embedded(
+        #krate::__private::Migration::embedded(
             #version, #description, #source, #up, #down, [#(#checksum),*], [#(#chain),*], #no_transaction,
         )
     }

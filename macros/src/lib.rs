@@ -1,7 +1,9 @@
-//! Procedural macros of [stowage](https://docs.rs/stowage). Depend on `stowage`,
-//! which re-exports them; this crate's API is not stable on its own.
+//! Procedural macros of [stowage-migrate](https://docs.rs/stowage-migrate).
+//! Depend on `stowage-migrate`, which re-exports them; this crate's API is
+//! not stable on its own.
 
 mod expand;
+mod krate;
 mod read;
 mod test_attr;
 

@@ -17,6 +17,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let mut migrator: Option<Path> = None;
     let mut migrations: Option<LitStr> = None;
     let mut server: Option<LitStr> = None;
+    let mut krate: Option<Path> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("migrator") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -28,14 +29,22 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         } else if meta.path.is_ident("server") {
             server = Some(meta.value()?.parse()?);
             Ok(())
+        } else if meta.path.is_ident("crate") {
+            let lit: LitStr = meta.value()?.parse()?;
+            krate = Some(lit.parse()?);
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown option; use `migrator = \"path::TO::MIGRATOR\"`, `migrations = \"dir\"` \
-                 or `server = \"ENV_VAR\"`",
+                "unknown option; use `migrator = \"path::TO::MIGRATOR\"`, `migrations = \"dir\"`, \
+                 `server = \"ENV_VAR\"` or `crate = \"path::to::stowage\"`",
             ))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
+    let krate = match krate {
+        Some(path) => quote!(#path),
+        None => crate::krate::from_manifest(),
+    };
     let source = match (migrator, migrations) {
         (Some(_), Some(lit)) => {
             return Err(syn::Error::new(
@@ -77,7 +86,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Source::Migrator(path) => (quote!(), quote!(#path)),
         Source::Folder(folder) => (
             quote! {
-                static STOWAGE_TEST_MIGRATOR: ::stowage::Migrator = ::stowage::embed_migrations!(#folder);
+                static STOWAGE_TEST_MIGRATOR: #krate::Migrator = #krate::embed_migrations!(#folder);
             },
             quote!(STOWAGE_TEST_MIGRATOR),
         ),
@@ -92,7 +101,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         #vis fn #name() {
             #migrator_item
             #function
-            ::stowage::__private::testing::run::<#ty, _, _>(&#migrator_path, #server, #name)
+            #krate::__private::testing::run::<#ty, _, _>(&#migrator_path, #server, #name)
         }
     })
 }

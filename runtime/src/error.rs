@@ -116,7 +116,7 @@ pub enum Error {
     #[error(
         "this binary cannot open {scheme}: URLs: it was built without stowage's `{feature}` \
          feature, which brings sqlx's driver for it; enable it in Cargo.toml: \
-         stowage = {{ features = [\"{feature}\", …] }}"
+         stowage-migrate = {{ features = [\"{feature}\", …] }}"
     )]
     MissingFeature {
         /// The URL's scheme.

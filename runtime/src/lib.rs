@@ -132,7 +132,18 @@ with_driver! {
 /// let sqlite = MIGRATOR.set(stowage::Dialect::Sqlite).unwrap();
 /// assert!(sqlite.len() > 0);
 /// ```
-pub use stowage_macros::embed_migrations;
+///
+/// The folder is relative to the crate's `Cargo.toml`; an absolute path is
+/// refused, so that a build does not depend on where the checkout is.
+// A `macro_rules!` in front of the procedural macro hands it `$crate`: the
+// generated code names this crate under whatever name the application
+// gave the dependency (`package = "stowage-migrate"`).
+#[macro_export]
+macro_rules! embed_migrations {
+    ($($folder:tt)*) => {
+        $crate::__private::embed_migrations!([$crate] $($folder)*)
+    };
+}
 
 /// Run an `async` test function with a fresh, fully migrated database
 /// (feature `testing`).
@@ -165,6 +176,7 @@ pub use stowage_macros::test;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::embedded::{CallbackFile, Migration, MigrationSet, Migrator, Source};
+    pub use stowage_macros::embed_migrations;
 
     /// The pieces stowage sends one at a time when it runs `sql` statement
     /// by statement on `dialect` (MySQL: its units), for the tests that hold

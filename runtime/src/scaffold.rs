@@ -264,14 +264,14 @@ fn build_rs_note(migrations: &Path) -> Option<String> {
     match std::fs::read_to_string(&build) {
         Ok(text) if text.contains("rerun_if_changed") || text.contains("rerun-if-changed") => None,
         Ok(_) => Some(format!(
-            "{} does not call stowage::build::rerun_if_changed: cargo will not rebuild for the \
+            "{} does not call stowage_build::rerun_if_changed: cargo will not rebuild for the \
              new file until another change; add that call",
             build.display()
         )),
         Err(_) => Some(format!(
             "{} has no build.rs: cargo will not rebuild for the new file until another change; \
-             add one with `fn main() {{ stowage::build::rerun_if_changed(\"migrations\"); }}` \
-             (and stowage under [build-dependencies])",
+             add one with `fn main() {{ stowage_build::rerun_if_changed(\"migrations\"); }}` \
+             and `stowage-build = \"0.1\"` under [build-dependencies]",
             krate.display()
         )),
     }

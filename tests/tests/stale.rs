@@ -1,6 +1,9 @@
 //! A migration file added after a build must not leave a stale binary: with
-//! `stowage::build::rerun_if_changed` in `build.rs` cargo rebuilds and embeds
-//! it; without it, a debug build warns and names the file.
+//! the README's `build.rs` (`stowage_build::rerun_if_changed`) and its
+//! `[build-dependencies]`, cargo rebuilds and embeds it; without it, a debug
+//! build warns and names the file. The scratch crate names stowage as
+//! `migrations` (`package = "stowage-migrate"`), as an application that
+//! renames the dependency does.
 //!
 //! Each case builds a scratch crate with the real cargo, in a target folder
 //! of its own under the workspace's `target/` (kept between runs).
@@ -15,6 +18,55 @@ fn workspace() -> PathBuf {
         .unwrap()
 }
 
+/// The README's fenced block that starts with the line `first`.
+fn readme_block(first: &str) -> String {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n{first}\n"))
+        .unwrap_or_else(|| panic!("the README has no block starting with {first}"));
+    let block = &readme[start + 1..];
+    block[..block.find("\n```").unwrap()].to_owned()
+}
+
+/// The README's `[build-dependencies]` lines, each `name = "version"` of a
+/// workspace crate given its path too (the crate is not on the registry
+/// here): what a user pastes, built from this checkout.
+fn readme_build_dependencies() -> String {
+    let manifest = readme_block("# Cargo.toml");
+    let lines: Vec<&str> = manifest
+        .lines()
+        .skip_while(|line| *line != "[build-dependencies]")
+        .skip(1)
+        .take_while(|line| !line.is_empty() && !line.starts_with('['))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "no [build-dependencies] in the README:\n{manifest}"
+    );
+    let mut out = String::from("[build-dependencies]\n");
+    for line in lines {
+        let (name, version) = line.split_once(" = ").unwrap();
+        let version = version.trim_matches('"');
+        let folder = name.strip_prefix("stowage-").unwrap_or(name);
+        let path = workspace().join(folder);
+        let crate_manifest = std::fs::read_to_string(path.join("Cargo.toml"))
+            .unwrap_or_else(|_| panic!("the README's {name} is not a crate of this workspace"));
+        assert!(
+            crate_manifest.contains(&format!("name = \"{name}\"")),
+            "{name} is not the package in {}",
+            path.display()
+        );
+        out.push_str(&format!(
+            "{name} = {{ version = \"{version}\", path = {:?} }}\n",
+            path.display().to_string()
+        ));
+    }
+    out
+}
+
+/// A crate outside the workspace that depends on stowage under another name
+/// (`package = "stowage-migrate"`), as an application may; with the
+/// README's `build.rs` and `[build-dependencies]` when `with_build_rs`.
 fn scratch_crate(name: &str, with_build_rs: bool) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stowage-stale-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -22,10 +74,7 @@ fn scratch_crate(name: &str, with_build_rs: bool) -> PathBuf {
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
     let runtime = workspace().join("runtime");
     let build_deps = if with_build_rs {
-        format!(
-            "[build-dependencies]\nstowage = {{ path = {:?} }}\n",
-            runtime.display().to_string()
-        )
+        readme_build_dependencies()
     } else {
         String::new()
     };
@@ -33,7 +82,7 @@ fn scratch_crate(name: &str, with_build_rs: bool) -> PathBuf {
         dir.join("Cargo.toml"),
         format!(
             "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\nstowage = {{ path = {:?} }}\n{build_deps}\n[workspace]\n",
+             [dependencies]\nmigrations = {{ package = \"stowage-migrate\", path = {:?} }}\n{build_deps}\n[workspace]\n",
             runtime.display().to_string()
         ),
     )
@@ -42,13 +91,15 @@ fn scratch_crate(name: &str, with_build_rs: bool) -> PathBuf {
     if with_build_rs {
         std::fs::write(
             dir.join("build.rs"),
-            "fn main() { stowage::build::rerun_if_changed(\"migrations\"); }\n",
+            readme_block(
+                "// build.rs: rebuild when a migration file is added, not only when one is edited",
+            ),
         )
         .unwrap();
     }
     std::fs::write(
         dir.join("src/main.rs"),
-        "static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();\n\
+        "static MIGRATOR: migrations::Migrator = migrations::embed_migrations!();\n\
          fn main() {\n    \
              let versions: Vec<String> = MIGRATOR.iter().map(|m| m.version().to_string()).collect();\n    \
              println!(\"{}\", versions.join(\",\"));\n\
@@ -93,6 +144,19 @@ fn run(dir: &Path) -> (String, String) {
 fn build_rs_helper_embeds_a_new_file() {
     let dir = scratch_crate("stale_with_build_rs", true);
     assert_eq!(run(&dir).0, "1");
+    // What the build script is compiled with: the README's build
+    // dependency, and nothing of sqlx.
+    let tree = cargo(&dir, &["tree", "--edges", "build", "--prefix", "none"]);
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    let build_deps: Vec<&str> = tree.lines().skip(1).collect();
+    assert!(
+        build_deps.iter().any(|l| l.starts_with("stowage-build ")),
+        "{tree}"
+    );
+    assert!(
+        !tree.contains("sqlx"),
+        "the build script compiles sqlx:\n{tree}"
+    );
     std::fs::write(
         dir.join("migrations/2_add_email.sql"),
         "ALTER TABLE users ADD COLUMN email TEXT;\n",
@@ -120,7 +184,7 @@ fn without_build_rs_a_debug_build_warns() {
     assert!(stderr.contains("this binary is stale"), "{stderr}");
     assert!(stderr.contains("2_add_email.sql"), "{stderr}");
     assert!(
-        stderr.contains("stowage::build::rerun_if_changed"),
+        stderr.contains("stowage_build::rerun_if_changed"),
         "{stderr}"
     );
     std::fs::remove_dir_all(dir).unwrap();

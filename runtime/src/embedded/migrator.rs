@@ -117,7 +117,7 @@ impl Migrator {
     /// Only debug builds keep the folder's path; release builds always
     /// return an empty list. Debug builds also print a warning about them the
     /// first time the migrator is used. Add
-    /// [`stowage::build::rerun_if_changed`](crate::build::rerun_if_changed)
+    /// [`stowage_build::rerun_if_changed`](crate::build::rerun_if_changed)
     /// to `build.rs` so that cargo rebuilds when a file is added.
     pub fn stale_files(&self) -> Vec<String> {
         self.source.stale_files()

@@ -2,7 +2,7 @@
 //!
 //! Editing an embedded file rebuilds the crate (`include_str!` tracks it), but
 //! stable Rust offers a proc macro no way to track a folder, so a new file goes
-//! unseen until something else triggers a rebuild. `build::rerun_if_changed`
+//! unseen until something else triggers a rebuild. `stowage_build::rerun_if_changed`
 //! fixes that in `build.rs`; this module warns when it was forgotten.
 
 use std::collections::HashSet;
@@ -78,7 +78,8 @@ impl Source {
         let message = format!(
             "stowage: this binary is stale: the migrations folder {dir} has changed since it was \
              built ({}). Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
-             `stowage::build::rerun_if_changed(\"migrations\")` to build.rs so cargo rebuilds by itself.",
+             `stowage_build::rerun_if_changed(\"migrations\")` to build.rs (with `stowage-build = \"0.1\"` \
+             under [build-dependencies]) so cargo rebuilds by itself.",
             stale.join(", ")
         );
         tracing::warn!(folder = dir, files = ?stale, "{message}");
