@@ -129,8 +129,9 @@ async fn a_connection_the_server_dropped_is_replaced() {
 }
 
 /// A PostgreSQL hot standby, streaming from its primary: the up-to-date
-/// check and `status` answer there; a run with work to do says at once that
-/// the server is a standby.
+/// check and `status` answer there, through the library and the binary's
+/// subcommands; a run with work to do says at once that the server is a
+/// standby.
 #[tokio::test]
 async fn a_postgres_standby_answers_but_does_not_migrate() {
     let fresh = fresh(Backend::Postgres, "standby").await;
@@ -161,11 +162,30 @@ async fn a_postgres_standby_answers_but_does_not_migrate() {
         matches!(&error, Error::ReadOnly { reason } if reason.contains("standby")),
         "{error:?}"
     );
+    // The binary's subcommands on the standby: `status`, `check` and an
+    // up-to-date `up` answer; `up` with work to do says the server is a
+    // standby, and changes nothing.
+    for args in [&["status"][..], &["check"], &["up"]] {
+        let (code, stdout, stderr) = cli(&url, "v1", args);
+        assert_eq!(code, 0, "{args:?}: {stdout} {stderr}");
+    }
+    let (code, stdout, stderr) = cli(&url, "v2", &["up"]);
+    assert_eq!(code, 1, "{stdout} {stderr}");
+    assert!(
+        stderr.contains("cannot apply migrations: it is a standby")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = cli(&url, "v2", &["check"]);
+    assert_eq!(code, 4, "pending on the standby: {stdout} {stderr}");
+    let recorded = fresh.pool().await.history().await.len();
+    assert_eq!(recorded, applied, "nothing was recorded");
 }
 
 /// Behind PgBouncer in transaction pooling, with sqlx's pool as an
-/// application configures it (its statement cache on): the start-up check
-/// of twelve replicas at once, `status` and `verify` work. stowage's own
+/// application configures it (its statement cache on) and through the
+/// binary's `migrate` subcommands (`AnyPool`): the start-up check of twelve
+/// replicas at once, `status`, `verify` and `check` work. stowage's own
 /// statements are plain queries, no prepared statement a server connection
 /// of the pooler could lack.
 #[tokio::test(flavor = "multi_thread")]
@@ -174,8 +194,23 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     let direct = fresh.pool().await;
     direct.run(&V2).await.unwrap();
     let url = stowage_tests::pgbouncer_url(&fresh.name);
-    for applied in replicas_at_once(std::slice::from_ref(&url), "v2", 12) {
-        assert_eq!(applied, "applied=");
+    for path in PATHS {
+        for applied in replicas_at_once(path, std::slice::from_ref(&url), "v2", 12) {
+            assert_eq!(applied, "applied=", "{path:?}");
+        }
+    }
+    // The operator's read-only subcommands, through `AnyPool`, several times
+    // over the pooler's four server connections.
+    for _ in 0..3 {
+        for (args, expected) in [
+            (&["status"][..], "postgres database at version 4; 0 pending"),
+            (&["verify"][..], ""),
+            (&["check"][..], "ok: the postgres database is at version 4"),
+        ] {
+            let (code, stdout, stderr) = cli(&url, "v2", args);
+            assert_eq!(code, 0, "{args:?}: {stdout} {stderr}");
+            assert!(stdout.contains(expected), "{args:?}: {stdout} {stderr}");
+        }
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     for _ in 0..5 {
@@ -186,16 +221,70 @@ async fn behind_pgbouncer_the_up_to_date_check_works() {
     }
 }
 
-/// `count` replicas (`stowage-test-app` with `set`) started at once, each on
+/// The two ways a service applies its migrations: the library on a typed
+/// pool (`stowage-test-app`, `Migrator::run` on a `PgPool` or `MySqlPool`),
+/// and the application binary's `migrate up` (`stowage-test-cli`, through
+/// `AnyPool`), which the image and the Compose job run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    Library,
+    Cli,
+}
+
+const PATHS: [Path; 2] = [Path::Library, Path::Cli];
+
+/// One process applying `set` to `url` through `path`, lock timeout
+/// `timeout` seconds, its output piped.
+fn replica(path: Path, url: &str, set: &str, timeout: u64) -> std::process::Command {
+    let mut command = match path {
+        Path::Library => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"));
+            command.args([url, set, &timeout.to_string()]);
+            command
+        }
+        Path::Cli => {
+            let set = if set == "slow" { "apply-slow" } else { set };
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-cli"));
+            command
+                .args(["migrate", "up", "--json"])
+                .env("DATABASE_URL", url)
+                .env("STOWAGE_TEST_SET", set)
+                .env("STOWAGE_TEST_LOCK_TIMEOUT", timeout.to_string());
+            command
+        }
+    };
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// What a finished replica applied, as `applied=<versions>` whichever its
+/// path (the CLI's `--json` lists them under `applied`).
+fn applied(path: Path, output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    match path {
+        Path::Library => stdout,
+        Path::Cli => {
+            let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+                panic!("{e}: {stdout} {}", String::from_utf8_lossy(&output.stderr))
+            });
+            let versions: Vec<String> = json["applied"]
+                .as_array()
+                .map(|list| list.iter().map(|m| m["version"].to_string()).collect())
+                .unwrap_or_default();
+            format!("applied={}", versions.join(","))
+        }
+    }
+}
+
+/// `count` replicas applying `set` through `path`, started at once, each on
 /// the next of `urls`: what each applied (`applied=<versions>`), sorted;
 /// each must succeed.
-fn replicas_at_once(urls: &[String], set: &str, count: usize) -> Vec<String> {
+fn replicas_at_once(path: Path, urls: &[String], set: &str, count: usize) -> Vec<String> {
     let replicas: Vec<_> = (0..count)
         .map(|i| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
-                .args([urls[i % urls.len()].as_str(), set])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
+            replica(path, &urls[i % urls.len()], set, 60)
                 .spawn()
                 .unwrap()
         })
@@ -204,35 +293,56 @@ fn replicas_at_once(urls: &[String], set: &str, count: usize) -> Vec<String> {
         .into_iter()
         .map(|replica| {
             let output = replica.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
             assert!(
                 output.status.success(),
-                "{stdout} {}",
+                "{path:?}: {} {}",
+                String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
-            stdout
+            applied(path, &output)
         })
         .collect::<Vec<_>>();
     applied.sort();
     applied
 }
 
+/// The application binary's `migrate <args>` on `url` with `set`: its exit
+/// code, stdout and stderr.
+fn cli(url: &str, set: &str, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-cli"))
+        .arg("migrate")
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("STOWAGE_TEST_SET", set)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Twelve replicas starting at once through PgBouncer in transaction
-/// pooling (a pool of 4) on a fresh database, with the default lock (an
+/// pooling (a pool of 4) on a fresh database, through the library and
+/// through the binary's `migrate up`, with the default lock (an
 /// advisory lock held by a transaction, which keeps one server connection
 /// of the pooler) and with `Lock::Lease`: one applies every migration, the
 /// others find them applied; none fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_pgbouncer_replicas_apply_each_migration_once() {
-    for set in ["v2", "v2-lease"] {
-        let fresh = fresh(Backend::Postgres, &format!("pgbouncer {set}")).await;
+    for (path, set) in PATHS
+        .into_iter()
+        .flat_map(|path| ["v2", "v2-lease"].map(|set| (path, set)))
+    {
+        let fresh = fresh(Backend::Postgres, &format!("pgbouncer {set} {path:?}")).await;
         let url = stowage_tests::pgbouncer_url(&fresh.name);
         let mut expected = vec!["applied=".to_owned(); 11];
         expected.push("applied=1,2,3,4".to_owned());
         assert_eq!(
-            replicas_at_once(std::slice::from_ref(&url), set, 12),
+            replicas_at_once(path, std::slice::from_ref(&url), set, 12),
             expected,
-            "{set}"
+            "{set} {path:?}"
         );
         let direct = fresh.pool().await;
         assert_eq!(direct.history().await.len(), 4, "{set}");
@@ -255,7 +365,7 @@ async fn behind_pgbouncer_replicas_apply_each_migration_once() {
 }
 
 /// A holder SIGKILLed in the middle of a migration, directly and through
-/// PgBouncer: the server goes on with the migration's statement (it notices
+/// PgBouncer, through the library and through the binary's `migrate up`: the server goes on with the migration's statement (it notices
 /// a closed client only when it next writes to it) while the connection
 /// that held the lock is gone. The next process waits for that statement,
 /// not for a lock timeout, and then finds the migration applied or rolled
@@ -269,21 +379,18 @@ async fn postgres_a_killed_holder_leaves_no_lock() {
     for (label, end_statement) in [("left", false), ("ended", true)] {
         let fresh = fresh(Backend::Postgres, &format!("killed {label}")).await;
         let direct = fresh.pool().await;
-        for url in [fresh.url.clone(), stowage_tests::pgbouncer_url(&fresh.name)] {
+        let urls = [fresh.url.clone(), stowage_tests::pgbouncer_url(&fresh.name)];
+        for (path, url) in PATHS
+            .into_iter()
+            .flat_map(|path| urls.clone().map(|url| (path, url)))
+        {
             direct
                 .execute(
                     "DROP TABLE IF EXISTS stowage_migrations, users, slow_started, slow_finished",
                 )
                 .await;
-            let app = |timeout: &str| {
-                std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
-                    .args([url.as_str(), "slow", timeout])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            };
-            let mut holder = app("60");
+            let app = |timeout| replica(path, &url, "slow", timeout).spawn().unwrap();
+            let mut holder = app(60);
             let started = std::time::Instant::now();
             while direct.i64(&format!("SELECT COUNT(*) {sleeping}")).await == 0 {
                 assert!(
@@ -299,24 +406,35 @@ async fn postgres_a_killed_holder_leaves_no_lock() {
                     .execute(&format!("SELECT pg_terminate_backend(pid) {sleeping}"))
                     .await;
             }
-            let rerun = app("30").wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&rerun.stdout);
+            let rerun = app(30).wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&rerun.stderr);
-            assert!(rerun.status.success(), "{label} {url}: {stderr}");
-            let applied = stdout.trim();
+            let at = format!("{label} {url} {path:?}");
+            assert!(rerun.status.success(), "{at}: {stderr}");
+            let applied = applied(path, &rerun);
             if end_statement {
-                assert_eq!(applied, "applied=2", "{label} {url}: {stderr}");
+                assert_eq!(applied, "applied=2", "{at}: {stderr}");
             } else {
                 assert!(
-                    ["applied=", "applied=2"].contains(&applied),
-                    "{label} {url}: {applied} {stderr}"
+                    ["applied=", "applied=2"].contains(&applied.as_str()),
+                    "{at}: {applied} {stderr}"
                 );
+                // The binary says at once what it waits for: the killed
+                // run's migration, its server process and its first line.
+                if path == Path::Cli {
+                    assert!(
+                        stderr.contains(
+                            "waiting for the migration lock, held by a migration still running \
+                             on the server (server process "
+                        ) && stderr.contains(": CREATE TABLE slow_started (id INTEGER);)"),
+                        "{at}: {stderr}"
+                    );
+                }
             }
             let recorded: Vec<i64> = direct.history().await.iter().map(|r| r.0).collect();
-            assert_eq!(recorded, [1, 2], "{label} {url}");
+            assert_eq!(recorded, [1, 2], "{at}");
             assert!(
                 direct.tables().await.contains(&"slow_finished".to_owned()),
-                "{label} {url}"
+                "{at}"
             );
         }
     }
@@ -363,22 +481,25 @@ async fn galera_database(label: &str) -> Vec<String> {
     urls
 }
 
-/// Sixteen replicas start at once on a Galera cluster, spread over its nodes,
+/// Sixteen replicas through the library, and twelve through the binary's
+/// `migrate up`, start at once on a Galera cluster, spread over its nodes,
 /// on a fresh database: one applies every migration, the others find them
 /// applied; none fails. (`GET_LOCK` holds on one node only: the lease row
 /// holds across the cluster.)
 #[tokio::test(flavor = "multi_thread")]
 async fn galera_replicas_at_once_apply_each_migration_once() {
-    let nodes = galera_database("replicas").await;
-    let applied = replicas_at_once(&nodes, "v2", 16);
-    let mut expected = vec!["applied=".to_owned(); 15];
-    expected.push("applied=1,2,3,4".to_owned());
-    assert_eq!(applied, expected);
-    // Every node has the history, and no lease is left.
-    for url in &nodes {
-        let pool = sqlx::MySqlPool::connect(url).await.unwrap();
-        assert_eq!(count(&pool, APPLIED).await, 4, "{url}");
-        assert_eq!(count(&pool, LEASES).await, 0, "{url}");
+    for (path, replicas) in [(Path::Library, 16), (Path::Cli, 12)] {
+        let nodes = galera_database(&format!("replicas_{path:?}")).await;
+        let applied = replicas_at_once(path, &nodes, "v2", replicas);
+        let mut expected = vec!["applied=".to_owned(); replicas - 1];
+        expected.push("applied=1,2,3,4".to_owned());
+        assert_eq!(applied, expected, "{path:?}");
+        // Every node has the history, and no lease is left.
+        for url in &nodes {
+            let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+            assert_eq!(count(&pool, APPLIED).await, 4, "{url} {path:?}");
+            assert_eq!(count(&pool, LEASES).await, 0, "{url} {path:?}");
+        }
     }
 }
 
@@ -445,16 +566,15 @@ async fn galera_a_cancelled_run_leaves_no_lease() {
 /// says and does not apply again (MySQL's DDL is not transactional).
 #[tokio::test(flavor = "multi_thread")]
 async fn galera_a_killed_holder_is_recovered() {
-    let nodes = galera_database("killed").await;
+    for path in PATHS {
+        galera_killed_holder(path).await;
+    }
+}
+
+async fn galera_killed_holder(path: Path) {
+    let nodes = galera_database(&format!("killed_{path:?}")).await;
     let first = sqlx::MySqlPool::connect(&nodes[0]).await.unwrap();
-    let app = |url: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_stowage-test-app"))
-            .args([url, "slow", "90"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let app = |url: &str| replica(path, url, "slow", 90).spawn().unwrap();
     let mut holder = app(&nodes[0]);
     let started = std::time::Instant::now();
     let sleeping = "SELECT COUNT(*) FROM information_schema.processlist \
@@ -479,7 +599,7 @@ async fn galera_a_killed_holder_is_recovered() {
     let stdout = String::from_utf8_lossy(&rerun.stdout);
     let stderr = String::from_utf8_lossy(&rerun.stderr);
     if rerun.status.success() {
-        assert_eq!(stdout.trim(), "applied=", "{stderr}");
+        assert_eq!(applied(path, &rerun), "applied=", "{stderr}");
         assert_eq!(count(&second, APPLIED).await, 2, "{stderr}");
     } else {
         assert!(
@@ -604,3 +724,61 @@ stowage_tests::on_every_backend!(
     multi_thread: a_cancelled_run_leaves_no_lock,
     a_read_only_database_is_said_at_once,
 );
+
+/// The binary's `migrate up` whose connections are all cut (a proxy between
+/// it and the server) while its slow migration runs: the run starts again on
+/// a new connection, waits for what the lost one left running, and ends
+/// with each migration applied once; on MySQL, whose migration ran
+/// statement by statement, the cut one may instead be reported as failed,
+/// as after a crash, and is not run again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binarys_up_cut_by_a_lost_connection_recovers() {
+    use stowage_tests::proxy::{Proxy, host_port};
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let fresh = fresh(backend, "cli lost connection").await;
+        let db = fresh.pool().await;
+        let proxy = Proxy::start(host_port(&fresh.url)).await;
+        let job = replica(Path::Cli, &proxy.url(&fresh.url), "slow", 60)
+            .spawn()
+            .unwrap();
+        let running = match backend {
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' \
+                 AND state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()"
+            }
+            _ => {
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE info LIKE '%SLEEP(4)%' AND db = DATABASE() AND id <> CONNECTION_ID()"
+            }
+        };
+        let started = std::time::Instant::now();
+        while db.i64(running).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{backend:?}: the slow migration never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        proxy.cut();
+        let output = tokio::task::spawn_blocking(move || job.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let history = db.history().await;
+        let recorded: Vec<i64> = history.iter().map(|r| r.0).collect();
+        assert_eq!(recorded, [1, 2], "{backend:?}: {stderr}");
+        if output.status.success() {
+            assert!(
+                history.iter().all(|row| row.1 == "applied"),
+                "{backend:?}: {history:?}"
+            );
+            assert!(db.tables().await.contains(&"slow_finished".to_owned()));
+        } else {
+            assert_eq!(backend, Backend::MySql, "{stderr}");
+            assert_eq!(output.status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains("migration 2"), "{stderr}");
+            assert_eq!(history[1].1, "failed", "{history:?}");
+        }
+    }
+}

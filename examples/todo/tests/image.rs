@@ -1,8 +1,9 @@
 //! The single-binary image itself, built by `scripts/image` (which
 //! `scripts/test` runs) with podman from a static binary: it holds the
 //! binary and its data folder and nothing else, and it runs as the Compose
-//! file runs it: `migrate up` as a one-shot container against PostgreSQL and
-//! MariaDB on the host (the URL from a secret file), `migrate status --json`
+//! file runs it: `migrate up` as a one-shot container against PostgreSQL
+//! (directly and through PgBouncer) and MariaDB on the host (the URL from a
+//! secret file), `migrate status --json`
 //! and `migrate check` from the same image, then the app until stopped; and
 //! on SQLite in a mounted volume, as the non-root user the image declares.
 //!
@@ -190,11 +191,21 @@ fn get_todos(port: u16) -> Option<String> {
     Some(response)
 }
 
+/// The job and the app on PostgreSQL directly, through PgBouncer in
+/// transaction pooling, and on MariaDB.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_image_migrates_then_serves_postgres_and_mariadb_with_the_url_from_a_secret() {
-    for backend in [Backend::Postgres, Backend::MySql] {
-        let db = fresh(backend, "image").await;
-        let file = secret(&format!("{backend:?}"), &db.url);
+    for (backend, pooler) in [
+        (Backend::Postgres, false),
+        (Backend::Postgres, true),
+        (Backend::MySql, false),
+    ] {
+        let db = fresh(backend, &format!("image {pooler}")).await;
+        let url = match pooler {
+            true => stowage_tests::pgbouncer_url(&db.name),
+            false => db.url.clone(),
+        };
+        let file = secret(&format!("{backend:?}{pooler}"), &url);
         let mount = format!("{}:/run/secrets/database_url:ro", file.display());
         tokio::task::spawn_blocking(move || {
             job_then_app(&[
@@ -207,7 +218,7 @@ async fn the_image_migrates_then_serves_postgres_and_mariadb_with_the_url_from_a
         .await
         .unwrap();
         let history = db.pool().await.history().await;
-        assert_eq!(history.len(), 2, "{backend:?}");
+        assert_eq!(history.len(), 2, "{backend:?} pooler: {pooler}");
     }
 }
 

@@ -168,7 +168,7 @@ pub(crate) fn of(dialect: Dialect) -> Result<&'static dyn SqlDialect, Error> {
 }
 
 /// PostgreSQL's implementation, for the connection's own literals.
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "any"))]
 pub(crate) fn postgres() -> &'static dyn SqlDialect {
     &postgres::Postgres
 }

@@ -359,37 +359,71 @@ async fn await_orphans(
     timeout: Duration,
     in_transaction: bool,
 ) -> Result<(), Error> {
-    let ms = timeout.as_millis().max(1);
+    let started = std::time::Instant::now();
     let take = running_key!().replace("$1", &Postgres.text_literal(&table.key));
-    let sql = if in_transaction {
-        format!(
-            "SAVEPOINT stowage_orphans; SET LOCAL lock_timeout = '{ms}ms'; \
-             SELECT pg_advisory_xact_lock({take}); ROLLBACK TO SAVEPOINT stowage_orphans"
-        )
-    } else {
-        format!(
-            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({take}); \
-             ROLLBACK"
-        )
-    };
-    let Err(error) = conn.script(sql).await else {
-        return Ok(());
-    };
-    if !in_transaction {
-        let _ = conn.script("ROLLBACK".to_owned()).await;
+    // A first short try, so that a wait is said at once; then one try per
+    // report, every 5 s, as the lock's own wait is.
+    let mut chunk = Duration::from_millis(100);
+    loop {
+        let ms = chunk.min(timeout.saturating_sub(started.elapsed())).as_millis().max(1);
+        let (open, undo) = match in_transaction {
+            true => ("SAVEPOINT stowage_orphans", "ROLLBACK TO SAVEPOINT stowage_orphans"),
+            false => ("BEGIN", "ROLLBACK"),
+        };
+        let sql = format!(
+            "{open}; SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({take}); {undo}"
+        );
+        let Err(error) = conn.script(sql).await else {
+            return Ok(());
+        };
+        let _ = conn.script(undo.to_owned()).await;
+        let code = error.as_database_error().and_then(|db| db.code());
+        if code.is_none_or(|code| code != "55P03") {
+            return Err(Error::db("cannot take the migration lock")(error));
+        }
+        let holder = orphans(conn, &take).await;
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(Error::LockTimeout {
+                waited: timeout,
+                holder: Some(holder),
+            });
+        }
+        table.say_waiting(Some(&holder), waited);
+        tracing::warn!(waited = ?waited, "waiting for {holder}");
+        chunk = Duration::from_secs(5);
     }
-    let code = error.as_database_error().and_then(|db| db.code());
-    if code.is_some_and(|code| code == "55P03") {
-        return Err(Error::LockTimeout {
-            waited: timeout,
-            holder: Some(
-                "a migration still running on the server, left by a run that ended without \
-                 finishing it (cancelled or killed)"
-                    .to_owned(),
-            ),
-        });
-    }
-    Err(Error::db("cannot take the migration lock")(error))
+}
+
+/// What holds the [`running_key`] shared, as a lock holder is named: which
+/// server process, since when, and the first line of its migration.
+async fn orphans(conn: &mut Conn<'_>, key: &str) -> String {
+    // A bigint advisory key is shown as its high (classid) and low (objid)
+    // 32 bits. The migration's script starts with its `BEGIN` line.
+    let sql = format!(
+        "SELECT a.pid::bigint, to_char(a.xact_start AT TIME ZONE 'UTC',          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), left(split_part(a.query, chr(10), 2), 80)          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid          WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ShareLock'          AND ((l.classid::bigint << 32) | l.objid::bigint) = {key} ORDER BY a.xact_start"
+    );
+    let found = conn
+        .fetch(sql, Vec::new(), &[Ty::I64, Ty::OptText, Ty::OptText])
+        .await
+        .unwrap_or_default();
+    let described: Vec<String> = found
+        .iter()
+        .map(|row| {
+            let pid = row[0].i64().unwrap_or_default();
+            let since = row[1].text().unwrap_or("?");
+            let first = row[2].text().unwrap_or("").trim();
+            format!("server process {pid}, running since {since}: {first}")
+        })
+        .collect();
+    let running = match described.as_slice() {
+        [] => String::new(),
+        list => format!(" ({})", list.join("; ")),
+    };
+    format!(
+        "a migration still running on the server{running}, left by a run that ended without \
+         finishing it (cancelled or killed)"
+    )
 }
 
 /// Where in the migration's SQL (`up`) the server says the error is: its

@@ -258,7 +258,7 @@ async fn retry(error: &sqlx::Error, attempt: &mut u32) -> bool {
 /// literals, for the simple query protocol: stowage's own statements then
 /// use no prepared statement, which a pooler in transaction mode (PgBouncer)
 /// could not keep, and need no session beyond the statement.
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "any"))]
 fn with_literals(sql: &str, args: Vec<Value>) -> String {
     let postgres = crate::dialect::postgres();
     let mut sql = sql.to_owned();
@@ -360,14 +360,21 @@ impl Conn<'_> {
         sql: String,
         args: Vec<Value>,
     ) -> Result<u64, sqlx::Error> {
-        // The only variant in a build with the `postgres` feature alone.
-        #[cfg(feature = "postgres")]
-        #[allow(irrefutable_let_patterns)]
-        if let Conn::Postgres(c) = self {
-            let sql = AssertSqlSafe(with_literals(&sql, args));
-            return Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected());
+        // PostgreSQL, typed or through `AnyPool`: the simple query protocol.
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(c) => {
+                let sql = AssertSqlSafe(with_literals(&sql, args));
+                Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected())
+            }
+            #[cfg(feature = "any")]
+            Conn::Any(c) if c.backend_name() == "PostgreSQL" => {
+                let sql = AssertSqlSafe(with_literals(&sql, args));
+                Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected())
+            }
+            #[allow(unreachable_patterns)]
+            _ => dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected())),
         }
-        dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected()))
     }
 
     async fn fetch_once(
@@ -376,18 +383,26 @@ impl Conn<'_> {
         args: Vec<Value>,
         types: &[Ty],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
-        // The only variant in a build with the `postgres` feature alone.
-        #[cfg(feature = "postgres")]
-        #[allow(irrefutable_let_patterns)]
-        if let Conn::Postgres(c) = self {
-            let sql = AssertSqlSafe(with_literals(&sql, args));
-            let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
-            return rows.iter().map(|row| decode!(row, types)).collect();
+        // PostgreSQL, typed or through `AnyPool`: the simple query protocol.
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(c) => {
+                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
+                rows.iter().map(|row| decode!(row, types)).collect()
+            }
+            #[cfg(feature = "any")]
+            Conn::Any(c) if c.backend_name() == "PostgreSQL" => {
+                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
+                rows.iter().map(|row| decode!(row, types)).collect()
+            }
+            #[allow(unreachable_patterns)]
+            _ => dispatch!(self, c => {
+                let rows = bound!(sql, args).fetch_all(&mut **c).await?;
+                rows.iter().map(|row| decode!(row, types)).collect()
+            }),
         }
-        dispatch!(self, c => {
-            let rows = bound!(sql, args).fetch_all(&mut **c).await?;
-            rows.iter().map(|row| decode!(row, types)).collect()
-        })
     }
 
     /// The first column of the first row of one statement, read as `ty`;

@@ -1,11 +1,22 @@
 //! An application without clap that hands its command line to
-//! `stowage::cli::main`. `STOWAGE_TEST_SET=slow` embeds a six-second
-//! PostgreSQL migration instead of the operate set; `STOWAGE_TEST_TRACING=1`
-//! installs a `tracing` subscriber at `warn` on stderr first, as an
-//! application with logging does.
+//! `stowage::cli::main`: the path the one-shot `migrate` job takes.
+//!
+//! `STOWAGE_TEST_SET` picks what it embeds: the operate set by default;
+//! `slow`, a six-second PostgreSQL migration; `v1`, `v2` and `v2-lease` (the
+//! lock as a lease row), and `apply-slow` (a table, then a four-second
+//! migration), the sets of the deployment tests. `STOWAGE_TEST_LOCK_TIMEOUT`
+//! sets the lock timeout in seconds. `STOWAGE_TEST_TRACING=1` installs a
+//! `tracing` subscriber at `warn` on stderr first, as an application with
+//! logging does.
 
-static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("fixtures/operate");
-static SLOW: stowage::Migrator = stowage::embed_migrations!("fixtures/cli/slow");
+use std::time::Duration;
+use stowage::Migrator;
+
+static MIGRATOR: Migrator = stowage::embed_migrations!("fixtures/operate");
+static SLOW: Migrator = stowage::embed_migrations!("fixtures/cli/slow");
+static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
+static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
+static APPLY_SLOW: Migrator = stowage::embed_migrations!("fixtures/apply/slow");
 
 fn main() {
     if std::env::var_os("STOWAGE_TEST_TRACING").is_some() {
@@ -15,8 +26,19 @@ fn main() {
             .with_ansi(false)
             .init();
     }
-    match std::env::var("STOWAGE_TEST_SET").as_deref() {
-        Ok("slow") => stowage::cli::main(&SLOW),
-        _ => stowage::cli::main(&MIGRATOR),
+    let mut migrator = match std::env::var("STOWAGE_TEST_SET").as_deref() {
+        Ok("slow") => SLOW.clone(),
+        Ok("v1") => V1.clone(),
+        Ok("v2") => V2.clone(),
+        Ok("v2-lease") => V2.clone().with_lock(stowage::Lock::Lease),
+        Ok("apply-slow") => APPLY_SLOW.clone(),
+        _ => MIGRATOR.clone(),
+    };
+    if let Some(seconds) = std::env::var("STOWAGE_TEST_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        migrator = migrator.with_lock_timeout(Duration::from_secs(seconds));
     }
+    stowage::cli::main(&migrator)
 }
