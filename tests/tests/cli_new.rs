@@ -32,7 +32,7 @@ fn scratch() -> PathBuf {
         format!(
             "[package]\nname = \"scratch-new\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
              publish = false\n\n[workspace]\n\n[dependencies]\n\
-             stowage = {{ path = {:?}, features = [\"sqlite\", \"cli\"] }}\n",
+             stowage-migrate = {{ path = {:?}, features = [\"sqlite\", \"cli\"] }}\n",
             runtime.canonicalize().unwrap()
         ),
     )

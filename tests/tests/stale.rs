@@ -189,3 +189,60 @@ fn without_build_rs_a_debug_build_warns() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `#[migrations::test]` in a crate that names stowage `migrations`
+/// (`package = "stowage-migrate"`): the attribute finds that name in the
+/// crate's manifest, and the test runs on its own database (SQLite files).
+#[test]
+fn the_test_attribute_works_under_a_renamed_dependency() {
+    let dir = std::env::temp_dir().join(format!("stowage-renamed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"renamed\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [dependencies]\nmigrations = {{ package = \"stowage-migrate\", path = {:?}, features = [\"testing\"] }}\n\
+             sqlx = {{ version = \"0.9\", default-features = false, features = [\"any\", \"runtime-tokio\"] }}\n\
+             [workspace]\n",
+            workspace().join("runtime").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.join("migrations/1_create_users.sql"),
+        "CREATE TABLE users (id INTEGER);\nINSERT INTO users VALUES (7);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tests/renamed.rs"),
+        "#[migrations::test]\n\
+         async fn sees_the_migrated_row(pool: sqlx::AnyPool) {\n    \
+             let id: i32 = sqlx::query_scalar(\"SELECT id FROM users\").fetch_one(&pool).await.unwrap();\n    \
+             assert_eq!(id, 7);\n\
+         }\n",
+    )
+    .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["test", "--quiet", "--offline", "--test", "renamed"])
+        .env("CARGO_TARGET_DIR", workspace().join("target/scratch"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("DATABASE_URL")
+        .env_remove("STOWAGE_TEST_DATABASE_URL")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
