@@ -5,7 +5,7 @@
 //! ```no_run
 //! use clap::Parser;
 //!
-//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
 //!
 //! #[derive(clap::Parser)]
 //! enum Cli {
@@ -40,11 +40,15 @@
 //! | 5 | `check`: a migration failed part-way |
 //! | 6 | `check`: an applied migration's file changed |
 //! | 7 | `check`: the database has a migration this binary does not |
+//! | 8 | `check`: a pending migration is older than the newest applied one (`up` refuses it) |
+//! | 9 | `check`: the database cannot be reached |
 //!
-//! `check` gives the most serious of 5, 6, 7, 4 that applies: for a CI step
-//! ("everything applied") or a readiness probe. `wait` exits as `check`
-//! does once the database is at the head (0), in a state waiting cannot
-//! change (5, 6, 7), or at its timeout (4).
+//! `check` gives the most serious of 5, 6, 7, 8, 4 that applies: for a CI
+//! step ("everything applied") or a readiness probe. It tries to connect
+//! once (`--connect-timeout` to wait) and exits 9 when the server cannot be
+//! reached, 4 when the database does not exist yet. `wait` is the command
+//! that waits: it exits as `check` does once the database is at the head
+//! (0), in a state waiting cannot change (5, 6, 7, 8), or at its timeout (4).
 
 use crate::{ConnectOptions, Error, Migrator, RepairAction, Target};
 use std::time::Duration;
@@ -65,6 +69,12 @@ pub const EXIT_FAILED: i32 = 5;
 pub const EXIT_MODIFIED: i32 = 6;
 /// `check`: the database has a migration the binary does not.
 pub const EXIT_MISSING: i32 = 7;
+/// `check`: a pending migration is older than the newest applied one, which
+/// `up` refuses (unless the migrator allows it out of order).
+pub const EXIT_OUT_OF_ORDER: i32 = 8;
+/// `check`: the database cannot be reached (it is not waited for:
+/// `--connect-timeout` is 0 unless given).
+pub const EXIT_UNREACHABLE: i32 = 9;
 
 /// The heading of the options every subcommand takes.
 const GLOBAL: &str = "Global options";
@@ -77,9 +87,10 @@ pub struct MigrateCommand {
     /// without it, DATABASE_URL, or the file DATABASE_URL_FILE names.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
-    /// How long to wait for the database to come up, in seconds.
-    #[arg(long, default_value_t = 60, global = true, help_heading = GLOBAL)]
-    pub connect_timeout: u64,
+    /// How long to wait for the database to come up, in seconds [default:
+    /// 60; `check`: 0, one attempt, for a readiness probe].
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub connect_timeout: Option<u64>,
     /// Say nothing but results and errors (no progress lines).
     #[arg(long, short, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
@@ -137,7 +148,8 @@ pub enum Action {
     /// Check the history against the binary, read-only; exit 3 on problems.
     Verify,
     /// Exit 0 when the database is at this binary's head with nothing failed,
-    /// modified or missing; 4 pending, 5 failed, 6 modified, 7 missing.
+    /// modified or missing; 4 pending, 5 failed, 6 modified, 7 missing, 8
+    /// pending out of order, 9 unreachable (one attempt to connect).
     Check,
     /// Wait until the database is at this binary's head (another process
     /// migrates it); then exit 0, or as `check` does when the wait ends
@@ -173,8 +185,10 @@ pub enum Action {
     /// was built from (a debug build in its checkout), in that folder's own
     /// layout and numbering, in each dialect folder; needs no database.
     New {
-        /// What the migration does, e.g. `add users` (becomes `add_users`).
-        name: String,
+        /// What the migration does, e.g. `add users` (becomes `add_users`);
+        /// several words need no quotes.
+        #[arg(required = true, num_args = 1..)]
+        name: Vec<String>,
         /// Also write the file that reverts it (implied where the newest
         /// migration has one).
         #[arg(long)]
@@ -196,8 +210,56 @@ pub enum Action {
 }
 
 impl MigrateCommand {
-    /// Run the command on a Tokio runtime of its own; the exit code.
+    /// Run the command on a Tokio runtime of its own; the exit code. For a
+    /// `main` that is not async; inside an async one, prefer
+    /// [`run`](Self::run)`.await`. Called on a thread that is already in a
+    /// runtime (where starting another one panics), it runs the command on
+    /// a thread of its own and waits for it.
+    ///
+    /// ```no_run
+    /// use clap::Parser;
+    ///
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// #[derive(clap::Parser)]
+    /// struct Cli {
+    ///     #[command(subcommand)]
+    ///     command: Command,
+    /// }
+    ///
+    /// #[derive(clap::Subcommand)]
+    /// enum Command {
+    ///     Migrate(stowage::cli::MigrateCommand),
+    /// }
+    ///
+    /// fn main() {
+    ///     let Command::Migrate(migrate) = Cli::parse().command;
+    ///     std::process::exit(migrate.run_blocking(&MIGRATOR));
+    /// }
+    /// ```
     pub fn run_blocking(&self, migrator: &Migrator) -> i32 {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                let thread = std::thread::Builder::new()
+                    .name("stowage-migrate".to_owned())
+                    .spawn_scoped(scope, || self.run_on_own_runtime(migrator));
+                match thread.map(|thread| thread.join()) {
+                    Ok(Ok(code)) => code,
+                    Ok(Err(_)) => {
+                        eprintln!("error: the migrate command's thread panicked");
+                        EXIT_ERROR
+                    }
+                    Err(error) => {
+                        eprintln!("error: cannot start a thread for the migrate command: {error}");
+                        EXIT_ERROR
+                    }
+                }
+            });
+        }
+        self.run_on_own_runtime(migrator)
+    }
+
+    fn run_on_own_runtime(&self, migrator: &Migrator) -> i32 {
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -215,41 +277,56 @@ impl MigrateCommand {
     pub async fn run(&self, migrator: &Migrator) -> i32 {
         let (outcome, status) = match self.execute(migrator).await {
             Ok(done) => done,
-            Err(error) => {
+            Err((error, status)) => {
                 eprintln!("error: {error}");
-                (Outcome::failed(EXIT_ERROR, error.to_string()), None)
+                let code = match (&self.action, &error) {
+                    (Action::Check, Error::Connect { reason, .. })
+                        if reason.contains(crate::connect::NO_DATABASE) =>
+                    {
+                        EXIT_PENDING
+                    }
+                    (Action::Check, Error::Connect { .. }) => EXIT_UNREACHABLE,
+                    _ => EXIT_ERROR,
+                };
+                (Outcome::failed(code, error.to_string()), status)
             }
         };
-        let code = outcome.code;
+        let (code, after) = (outcome.code, outcome.after.clone());
         if self.json {
             match outcome.into_json(self.action.name(), status) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => say_out(&text),
                 Err(error) => {
                     eprintln!("error: cannot write JSON: {error}");
                     return EXIT_ERROR;
                 }
             }
         } else if !outcome.said.is_empty() {
-            println!("{}", outcome.said);
+            say_out(&outcome.said);
+        }
+        if let Some(note) = after {
+            eprintln!("{note}");
         }
         code
     }
 
     /// The command's outcome, and for `--json` the status after it.
+    /// A failure comes with the status after it, for `--json`, where the
+    /// database could still be read.
     async fn execute(
         &self,
         migrator: &Migrator,
-    ) -> Result<(Outcome, Option<crate::Status>), Error> {
+    ) -> Result<(Outcome, Option<crate::Status>), (Error, Option<crate::Status>)> {
+        let unread = |error| (error, None);
         match &self.action {
             Action::Show { version } => return Ok((show(migrator, *version), None)),
             Action::New { name, reversible } => {
-                return Ok((new(migrator, name, *reversible), None));
+                return Ok((new(migrator, &name.join(" "), *reversible), None));
             }
             _ => {}
         }
         let from_env = match self.database_url {
             Some(_) => None,
-            None => crate::database_url()?,
+            None => crate::database_url().map_err(unread)?,
         };
         let Some(url) = self
             .database_url
@@ -284,15 +361,22 @@ impl MigrateCommand {
         // (`adopt` reads the other tool's table: its database must exist.)
         let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
         let started = std::time::Instant::now();
+        let connect_timeout = self.connect_timeout.unwrap_or(match self.action {
+            Action::Check => 0,
+            _ => 60,
+        });
         let options = ConnectOptions::default()
-            .timeout(Duration::from_secs(self.connect_timeout))
+            .timeout(Duration::from_secs(connect_timeout))
             .create_database(creates)
             .say_waiting(!self.quiet)
             .log_statements(false);
         let pool: sqlx::AnyPool = match &self.action {
             Action::Wait { timeout } => {
                 let deadline = started + Duration::from_secs(*timeout);
-                match wait_for_database(url, options, deadline, self.quiet).await? {
+                match wait_for_database(url, options, deadline, self.quiet)
+                    .await
+                    .map_err(unread)?
+                {
                     Some(pool) => pool,
                     None => {
                         let said = "not ready: the database does not exist; gave up waiting";
@@ -300,7 +384,7 @@ impl MigrateCommand {
                     }
                 }
             }
-            _ => crate::connect_with(url, options).await?,
+            _ => crate::connect_with(url, options).await.map_err(unread)?,
         };
         if self.verbose {
             eprintln!("connected to {}", crate::connect::redact(url));
@@ -311,8 +395,12 @@ impl MigrateCommand {
             Ok((outcome, status)) => (outcome, status),
             Err(error) => {
                 progress.stop();
+                let status = match self.json {
+                    true => migrator.status(&pool).await.ok(),
+                    false => None,
+                };
                 pool.close().await;
-                return Err(error);
+                return Err((error, status));
             }
         };
         progress.stop();
@@ -368,8 +456,8 @@ impl MigrateCommand {
                          with --yes",
                         plural(n)
                     );
-                    eprintln!("{refused}");
                     Outcome::new(EXIT_USAGE, plan.to_string())
+                        .then_say(refused.clone())
                         .with("error", refused)
                         .with("plan", planned(&plan))
                 }
@@ -444,7 +532,7 @@ impl MigrateCommand {
             }
             Action::Check => {
                 let status = migrator.status(pool).await?;
-                let (code, said) = readiness(&status);
+                let (code, said) = readiness(migrator, &status);
                 return Ok((Outcome::new(code, said), Some(status)));
             }
             Action::Wait { timeout } => {
@@ -463,7 +551,7 @@ impl MigrateCommand {
             }
             // Answered before connecting.
             Action::Show { version } => show(migrator, *version),
-            Action::New { name, reversible } => new(migrator, name, *reversible),
+            Action::New { name, reversible } => new(migrator, &name.join(" "), *reversible),
             Action::Adopt { from } => {
                 let report = migrator.adopt(pool, *from).await?;
                 let said = format!(
@@ -519,6 +607,8 @@ impl Action {
 struct Outcome {
     code: i32,
     said: String,
+    /// Said on stderr after `said`, which it refers to.
+    after: Option<String>,
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -527,8 +617,14 @@ impl Outcome {
         Outcome {
             code,
             said: said.into(),
+            after: None,
             fields: serde_json::Map::new(),
         }
+    }
+
+    fn then_say(mut self, note: String) -> Outcome {
+        self.after = Some(note);
+        self
     }
 
     /// A command that did nothing: `error` says why, on stderr already.
@@ -610,8 +706,9 @@ fn joined(versions: &[i64]) -> String {
     texts.join(", ")
 }
 
-/// `check`'s exit code for a status, and what it says.
-fn readiness(status: &crate::Status) -> (i32, String) {
+/// `check`'s exit code for a status, and what it says; `migrator` says
+/// whether `up` takes pending migrations older than the newest applied.
+fn readiness(migrator: &Migrator, status: &crate::Status) -> (i32, String) {
     let count = |state| {
         status
             .migrations
@@ -620,6 +717,15 @@ fn readiness(status: &crate::Status) -> (i32, String) {
             .count()
     };
     use crate::MigrationState as S;
+    let out_of_order = match migrator.config().on_out_of_order() {
+        crate::Policy::Allow => 0,
+        _ => status
+            .migrations
+            .iter()
+            .filter(|m| m.state == S::Pending && !m.repeatable)
+            .filter(|m| status.current().is_some_and(|current| m.version < current))
+            .count(),
+    };
     let (code, what) = [
         (EXIT_FAILED, count(S::Failed), "failed part-way"),
         (EXIT_MODIFIED, count(S::Modified), "modified since applied"),
@@ -627,6 +733,12 @@ fn readiness(status: &crate::Status) -> (i32, String) {
             EXIT_MISSING,
             count(S::Missing),
             "applied but not in this binary",
+        ),
+        (
+            EXIT_OUT_OF_ORDER,
+            out_of_order,
+            "pending but older than the newest applied, which `up` refuses \
+             (Migrator::with_out_of_order allows it)",
         ),
         (EXIT_PENDING, status.pending, "pending"),
     ]
@@ -667,7 +779,7 @@ async fn wait(
     let mut last_said = String::new();
     loop {
         let status = migrator.status(pool).await?;
-        let (code, said) = readiness(&status);
+        let (code, said) = readiness(migrator, &status);
         if code != EXIT_PENDING {
             return Ok((code, said, status));
         }
@@ -712,6 +824,14 @@ async fn wait_for_database(
     }
 }
 
+/// Write `text` and a line end on stdout. A reader that went away (`| head`)
+/// ends the output, not the process with a panic.
+fn say_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 /// How often `wait` reads the history.
 const WAIT_POLL: Duration = Duration::from_millis(500);
 
@@ -725,7 +845,7 @@ fn new(migrator: &Migrator, name: &str, reversible: bool) -> Outcome {
             let files: Vec<String> = written
                 .files
                 .iter()
-                .map(|path| path.display().to_string())
+                .map(|path| crate::scaffold::shown(path))
                 .collect();
             Outcome::new(EXIT_OK, files.join("\n"))
                 .with("files", files)
@@ -842,8 +962,8 @@ impl Progress {
                 before.started(ctx.migration());
                 Box::pin(std::future::ready(Ok(())))
             })
-            .on(crate::Event::AfterEachMigrate, move |_| {
-                after.finished();
+            .on(crate::Event::AfterEachMigrate, move |ctx| {
+                after.finished(ctx.took());
                 Box::pin(std::future::ready(Ok(())))
             })
     }
@@ -892,7 +1012,9 @@ impl Progress {
         }
     }
 
-    fn finished(&self) {
+    /// A migration is applied: said with the time the report gives it
+    /// (`took`), not counting the callbacks around it.
+    fn finished(&self, took: Option<Duration>) {
         let Some(done) = self.running.lock().ok().and_then(|mut slot| slot.take()) else {
             return;
         };
@@ -901,7 +1023,7 @@ impl Progress {
             "{} {} in {:.1?}",
             self.paint("32", "applied"),
             done.label,
-            done.started.elapsed()
+            took.unwrap_or_else(|| done.started.elapsed())
         );
     }
 

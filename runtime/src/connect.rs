@@ -277,13 +277,14 @@ where
             {
                 return Err(fail(attempts, &NO_DATABASE));
             }
-            return Err(fail(attempts, &error));
+            return Err(fail(attempts, &crate::error::server_message(&error)));
         }
         let waited = started.elapsed();
+        let reason = crate::error::server_message(&error);
         if waited >= timeout {
-            return Err(fail(attempts, &error));
+            return Err(fail(attempts, &reason));
         }
-        let reason = scrub(&error.to_string(), url);
+        let reason = scrub(&reason, url);
         tracing::warn!(url = %shown, attempt = attempts, ?waited, %reason, "database not reachable yet; retrying");
         if options.say_waiting && waited >= next_said {
             eprintln!(

@@ -38,8 +38,9 @@ pub enum Error {
 
     /// A migration to revert has no down SQL.
     #[error(
-        "migration {version} ({source_path}) has no down SQL, so it cannot be undone; nothing was \
-         changed. Add a `.down.sql` (or diesel `down.sql`), or undo fewer migrations"
+        "migration {version} ({source_path}) has no down SQL, so it cannot be undone (`down` \
+         refuses before running anything). Add a `.down.sql` (or diesel `down.sql`), or undo \
+         fewer migrations"
     )]
     Irreversible {
         /// The version.
@@ -53,7 +54,12 @@ pub enum Error {
         "undoing migration {version} ({source_path}) failed{}: {}; its history \
          row was kept. \
          Fix the down SQL or the database, then undo again",
-        statement.map(|s| format!(" at statement {}", s + 1)).unwrap_or_default(),
+        match (line, excerpt, statement) {
+            (Some(line), Some(excerpt), _) => format!(" at line {line} (`{excerpt}`)"),
+            (Some(line), None, _) => format!(" at line {line}"),
+            (None, _, Some(s)) => format!(" at statement {}", s + 1),
+            (None, _, None) => String::new(),
+        },
         server_message(source)
     )]
     UndoFailed {
@@ -61,9 +67,13 @@ pub enum Error {
         version: i64,
         /// The file of its down SQL, relative to the migrations folder.
         source_path: String,
-        /// The index (from 0) of the failing statement, for migrations run
-        /// statement by statement.
+        /// The index (from 0) of the failing statement, when known.
         statement: Option<i64>,
+        /// The line (from 1) of the down file where it failed, when the
+        /// server says or the failing statement is known.
+        line: Option<usize>,
+        /// The beginning of the failing statement, as written in the file.
+        excerpt: Option<String>,
         /// The database's error.
         #[source]
         source: sqlx::Error,
@@ -354,13 +364,16 @@ pub enum Error {
             (None, _, None) => String::new(),
         },
         if *transactional {
-            "it was rolled back, nothing of it was applied; fix the SQL and run again"
+            "it was rolled back, nothing of it was applied; fix the SQL and run again".to_owned()
         } else if *version < 0 {
             "it ran outside a transaction, so the statements before it stay applied; fix the SQL: \
-             a repeatable migration is applied again whole by the next run"
+             a repeatable migration is applied again whole by the next run".to_owned()
         } else {
-            "it ran outside a transaction, so the statements before it stay applied and its history \
-             row is marked failed; fix the database by hand, then run `repair --clear-failed`"
+            format!(
+                "it ran outside a transaction, so the statements before it stay applied and its \
+                 history row is marked failed; fix the database by hand, then run \
+                 `repair --clear-failed {version}`"
+            )
         }
     )]
     MigrationFailed {
@@ -390,6 +403,20 @@ impl std::fmt::Debug for Error {
         write!(f, "{self}")?;
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
+            // A server's error in its own words: sqlx's text of a
+            // PostgreSQL error ends with the line of the server's C source,
+            // which reads as a line of the migration.
+            if let Some(db) = cause
+                .downcast_ref::<sqlx::Error>()
+                .and_then(sqlx::Error::as_database_error)
+            {
+                write!(
+                    f,
+                    "\n  caused by: error returned from database: {}",
+                    db.message()
+                )?;
+                break;
+            }
             write!(f, "\n  caused by: {cause}")?;
             source = cause.source();
         }
@@ -432,17 +459,20 @@ impl Error {
         }
     }
 
-    /// [`Error::UndoFailed`] for `m`, failing at `statement` (from 0) when known.
+    /// [`Error::UndoFailed`] for `m`, failing where `spot` says (in its
+    /// down SQL).
     pub(crate) fn undo_failed(
         m: &crate::Migration,
-        statement: Option<usize>,
+        spot: Spot,
     ) -> impl FnOnce(sqlx::Error) -> Error + use<> {
         let version = m.version();
         let source_path = m.down_path().unwrap_or(m.source_path()).to_owned();
         move |source| Error::UndoFailed {
             version,
             source_path,
-            statement: statement.and_then(|s| i64::try_from(s).ok()),
+            statement: spot.statement,
+            line: spot.line,
+            excerpt: spot.excerpt,
             source,
         }
     }
@@ -525,6 +555,11 @@ pub(crate) fn short_hex(bytes: &[u8]) -> String {
 fn connect_advice(url: &str, reason: &str) -> &'static str {
     if url.starts_with("sqlite:") {
         "check the file's path, and that its folder exists and can be written by this user"
+    } else if (reason.contains("role") && reason.contains("does not exist"))
+        || reason.contains("password authentication failed")
+        || (reason.contains("Access denied for user") && !reason.contains("to database"))
+    {
+        "check the user name and password in the URL: the server does not let this user log in"
     } else if (reason.contains("database") && reason.contains("does not exist"))
         || reason.contains("Unknown database")
     {

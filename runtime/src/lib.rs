@@ -7,7 +7,7 @@
 //! # Example
 //!
 //! ```no_run
-//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
 //!
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
@@ -19,8 +19,8 @@
 //! The embedded model can be inspected too:
 //!
 //! ```
-//! // In an application, `embed_migrations!()` reads `./migrations`.
-//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//! // `./migrations`, beside Cargo.toml: a folder per database here.
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
 //!
 //! let postgres = MIGRATOR.set(stowage::Dialect::Postgres).unwrap();
 //! for migration in postgres {
@@ -127,7 +127,7 @@ with_driver! {
 /// a migration that must run outside a transaction.
 ///
 /// ```
-/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
 ///
 /// let sqlite = MIGRATOR.set(stowage::Dialect::Sqlite).unwrap();
 /// assert!(sqlite.len() > 0);

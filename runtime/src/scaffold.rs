@@ -76,6 +76,14 @@ pub(crate) fn new_migration(
     let mut highest = None;
     for (folder, _) in &targets {
         highest = highest.max(highest_on_disk(folder)?);
+        if let Some(taken) = named_on_disk(folder, &slug)? {
+            return Err(format!(
+                "{} already has this name; give the new migration another one (`new {} 2`, \
+                 say), or write into that file if it is not applied yet",
+                shown(&taken),
+                slug.replace('_', " ")
+            ));
+        }
     }
     for (folder, newest_migration) in targets {
         let newest = newest_migration.map(crate::Migration::source_path);
@@ -212,22 +220,34 @@ fn next_version(
     }
 }
 
-/// The highest version among the migration files and folders in `folder`,
-/// as their digits read (dashes dropped; diesel's timestamps with their
-/// four-digit suffix).
-fn highest_on_disk(folder: &Path) -> Result<Option<u128>, String> {
+/// The migration files and folders in `folder`: each one's path, its
+/// version as written (`3`, `2026-01-01-120000`) and the rest of its name
+/// (`add_orders.up.sql`; Flyway's `__` as one `_`).
+fn on_disk(folder: &Path) -> Result<Vec<(PathBuf, String, String)>, String> {
     let entries = std::fs::read_dir(folder)
         .map_err(|error| format!("cannot read {}: {error}", folder.display()))?;
-    let mut highest = None;
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let stem = name.trim_start_matches(['V', 'U']);
-        let Some((stamp, _)) = stem.split_once('_') else {
+        let Some((stamp, rest)) = stem.split_once('_') else {
             continue;
         };
         if stamp.is_empty() || !stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             continue;
         }
+        let rest = rest.strip_prefix('_').unwrap_or(rest);
+        found.push((entry.path(), stamp.to_owned(), rest.to_owned()));
+    }
+    Ok(found)
+}
+
+/// The highest version among the migration files and folders in `folder`,
+/// as their digits read (dashes dropped; diesel's timestamps with their
+/// four-digit suffix).
+fn highest_on_disk(folder: &Path) -> Result<Option<u128>, String> {
+    let mut highest = None;
+    for (_, stamp, _) in on_disk(folder)? {
         let mut digits = stamp.replace('-', "");
         if stamp.split('-').map(str::len).eq([4, 2, 2, 6]) {
             digits.push_str("0000");
@@ -237,6 +257,32 @@ fn highest_on_disk(folder: &Path) -> Result<Option<u128>, String> {
         }
     }
     Ok(highest)
+}
+
+/// The migration file or folder in `folder` whose description is `slug`
+/// (`3_add_orders.sql`, `V3__add_orders.sql`, `2026-…_add_orders/`), if any.
+fn named_on_disk(folder: &Path, slug: &str) -> Result<Option<PathBuf>, String> {
+    Ok(on_disk(folder)?.into_iter().find_map(|(path, _, rest)| {
+        let description = [".up.sql", ".down.sql", ".sql"]
+            .iter()
+            .find_map(|ext| rest.strip_suffix(ext))
+            .unwrap_or(&rest);
+        description.eq_ignore_ascii_case(slug).then_some(path)
+    }))
+}
+
+/// `path` as the person at the terminal reaches it: relative to the
+/// current folder when it is inside it.
+pub(crate) fn shown(path: &Path) -> String {
+    let relative = std::env::current_dir().ok().and_then(|here| {
+        let here = here.canonicalize().ok()?;
+        let full = path.canonicalize().ok()?;
+        full.strip_prefix(here).ok().map(Path::to_path_buf)
+    });
+    relative
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Create `path` (and its folder) with `text`; never overwrite.
@@ -261,8 +307,10 @@ fn build_rs_note(migrations: &Path) -> Option<String> {
         .ancestors()
         .find(|dir| dir.join("Cargo.toml").is_file())?;
     let build = krate.join("build.rs");
+    if crate::embedded::stale::build_rs_reruns(migrations) {
+        return None;
+    }
     match std::fs::read_to_string(&build) {
-        Ok(text) if text.contains("rerun_if_changed") || text.contains("rerun-if-changed") => None,
         Ok(_) => Some(format!(
             "{} does not call stowage_build::rerun_if_changed: cargo will not rebuild for the \
              new file until another change; add that call",

@@ -418,3 +418,41 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The workspace's folder.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The README's fenced block that starts with the line `first`: what a
+/// test builds or runs as a user would paste it.
+pub fn readme_block(first: &str) -> String {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n{first}\n"))
+        .unwrap_or_else(|| panic!("the README has no block starting with {first}"));
+    let block = &readme[start + 1..];
+    block[..block.find("\n```").unwrap()].to_owned()
+}
+
+/// Run `command` with stdout and stderr into one pipe, as a terminal shows
+/// them: its exit code and what it wrote, in the order written.
+pub fn interleaved(command: &mut std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = command
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    // The child holds the only writing ends now (the builder's are
+    // replaced): reading ends when it does.
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut { reader }, &mut output).unwrap();
+    (child.wait().unwrap().code(), output)
+}

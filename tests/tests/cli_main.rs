@@ -488,6 +488,21 @@ async fn connection_advice_fits_the_case() {
             "{stderr}"
         );
         assert!(!stderr.contains("server is running"), "{stderr}");
+        // A user the server does not know: the user is what to check, and
+        // no line of the server's C source reads as a line of the URL.
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let stranger = format!("{scheme}://stowage_no_such_user@{host}");
+        let (code, _, stderr) = run(&stranger, &["status"]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("check the user name and password in the URL"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("database's name") && !stderr.contains(" at line "),
+            "{stderr}"
+        );
         // `up` creates it, and says so.
         let name = format!("stowage_cli_created_{}", std::process::id());
         let url = stowage_tests::with_database(&server, &name);
@@ -697,4 +712,204 @@ async fn a_long_migration_is_said_to_be_still_applying() {
     );
     assert!(!stderr.contains("slow statement"), "{stderr}");
     assert!(!stderr.contains("stowage_migrations"), "{stderr}");
+}
+
+/// A SQLite URL of a new file in the temporary folder, for `name`.
+fn fresh_sqlite(name: &str) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("stowage-cli-{name}-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    (path, url)
+}
+
+/// `status --json | head`: a reader that goes away ends the output, not the
+/// process with a panic.
+#[test]
+fn output_into_a_closed_pipe_does_not_panic() {
+    let (path, url) = fresh_sqlite("pipe");
+    assert_eq!(run(&url, &["up"]).0, 0);
+    // The pipe's reading end is closed before the binary writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(APP)
+        .args(["status", "--json"])
+        .env("DATABASE_URL", &url)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    std::fs::remove_file(path).unwrap();
+}
+
+/// `--json` of a command that failed once connected holds the status, as
+/// the README says, beside the error.
+#[tokio::test]
+async fn json_of_a_failed_command_holds_the_status() {
+    let (path, url) = fresh_sqlite("json-error");
+    assert_eq!(run(&url, &["up", "--to", "2"]).0, 0);
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE stowage_migrations SET checksum = x'00' WHERE version = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (code, stdout, _) = run(&url, &["up", "--json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("checksum"),
+        "{json}"
+    );
+    assert_eq!(json["current"], 2, "{json}");
+    assert_eq!(json["migrations"][0]["state"], "modified", "{json}");
+    assert_eq!(json["migrations"][2]["state"], "pending", "{json}");
+    std::fs::remove_file(path).unwrap();
+}
+
+/// `check` has codes of its own for a pending migration `up` refuses (older
+/// than the newest applied) and for a server it cannot reach, which it does
+/// not wait for; a database not created yet is pending. `wait` does not
+/// wait for what `up` refuses.
+#[tokio::test]
+async fn check_knows_what_up_refuses_and_does_not_wait_for_the_server() {
+    // Migrations 1 and 3 applied by a binary without 2; this one has it.
+    let (path, url) = fresh_sqlite("check-order");
+    let with_set = |args: &[&str], name: &str| {
+        run_with(args, |command| {
+            command
+                .env("DATABASE_URL", &url)
+                .env("STOWAGE_TEST_SET", name)
+        })
+    };
+    assert_eq!(with_set(&["up"], "gap").0, 0);
+    let (code, stdout, _) = with_set(&["check"], "v1");
+    assert_eq!(code, 8, "{stdout}");
+    assert!(stdout.contains("older than the newest applied"), "{stdout}");
+    let (code, _, stderr) = with_set(&["up"], "v1");
+    assert_eq!(code, 1, "up refuses it: {stderr}");
+    let started = std::time::Instant::now();
+    let (code, _, _) = with_set(&["wait", "--timeout", "60"], "v1");
+    assert_eq!(code, 8);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    std::fs::remove_file(path).unwrap();
+
+    // Nothing listens on this port: one attempt, exit 9.
+    let port = stowage_tests::free_port();
+    let down = format!("postgres://app:secret@127.0.0.1:{port}/app");
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run(&down, &["check"]);
+    assert_eq!(code, 9, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "check waited {:?} for the server",
+        started.elapsed()
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+    let (code, _, _) = run(&down, &["check", "--connect-timeout", "1"]);
+    assert_eq!(code, 9);
+
+    let server = stowage_tests::server_url(stowage_tests::Backend::Postgres);
+    let missing = stowage_tests::with_database(&server, "stowage_no_such_database");
+    let (code, _, stderr) = run(&missing, &["check"]);
+    assert_eq!(code, 4, "{stderr}");
+}
+
+/// `down` without `--yes` prints the plan, then the note that refers to it.
+#[test]
+fn down_without_yes_says_its_note_after_the_plan() {
+    let (path, url) = fresh_sqlite("down-note");
+    assert_eq!(run(&url, &["up"]).0, 0);
+    let (code, output) =
+        stowage_tests::interleaved(Command::new(APP).args(["down"]).env("DATABASE_URL", &url));
+    assert_eq!(code, Some(2), "{output}");
+    let plan = output
+        .find("-- down 4 add email")
+        .unwrap_or_else(|| panic!("{output}"));
+    let note = output
+        .find("as above")
+        .unwrap_or_else(|| panic!("{output}"));
+    assert!(plan < note, "{output}");
+    std::fs::remove_file(path).unwrap();
+}
+
+/// The time `up` says for each migration is the report's (its `--json`
+/// `duration_ms`), not counting a slow callback around it.
+#[test]
+fn up_says_each_migration_with_the_reports_time() {
+    let (path, url) = fresh_sqlite("durations");
+    let (code, stdout, stderr) = run_with(&["up", "--json"], |command| {
+        command
+            .env("DATABASE_URL", &url)
+            .env("STOWAGE_TEST_SET", "callbacks")
+    });
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for applied in json["applied"].as_array().unwrap() {
+        let label = format!(
+            "applied {} {} in ",
+            applied["version"],
+            applied["description"].as_str().unwrap()
+        );
+        let said = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix(&label))
+            .unwrap_or_else(|| panic!("{label}: {stderr}"));
+        let (number, unit) = said.split_at(said.find(|c: char| c.is_alphabetic()).unwrap());
+        let scale = match unit {
+            "ns" => 1e-6,
+            "µs" => 1e-3,
+            "ms" => 1.0,
+            "s" => 1e3,
+            other => panic!("unit {other}"),
+        };
+        let said_ms = number.parse::<f64>().unwrap() * scale;
+        let reported = applied["duration_ms"].as_f64().unwrap();
+        assert!(
+            (said_ms - reported).abs() < 1.0,
+            "up said {said} for {label}, its report {reported} ms"
+        );
+    }
+    std::fs::remove_file(path).unwrap();
+}
+
+/// `run_blocking` from inside a runtime, as in an async `main`: it runs the
+/// command (on a thread of its own) instead of panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn run_blocking_works_inside_a_runtime() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Migrate(stowage::cli::MigrateCommand),
+    }
+    static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("fixtures/operate");
+    let (path, url) = fresh_sqlite("blocking");
+    let Cli {
+        command: Command::Migrate(migrate),
+    } = <Cli as clap::Parser>::parse_from(["app", "migrate", "--database-url", &url, "up"]);
+    assert_eq!(migrate.run_blocking(&MIGRATOR), 0);
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stowage_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, 4);
+    pool.close().await;
+    // And on a current-thread runtime, where nothing else could run it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code =
+        std::thread::spawn(move || runtime.block_on(async { migrate.run_blocking(&MIGRATOR) }))
+            .join()
+            .unwrap();
+    assert_eq!(code, 0);
+    std::fs::remove_file(path).unwrap();
 }

@@ -1,6 +1,7 @@
 //! `migrate new` in a scratch crate of its own, as a user's project has it:
 //! one binary per layout (sqlx's simple and reversible files, refinery's
-//! and Flyway's `V` files, diesel's folders, one folder per dialect), built
+//! and Flyway's `V` files, diesel's folders, one folder per dialect, each in
+//! `layouts/<layout>`; the README's `app` in `migrations`), built
 //! with only stowage's `sqlite` and `cli` features. Each writes its next
 //! migration, named and numbered as its neighbours; rebuilt, each binary
 //! embeds what `new` wrote. The same build shows that a URL of a database
@@ -8,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use stowage_tests::readme_block;
 
 const LAYOUTS: [(&str, &str); 6] = [
     // The README's terminal session, on a project of its own.
@@ -22,18 +24,27 @@ const LAYOUTS: [(&str, &str); 6] = [
 /// The scratch crate, written afresh: its folders copied from the
 /// fixtures, no `build.rs`.
 fn scratch() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-new");
+    let dir = scratch_dir();
     let _ = std::fs::remove_dir_all(dir.join("migrations"));
+    let _ = std::fs::remove_dir_all(dir.join("layouts"));
     let _ = std::fs::remove_file(dir.join("build.rs"));
     std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+    // The README's dependencies for `app migrate …`, stowage from this
+    // checkout.
     let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
+    let dependencies = readme_block("# Cargo.toml, for `app migrate …`").replace(
+        "stowage-migrate = { version = \"0.1\",",
+        &format!(
+            "stowage-migrate = {{ version = \"0.1\", path = {:?},",
+            runtime.canonicalize().unwrap()
+        ),
+    );
+    assert!(dependencies.contains("path = "), "{dependencies}");
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
             "[package]\nname = \"scratch-new\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
-             publish = false\n\n[workspace]\n\n[dependencies]\n\
-             stowage-migrate = {{ path = {:?}, features = [\"sqlite\", \"cli\"] }}\n",
-            runtime.canonicalize().unwrap()
+             publish = false\n\n[workspace]\n\n{dependencies}\n"
         ),
     )
     .unwrap();
@@ -44,23 +55,41 @@ fn scratch() -> PathBuf {
     )
     .unwrap();
     for (bin, fixture) in LAYOUTS {
+        let folder = folder(bin);
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("fixtures")
                 .join(fixture),
-            &dir.join("migrations").join(bin),
+            &dir.join(&folder),
         );
-        std::fs::write(
-            dir.join(format!("src/bin/{bin}.rs")),
-            format!(
+        // `app` is the README's nesting example as written; the others hand
+        // their command line to `stowage::cli::main`.
+        let main = match bin {
+            "app" => readme_block(
+                "// src/main.rs: `app` serves, `app migrate …` inspects and changes the database",
+            ),
+            _ => format!(
                 "static MIGRATOR: stowage::Migrator = \
-                 stowage::embed_migrations!(\"migrations/{bin}\");\n\
+                 stowage::embed_migrations!(\"{folder}\");\n\
                  fn main() {{ stowage::cli::main(&MIGRATOR) }}\n"
             ),
-        )
-        .unwrap();
+        };
+        std::fs::write(dir.join(format!("src/bin/{bin}.rs")), main).unwrap();
     }
     dir
+}
+
+/// The scratch crate's folder.
+fn scratch_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-new")
+}
+
+/// Where a binary's migrations are, relative to the scratch crate.
+fn folder(bin: &str) -> String {
+    match bin {
+        "app" => "migrations".to_owned(),
+        _ => format!("layouts/{bin}"),
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -93,11 +122,13 @@ fn build(dir: &Path) {
     );
 }
 
-/// Run a scratch binary: exit code, stdout, stderr.
+/// Run a scratch binary in the scratch crate's folder, as `cargo run` in a
+/// project does: exit code, stdout, stderr.
 fn run(bin: &str, args: &[&str], url: &str) -> (i32, String, String) {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
     let output = Command::new(target.join("scratch/debug").join(bin))
         .args(args)
+        .current_dir(scratch_dir())
         .env("DATABASE_URL", url)
         .output()
         .unwrap();
@@ -108,15 +139,16 @@ fn run(bin: &str, args: &[&str], url: &str) -> (i32, String, String) {
     )
 }
 
-/// The file names `new` printed, relative to the layout's folder.
-fn written(dir: &Path, bin: &str, stdout: &str) -> Vec<String> {
-    let folder = dir.join("migrations").join(bin).canonicalize().unwrap();
+/// The file names `new` printed (relative to the folder it ran in),
+/// relative to the layout's folder.
+fn written(bin: &str, stdout: &str) -> Vec<String> {
+    let folder = folder(bin);
     stdout
         .lines()
         .map(|line| {
             Path::new(line)
                 .strip_prefix(&folder)
-                .unwrap_or_else(|_| panic!("{line} is not in {}", folder.display()))
+                .unwrap_or_else(|_| panic!("{line} is not in {}", folder))
                 .display()
                 .to_string()
         })
@@ -137,7 +169,7 @@ fn new_writes_the_next_migration_in_each_layout() {
         all.extend_from_slice(args);
         let (code, stdout, stderr) = run(bin, &all, "");
         assert_eq!(code, 0, "{bin}: {stderr}");
-        (written(&dir, bin, &stdout), stderr)
+        (written(bin, &stdout), stderr)
     };
 
     // sqlx's simple files, numbered: the next number, then the one after
@@ -147,6 +179,18 @@ fn new_writes_the_next_migration_in_each_layout() {
     assert!(stderr.contains("has no build.rs"), "{stderr}");
     let (files, _) = new("simple", &["more", "--reversible"]);
     assert_eq!(files, ["4_more.up.sql", "4_more.down.sql"]);
+    // A name already in the folder is refused, and nothing is written.
+    let (code, stdout, stderr) = run("simple", &["new", "add", "things"], "");
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.contains("layouts/simple/3_add_things.sql already has this name"),
+        "{stderr}"
+    );
+    let listed = std::fs::read_dir(dir.join("layouts/simple"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("sql".as_ref()))
+        .count();
+    assert_eq!(listed, 5, "the fixture's two, then 3 and 4's three files");
 
     // Timestamped up/down pairs: a timestamp, reversible like them.
     let (files, _) = new("reversible", &["add things"]);
@@ -224,10 +268,7 @@ fn new_writes_the_next_migration_in_each_layout() {
 /// `STOWAGE_UPDATE_README=1` to write it there after a change.
 fn readme_session(dir: &Path) {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-    let work = dir.join("session");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let folder = dir.join("migrations/app").canonicalize().unwrap();
+    let _ = std::fs::remove_file(dir.join("app.db"));
     let mut session = String::new();
     for args in [
         "migrate up",
@@ -242,24 +283,15 @@ fn readme_session(dir: &Path) {
             session.push_str("$ cargo build --quiet\n");
             continue;
         }
-        let (reader, writer) = std::io::pipe().unwrap();
-        let mut child = Command::new(target.join("scratch/debug/app"))
-            .args(args.split(' ').take(2))
-            .args((args.split(' ').count() > 2).then(|| args.splitn(3, ' ').nth(2).unwrap()))
-            .current_dir(&work)
-            .env("DATABASE_URL", "sqlite://app.db")
-            .stdout(writer.try_clone().unwrap())
-            .stderr(writer)
-            .spawn()
-            .unwrap();
-        let mut output = String::new();
-        std::io::Read::read_to_string(&mut { reader }, &mut output).unwrap();
-        child.wait().unwrap();
+        // In the crate's folder, the words as a shell splits them.
+        let (_, output) = stowage_tests::interleaved(
+            Command::new(target.join("scratch/debug/app"))
+                .args(args.split(' '))
+                .current_dir(dir)
+                .env("DATABASE_URL", "sqlite://app.db"),
+        );
         session.push_str(&format!("$ app {args}\n{output}"));
     }
-    let session = session
-        .replace(&format!("{}/", folder.display()), "migrations/")
-        .replace(&folder.display().to_string(), "migrations");
     let session = normalise(&session);
     let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let readme = std::fs::read_to_string(&readme_path).unwrap();
@@ -349,7 +381,7 @@ fn squeeze(text: &str) -> String {
 
 /// The newest timestamp version in a layout's folder.
 fn stamp_of(dir: &Path, bin: &str) -> String {
-    let mut stamps: Vec<String> = std::fs::read_dir(dir.join("migrations").join(bin))
+    let mut stamps: Vec<String> = std::fs::read_dir(dir.join(folder(bin)))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter_map(|name| name.split_once('_').map(|(stamp, _)| stamp.to_owned()))

@@ -9,7 +9,7 @@
 )]
 
 /// Every layout at once, through each kind of generated expression.
-pub static EXAMPLE: stowage::Migrator = stowage::embed_migrations!("../migrations");
+pub static EXAMPLE: stowage::Migrator = stowage::embed_migrations!("../examples/todo/migrations");
 /// A normalised (CRLF, BOM) folder, whose SQL is embedded as a literal.
 pub static CRLF: stowage::Migrator = stowage::embed_migrations!("fixtures/crlf");
 /// Diesel folders.

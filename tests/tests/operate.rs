@@ -70,7 +70,22 @@ async fn undo_refuses_without_down_sql(backend: Backend) {
     let Error::Irreversible { version: 3, .. } = &error else {
         panic!("{error}")
     };
-    assert!(error.to_string().contains("nothing was changed"), "{error}");
+    // A plan, which never changes anything, does not say it changed nothing.
+    let planned = db.plan(&V1, Target::Base).await.unwrap_err();
+    assert!(
+        matches!(planned, Error::Irreversible { version: 3, .. }),
+        "{planned}"
+    );
+    assert!(
+        !planned.to_string().contains("nothing was changed"),
+        "{planned}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("`down` refuses before running anything"),
+        "{error}"
+    );
     assert_eq!((db.schema().await, db.history().await), before);
 
     // A modified migration in the range is refused too, before anything runs.
@@ -132,6 +147,16 @@ async fn stamp_then_run_applies_only_later(backend: Backend) {
     assert_eq!(db.schema().await, before, "stamp runs no migration SQL");
     let report = db.run(&OPERATE).await.unwrap();
     assert_eq!(versions(&report), [3, 4]);
+    // Status tells the stamped rows from those that ran.
+    let status = db.status(&OPERATE).await.unwrap();
+    let stamped: Vec<(i64, bool)> = status
+        .migrations
+        .iter()
+        .map(|m| (m.version, m.stamped))
+        .collect();
+    assert_eq!(stamped, [(1, true), (2, true), (3, false), (4, false)]);
+    let table = status.to_string();
+    assert_eq!(table.matches("(stamped, not run)").count(), 2, "{table}");
 
     // Stamping lower removes the rows above; base removes all.
     db.stamp(&OPERATE, Target::Version(1)).await.unwrap();
@@ -435,6 +460,11 @@ async fn a_failing_down_says_so_and_keeps_the_row(backend: Backend) {
         "{message}"
     );
     assert!(message.contains("no_such_table"), "{message}");
+    // Where in the down file, as for a failing up.
+    assert!(
+        message.contains("failed at line 2 (`INSERT INTO no_such_table VALUES (1)"),
+        "{message}"
+    );
     assert_eq!(applied(&db.history().await), [1]);
 }
 

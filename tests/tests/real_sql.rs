@@ -353,6 +353,32 @@ async fn postgres_copy_from_stdin_is_refused_before_anything_runs() {
     );
 }
 
+/// A psql meta-command (`\connect`, as dump scripts hold) is psql's, not
+/// the server's: refused by name and line before anything runs, as `COPY
+/// … FROM stdin` is.
+#[tokio::test]
+async fn postgres_psql_meta_commands_are_refused_before_anything_runs() {
+    static META: Migrator = stowage::embed_migrations!("fixtures/psql_meta");
+    let db = fresh(Backend::Postgres, "psql_meta").await.pool().await;
+    let error = db.run(&META).await.unwrap_err();
+    let Error::UnsupportedStatement {
+        version: 2,
+        line: 2,
+        excerpt,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(excerpt, "\\connect appdb");
+    let message = error.to_string();
+    assert!(
+        message.contains("2_connect.sql") && message.contains("psql meta-command"),
+        "{message}"
+    );
+    assert!(db.tables().await.is_empty(), "{:?}", db.tables().await);
+}
+
 /// A statement PostgreSQL refuses inside a transaction: the error says how
 /// to run the migration outside one, and nothing of it stays.
 #[tokio::test]

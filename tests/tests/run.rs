@@ -158,6 +158,10 @@ async fn a_failing_migration(backend: Backend) {
     if backend == Backend::MySql {
         // DDL commits by itself: the row says exactly where it stopped.
         assert!(!transactional);
+        assert!(
+            error.to_string().contains("run `repair --clear-failed 2`"),
+            "the advice is a command that runs as written: {error}"
+        );
         assert_eq!(*statement, Some(1), "{error}");
         assert_eq!(
             db.tables().await,

@@ -11,22 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The README's fenced block that starts with the line `first`.
-fn readme_block(first: &str) -> String {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("\n{first}\n"))
-        .unwrap_or_else(|| panic!("the README has no block starting with {first}"));
-    let block = &readme[start + 1..];
-    block[..block.find("\n```").unwrap()].to_owned()
-}
+use stowage_tests::{readme_block, workspace};
 
 /// The README's `[build-dependencies]` lines, each `name = "version"` of a
 /// workspace crate given its path too (the crate is not on the registry
@@ -165,6 +150,25 @@ fn build_rs_helper_embeds_a_new_file() {
     let (stdout, stderr) = run(&dir);
     assert_eq!(stdout, "1,2", "the rebuilt binary embeds the new file");
     assert!(!stderr.contains("stale"), "{stderr}");
+    // The binary run without a build after a new file: stale, and the way
+    // out is a build, not the build.rs it already has.
+    std::fs::write(
+        dir.join("migrations/3_add_name.sql"),
+        "ALTER TABLE users ADD COLUMN name TEXT;\n",
+    )
+    .unwrap();
+    let binary = workspace().join("target/scratch/debug/stale_with_build_rs");
+    let output = Command::new(binary).current_dir(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1,2");
+    assert!(
+        stderr.contains("this binary is stale") && stderr.contains("3_add_name.sql"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("build.rs reruns for the folder") && !stderr.contains("add `stowage_build"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

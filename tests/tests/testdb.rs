@@ -1059,6 +1059,10 @@ fn a_pg_pool_test_without_a_server_says_what_to_set() {
         ),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("#[stowage::test(server = \"ENV_VAR\")]"),
+        "the way out for a suite of two kinds of server: {stderr}"
+    );
     let with_server = Command::new(APP)
         .args(["-", "pg-pool"])
         .env("STOWAGE_TEST_DATABASE_URL", server(Backend::Postgres))
@@ -1067,6 +1071,21 @@ fn a_pg_pool_test_without_a_server_says_what_to_set() {
         .spawn()
         .unwrap();
     passed(Backend::Postgres, with_server);
+}
+
+/// In a suite whose server is PostgreSQL, a test that takes a `SqlitePool`
+/// runs on a SQLite file instead of failing.
+#[test]
+fn a_sqlite_pool_test_gets_sqlite_whatever_the_server() {
+    let output = Command::new(APP)
+        .args(["-", "sqlite-pool"])
+        .env("STOWAGE_TEST_DATABASE_URL", server(Backend::Postgres))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("sqlite 3."), "{stdout}");
 }
 
 /// A server that is not there: after waiting for it, an error that names the

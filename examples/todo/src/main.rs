@@ -20,7 +20,7 @@ use sqlx::{AnyPool, Row};
 use std::net::SocketAddr;
 use stowage::{Dialect, Migrator};
 
-static MIGRATOR: Migrator = stowage::embed_migrations!("../../migrations");
+static MIGRATOR: Migrator = stowage::embed_migrations!();
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://todo.db";
 

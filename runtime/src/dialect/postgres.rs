@@ -112,10 +112,21 @@ impl SqlDialect for Postgres {
     }
 
     /// `COPY … FROM stdin`: its data follows the statement in the file, and
-    /// only psql knows to send it.
+    /// only psql knows to send it. A psql meta-command (`\connect db`,
+    /// `\set`, as dump scripts hold): only psql runs it, the server reads a
+    /// syntax error.
     fn unsupported<'s>(&self, sql: &'s str) -> Option<(&'s str, &'static str)> {
         split(sql, self.syntax()).into_iter().find_map(|statement| {
             let code = statements::code_of(statement, self.syntax());
+            if code.starts_with('\\') {
+                let line = code.lines().next().unwrap_or(code).trim_end();
+                return Some((
+                    line,
+                    "is a psql meta-command, which only psql runs (the server reads a syntax \
+                     error); remove it: the URL says which database to connect to, and \
+                     `\\set` variables can be placeholders (`${name}`)",
+                ));
+            }
             let words: Vec<String> = code
                 .split_whitespace()
                 .map(str::to_ascii_uppercase)
@@ -324,13 +335,13 @@ impl SqlDialect for Postgres {
         if m.no_transaction() {
             return Box::pin(stepwise::revert(conn, table, m));
         }
-        let script = format!(
-            "{}{}\n;\n{};\nCOMMIT;",
-            self.begin(table),
-            m.down_sql().unwrap_or_default(),
-            table.delete_sql(m.version())
-        );
-        Box::pin(in_transaction(conn, script, m, Error::undo_failed(m, None)))
+        let begin = self.begin(table);
+        let down = m.down_sql().unwrap_or_default();
+        let script = format!("{begin}{down}\n;\n{};\nCOMMIT;", table.delete_sql(m.version()));
+        let before = begin.chars().count();
+        Box::pin(in_transaction(conn, script, m, move |error| {
+            Error::undo_failed(m, spot(&error, down, before))(error)
+        }))
     }
 }
 
@@ -426,7 +437,7 @@ async fn orphans(conn: &mut Conn<'_>, key: &str) -> String {
     )
 }
 
-/// Where in the migration's SQL (`up`) the server says the error is: its
+/// Where in the migration's SQL (`up`, or the down SQL) the server says the error is: its
 /// position counts characters of the script, in which `before` characters
 /// come before the migration's SQL.
 fn spot(error: &sqlx::Error, up: &str, before: usize) -> Spot {

@@ -277,13 +277,13 @@ impl SqlDialect for Sqlite {
             return Box::pin(stepwise::revert(conn, table, m));
         }
         Box::pin(async move {
+            let down = m.down_sql().unwrap_or_default();
             let script = format!(
-                "SAVEPOINT stowage_undo;\n{}\n;\n{};",
-                m.down_sql().unwrap_or_default(),
+                "SAVEPOINT stowage_undo;\n{down}\n;\n{};",
                 table.delete_sql(m.version())
             );
             // The savepoint is released once the foreign keys are checked.
-            let result = match conn.script(script).await {
+            let result = match conn.script_counted(script, &[]).await {
                 Ok(()) => match ForeignKeys::violations(table, conn).await? {
                     violations if violations.is_empty() => Ok(()),
                     violations => Err(Error::ForeignKeyViolation {
@@ -292,7 +292,18 @@ impl SqlDialect for Sqlite {
                         violations,
                     }),
                 },
-                Err(error) => Err(Error::undo_failed(m, None)(error)),
+                Err((done, error)) => {
+                    // Statement `done` of the script failed: the savepoint
+                    // is its first.
+                    let statements = split(down, Sqlite.syntax());
+                    let spot = done
+                        .checked_sub(1)
+                        .and_then(|index| Some((index, *statements.get(index)?)))
+                        .map_or_else(Spot::default, |(index, statement)| {
+                            spot(down, index, statement, Sqlite.syntax())
+                        });
+                    Err(Error::undo_failed(m, spot)(error))
+                }
             };
             let end = match result {
                 Ok(()) => "RELEASE stowage_undo",

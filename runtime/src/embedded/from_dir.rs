@@ -14,7 +14,7 @@ impl Migrator {
     /// already embed the folder with include_dir.
     ///
     /// ```
-    /// static DIR: include_dir::Dir<'_> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../migrations/sqlite");
+    /// static DIR: include_dir::Dir<'_> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations/sqlite");
     ///
     /// let migrator = stowage::Migrator::from_dir(&DIR)?;
     /// assert!(!migrator.is_empty());

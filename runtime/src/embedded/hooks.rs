@@ -76,6 +76,7 @@ pub(crate) trait Execute: Send {
 pub struct HookContext<'c> {
     pub(crate) event: Event,
     pub(crate) migration: Option<&'c Migration>,
+    pub(crate) took: Option<std::time::Duration>,
     pub(crate) dialect: Dialect,
     pub(crate) conn: &'c mut dyn Execute,
 }
@@ -90,6 +91,13 @@ impl HookContext<'_> {
     /// migration about to be applied or just applied; `None` otherwise.
     pub fn migration(&self) -> Option<&Migration> {
         self.migration
+    }
+
+    /// For [`Event::AfterEachMigrate`], how long the migration took: its
+    /// SQL, its history row and its commit, as the [`Report`](crate::Report)
+    /// gives it; `None` otherwise.
+    pub fn took(&self) -> Option<std::time::Duration> {
+        self.took
     }
 
     /// The dialect of the database being migrated.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Build one with [`embed_migrations!`](crate::embed_migrations) in a `static`:
 ///
 /// ```
-/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations/sqlite");
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("migrations/sqlite");
 ///
 /// assert!(MIGRATOR.len() > 0);
 /// let head = MIGRATOR.head().unwrap();
@@ -134,7 +134,7 @@ impl Migrator {
     ///
     /// ```
     /// static MIGRATOR: stowage::Migrator =
-    ///     stowage::embed_migrations!("../migrations").with_table("schema_history");
+    ///     stowage::embed_migrations!().with_table("schema_history");
     /// assert_eq!(MIGRATOR.config().table(), "schema_history");
     /// ```
     #[must_use]
@@ -166,7 +166,7 @@ impl Migrator {
     ///
     /// ```
     /// static MIGRATOR: stowage::Migrator =
-    ///     stowage::embed_migrations!("../migrations").with_lock(stowage::Lock::Lease);
+    ///     stowage::embed_migrations!().with_lock(stowage::Lock::Lease);
     /// ```
     #[must_use]
     pub const fn with_lock(mut self, lock: Lock) -> Self {
@@ -224,7 +224,7 @@ impl Migrator {
     /// `${` included.
     ///
     /// ```
-    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations")
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!()
     ///     .with_placeholders(&[("app_role", "app")]);
     /// ```
     #[must_use]
@@ -241,7 +241,7 @@ impl Migrator {
     /// placeholders on): see [`with_placeholders`](Self::with_placeholders).
     ///
     /// ```
-    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
     /// let role = std::env::var("APP_ROLE").unwrap_or_else(|_| "app".to_owned());
     /// let migrator = MIGRATOR.clone().placeholder("app_role", role);
     /// ```
@@ -258,7 +258,7 @@ impl Migrator {
     /// hook stops the run with [`Error::CallbackFailed`](crate::Error::CallbackFailed).
     ///
     /// ```
-    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
     /// use stowage::Event;
     ///
     /// let migrator = MIGRATOR.clone().on(Event::AfterEachMigrate, |mut ctx| {

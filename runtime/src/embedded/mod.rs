@@ -8,7 +8,7 @@ pub(crate) mod hooks;
 mod migration;
 mod migrator;
 pub(crate) mod placeholders;
-mod stale;
+pub(crate) mod stale;
 
 pub use config::{Config, Lock, Policy};
 pub use hooks::{HookContext, HookError, HookFuture};

@@ -75,16 +75,34 @@ impl Source {
         if stale.is_empty() {
             return;
         }
+        let advice = match build_rs_reruns(Path::new(dir)) {
+            true => "Rebuild it (`cargo build`): the crate's build.rs reruns for the folder, so \
+                     the next build embeds what changed."
+                .to_owned(),
+            false => "Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
+                      `stowage_build::rerun_if_changed(\"migrations\")` to build.rs (with \
+                      `stowage-build = \"0.1\"` under [build-dependencies]) so cargo rebuilds by \
+                      itself."
+                .to_owned(),
+        };
         let message = format!(
             "stowage: this binary is stale: the migrations folder {dir} has changed since it was \
-             built ({}). Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
-             `stowage_build::rerun_if_changed(\"migrations\")` to build.rs (with `stowage-build = \"0.1\"` \
-             under [build-dependencies]) so cargo rebuilds by itself.",
+             built ({}). {advice}",
             stale.join(", ")
         );
         tracing::warn!(folder = dir, files = ?stale, "{message}");
         eprintln!("warning: {message}");
     }
+}
+
+/// Whether the crate that embeds `migrations` (the nearest folder above it
+/// with a `Cargo.toml`) has a `build.rs` that reruns for new files.
+pub(crate) fn build_rs_reruns(migrations: &Path) -> bool {
+    migrations
+        .ancestors()
+        .find(|dir| dir.join("Cargo.toml").is_file())
+        .and_then(|krate| std::fs::read_to_string(krate.join("build.rs")).ok())
+        .is_some_and(|text| text.contains("rerun_if_changed") || text.contains("rerun-if-changed"))
 }
 
 fn list_files(dir: &Path, prefix: &str, files: &mut Vec<String>) {

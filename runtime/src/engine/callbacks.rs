@@ -79,6 +79,7 @@ impl Work {
         table: &Table,
         event: Event,
         migration: Option<&Migration>,
+        took: Option<std::time::Duration>,
     ) -> Result<(), Error> {
         let version = migration.filter(|m| !m.is_repeatable()).map(Migration::version);
         for (_, path, sql) in self.callbacks.iter().filter(|(e, _, _)| *e == event) {
@@ -97,6 +98,7 @@ impl Work {
             let context = HookContext {
                 event,
                 migration,
+                took,
                 dialect: table.dialect(),
                 conn: &mut *conn,
             };

@@ -21,7 +21,7 @@ impl Migrator {
     ///
     /// ```no_run
     /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
-    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
     ///
     /// let report = MIGRATOR.run(&pool).await?;
     /// println!("{report}");
@@ -327,7 +327,7 @@ async fn apply_pending(
     };
     let applied_by = history::applied_by();
     if !work.is_empty() {
-        work.fire(migrator, conn, table, Event::BeforeMigrate, None)
+        work.fire(migrator, conn, table, Event::BeforeMigrate, None, None)
             .await?;
         for migration in &work.migrations {
             *in_flight = Some(migration.version());
@@ -345,7 +345,7 @@ async fn apply_pending(
                 );
             }
         }
-        work.fire(migrator, conn, table, Event::AfterMigrate, None)
+        work.fire(migrator, conn, table, Event::AfterMigrate, None, None)
             .await?;
     }
     // Rows written under other binaries (out of order, accepted checksums)
@@ -414,7 +414,7 @@ async fn apply_one(
     applied_by: &str,
 ) -> Result<crate::report::Applied, Error> {
     let each = Some(migration);
-    work.fire(migrator, conn, table, Event::BeforeEachMigrate, each)
+    work.fire(migrator, conn, table, Event::BeforeEachMigrate, each, None)
         .await?;
     let started = Instant::now();
     table
@@ -433,7 +433,7 @@ async fn apply_one(
         ?duration,
         "applied migration"
     );
-    work.fire(migrator, conn, table, Event::AfterEachMigrate, each)
+    work.fire(migrator, conn, table, Event::AfterEachMigrate, each, Some(duration))
         .await?;
     Ok(crate::report::Applied::of(migration, duration))
 }

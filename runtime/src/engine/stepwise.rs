@@ -8,7 +8,7 @@
 use super::connection::Conn;
 use super::history::{self, Table};
 use super::statements;
-use crate::error::server_message;
+use crate::error::{Spot, server_message};
 use crate::{Error, Migration};
 use std::time::Instant;
 
@@ -67,7 +67,8 @@ pub(crate) async fn revert(conn: &mut Conn<'_>, table: &Table, m: &Migration) ->
     let down = m.down_sql().unwrap_or_default();
     for (index, statement) in table.sql.statements(down).into_iter().enumerate() {
         if let Err(error) = conn.script(statement.to_owned()).await {
-            result = Err(Error::undo_failed(m, Some(index))(error));
+            let spot = statements::spot(down, index, statement, table.sql.syntax());
+            result = Err(Error::undo_failed(m, spot)(error));
             break;
         }
     }
@@ -76,7 +77,7 @@ pub(crate) async fn revert(conn: &mut Conn<'_>, table: &Table, m: &Migration) ->
             .execute(table.delete_sql(m.version()), Vec::new())
             .await
             .map(drop)
-            .map_err(Error::undo_failed(m, None));
+            .map_err(Error::undo_failed(m, Spot::default()));
     }
     table.sql.resume(conn).await?;
     result

@@ -51,7 +51,11 @@ async fn stamp_locked(
     table.ensure(conn).await?;
     let rows = table.rows(conn).await?;
     let recorded = history::by_version(&rows);
-    let by = format!("stamp by {}", history::applied_by());
+    let by = format!(
+        "{}{}",
+        crate::operations::status::STAMPED_BY,
+        history::applied_by()
+    );
     let mut stamped = Vec::new();
     for migration in set
         .iter()

@@ -73,6 +73,9 @@ pub struct StatusEntry {
     pub failed_statement: Option<i64>,
     /// For a failed one: the database's error, when recorded.
     pub error: Option<String>,
+    /// Whether it was recorded by [`Migrator::stamp`] (`migrate stamp`)
+    /// rather than run: its SQL may never have run here.
+    pub stamped: bool,
 }
 
 /// Every embedded and every recorded migration with its state; `Display`
@@ -132,6 +135,7 @@ impl fmt::Display for Status {
                     m.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
                     match m.applied_by.as_deref().and_then(imported_from) {
                         Some(tool) => format!("{} ({tool})", m.description),
+                        None if m.stamped => format!("{} (stamped, not run)", m.description),
                         None => m.description.clone(),
                     },
                 ]
@@ -324,6 +328,7 @@ fn entry(
         applied_checksum: row.map(|r| crate::dialect::hex(&r.checksum)),
         failed_statement: row.and_then(|r| r.failed_statement),
         error: row.and_then(|r| r.error.clone()),
+        stamped: row.is_some_and(|r| r.applied_by.starts_with(STAMPED_BY)),
     }
 }
 
@@ -353,6 +358,9 @@ fn problem_version(error: &Error) -> i64 {
         _ => i64::MAX,
     }
 }
+
+/// How a stamped row's `applied_by` starts.
+pub(crate) const STAMPED_BY: &str = "stamp by ";
 
 /// `imported from <tool>` for a row taken over from another tool's history.
 fn imported_from(applied_by: &str) -> Option<&str> {

@@ -100,6 +100,16 @@ where
         },
         None => super::server_from_env(),
     };
+    // A test that takes a SQLite pool gets SQLite files, whatever server
+    // the suite's other tests use: a mixed suite needs no second variable.
+    let server = match (T::dialect(), super::names::dialect_of(&server)) {
+        (Some(crate::Dialect::Sqlite), Ok(found))
+            if found != crate::Dialect::Sqlite && server_env.is_none() =>
+        {
+            "sqlite://".to_owned()
+        }
+        _ => server,
+    };
     if let (Some(wanted), Ok(found)) = (T::dialect(), super::names::dialect_of(&server))
         && wanted != found
     {
@@ -120,7 +130,10 @@ where
         };
         panic!(
             "stowage: this test takes a {wanted} pool, but {given} a {found} database; set {} \
-             to the URL of a {var} server this test may create databases on, e.g. {example}",
+             to the URL of a {var} server this test may create databases on, e.g. {example}; \
+             in a suite whose tests need servers of two kinds, give these tests a variable of \
+             their own: #[stowage::test(server = \"ENV_VAR\")] (tests that take a SQLite pool \
+             always get SQLite files)",
             server_env.unwrap_or("STOWAGE_TEST_DATABASE_URL")
         );
     }

@@ -56,7 +56,7 @@
 //! and [`cleanup`] by age.
 //!
 //! ```no_run
-//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("../migrations");
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
 //!
 //! #[stowage::test(migrator = "MIGRATOR")]
 //! async fn creates_a_todo(pool: sqlx::AnyPool) {

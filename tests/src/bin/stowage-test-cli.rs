@@ -4,7 +4,9 @@
 //! `STOWAGE_TEST_SET` picks what it embeds: the operate set by default;
 //! `slow`, a six-second PostgreSQL migration; `v1`, `v2` and `v2-lease` (the
 //! lock as a lease row), and `apply-slow` (a table, then a four-second
-//! migration), the sets of the deployment tests. `STOWAGE_TEST_LOCK_TIMEOUT`
+//! migration), the sets of the deployment tests; `callbacks`, two SQLite
+//! migrations with a slow `afterEachMigrate.sql`; `gap`, v1 without its
+//! migration 2. `STOWAGE_TEST_LOCK_TIMEOUT`
 //! sets the lock timeout in seconds. `STOWAGE_TEST_TRACING=1` installs a
 //! `tracing` subscriber at `warn` on stderr first, as an application with
 //! logging does.
@@ -17,6 +19,8 @@ static SLOW: Migrator = stowage::embed_migrations!("fixtures/cli/slow");
 static V1: Migrator = stowage::embed_migrations!("fixtures/apply/v1");
 static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static APPLY_SLOW: Migrator = stowage::embed_migrations!("fixtures/apply/slow");
+static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
+static CALLBACKS: Migrator = stowage::embed_migrations!("fixtures/cli/callbacks");
 
 fn main() {
     if std::env::var_os("STOWAGE_TEST_TRACING").is_some() {
@@ -32,6 +36,8 @@ fn main() {
         Ok("v2") => V2.clone(),
         Ok("v2-lease") => V2.clone().with_lock(stowage::Lock::Lease),
         Ok("apply-slow") => APPLY_SLOW.clone(),
+        Ok("callbacks") => CALLBACKS.clone(),
+        Ok("gap") => GAP.clone(),
         _ => MIGRATOR.clone(),
     };
     if let Some(seconds) = std::env::var("STOWAGE_TEST_LOCK_TIMEOUT")

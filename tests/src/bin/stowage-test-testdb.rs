@@ -3,7 +3,8 @@
 //! `stowage-test-testdb <server-url> lone` (a database from a migration set
 //! of its own, dropped at once), or `stowage-test-testdb - pg-pool` (a test
 //! taking a `PgPool`, on the server from the environment), or
-//! `stowage-test-testdb <server-url> evolving-v1|evolving-v2` (a test of one
+//! `stowage-test-testdb - sqlite-pool` (one taking a `SqlitePool`, likewise),
+//! or `stowage-test-testdb <server-url> evolving-v1|evolving-v2` (a test of one
 //! folder's migrations before and after a migration was added, with spares
 //! made ahead after any copy and waited for).
 
@@ -29,6 +30,23 @@ async fn main() {
         // environment gives (its first argument is ignored).
         let test = std::thread::spawn(|| {
             stowage::testing::harness::run(&OBJECTS, None, |_pool: sqlx::PgPool| async {});
+        });
+        if test.join().is_err() {
+            std::process::exit(101);
+        }
+        return;
+    }
+    if mode == "sqlite-pool" {
+        // A `#[stowage::test]` taking a SqlitePool, whatever server the
+        // environment gives: it runs on a SQLite file.
+        let test = std::thread::spawn(|| {
+            stowage::testing::harness::run(&OBJECTS, None, |pool: sqlx::SqlitePool| async move {
+                let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                println!("sqlite {version}");
+            });
         });
         if test.join().is_err() {
             std::process::exit(101);

@@ -1,0 +1,5 @@
+-- The users of the documentation's examples.
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
