@@ -8,6 +8,22 @@ use std::time::Duration;
 /// No message ever holds a password. `Debug` prints the same message, so
 /// that `main` (or a test) returning `Result<_, stowage::Error>` shows the
 /// advice rather than the enum's fields; match on the variant for those.
+///
+/// ```no_run
+/// # async fn start(pool: sqlx::PgPool) -> Result<(), stowage::Error> {
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+///
+/// match MIGRATOR.run(&pool).await {
+///     Ok(report) => println!("{report}"),
+///     // Another replica is migrating: serve once it is done.
+///     Err(stowage::Error::LockTimeout { holder, .. }) => {
+///         eprintln!("still migrating elsewhere ({holder:?}); starting anyway");
+///     }
+///     // Anything else: the message says what to do.
+///     Err(error) => return Err(error),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

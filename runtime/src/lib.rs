@@ -30,16 +30,19 @@
 //!
 //! # Features
 //!
+//! Items that a feature adds are shown in these docs with the feature that
+//! brings them.
+//!
 //! | feature | what it adds |
 //! |---|---|
-//! | `postgres` | [`Migrator::run`] on `PgPool` / `&mut PgConnection` |
-//! | `mysql` | [`Migrator::run`] on `MySqlPool` / `&mut MySqlConnection` (MySQL and MariaDB) |
-//! | `sqlite` | [`Migrator::run`] on `SqlitePool` / `&mut SqliteConnection` |
-//! | `any` | [`Migrator::run`] on `AnyPool` / `&mut AnyConnection`, the dialect taken from the URL |
-//! | `serde` | `Serialize` for [`Status`] |
-//! | `cli` | [`cli`]: `app migrate up/down/status/stamp/verify/plan/repair` in the application's binary |
-//! | `testing` | [`testing::TestDb`] and [`test`]: a migrated database per test, from a template (implies `postgres`, `mysql`, `sqlite`, `any`) |
-//! | `include_dir` | [`Migrator::from_dir`], for folders embedded with the include_dir crate |
+//! | `postgres` | `Migrator::run` on `PgPool` / `&mut PgConnection` |
+//! | `mysql` | `Migrator::run` on `MySqlPool` / `&mut MySqlConnection` (MySQL and MariaDB) |
+//! | `sqlite` | `Migrator::run` on `SqlitePool` / `&mut SqliteConnection` |
+//! | `any` | `Migrator::run` on `AnyPool` / `&mut AnyConnection`, the dialect taken from the URL |
+//! | `serde` | `Serialize` for `Status` |
+//! | `cli` | `cli`: `app migrate up/down/status/stamp/verify/plan/repair` in the application's binary |
+//! | `testing` | `testing::TestDb` and `test`: a migrated database per test, from a template (implies `postgres`, `mysql`, `sqlite`, `any`) |
+//! | `include_dir` | `Migrator::from_dir`, for folders embedded with the include_dir crate |
 //!
 //! # Recompilation
 //!

@@ -4,7 +4,22 @@ use crate::Dialect;
 use std::fmt;
 use std::time::Duration;
 
-/// What [`Migrator::run`](crate::Migrator::run) did.
+/// What `Migrator::run` did.
+///
+/// `Display` says it in a line and one line per migration, as `migrate up`
+/// prints it.
+///
+/// ```no_run
+/// # async fn start(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+///
+/// let report = MIGRATOR.run(&pool).await?;
+/// for m in report.applied() {
+///     println!("{} {} took {:?}", m.version, m.description, m.duration);
+/// }
+/// println!("now at {:?}, {:?} in all", report.head(), report.total_duration());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     dialect: Dialect,
@@ -14,7 +29,7 @@ pub struct Report {
     head: Option<i64>,
 }
 
-/// One migration applied (or, by [`undo`](crate::Migrator::undo), reverted).
+/// One migration applied (or, by `undo`, reverted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
@@ -66,13 +81,13 @@ impl Report {
         }
     }
 
-    /// The history rows [`stamp`](crate::Migrator::stamp) removed, above
+    /// The history rows `stamp` removed, above
     /// its target, oldest first: their SQL was not reverted.
     pub fn unrecorded(&self) -> &[Applied] {
         &self.unrecorded
     }
 
-    /// The migrations reverted by [`undo`](crate::Migrator::undo), newest first.
+    /// The migrations reverted by `undo`, newest first.
     pub fn reverted(&self) -> &[Applied] {
         &self.reverted
     }

@@ -81,6 +81,18 @@ impl Migrator {
     /// itself when it finds one such table and no history of its own. Runs
     /// no migration; the next `run` applies what is pending.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::Tool;
+    ///
+    /// // The database was migrated by `sqlx::migrate!` so far.
+    /// let report = MIGRATOR.adopt(&pool, Tool::Sqlx).await?;
+    /// println!("took over {} migrations", report.applied().len());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::TakeOver`] when stowage's history table already holds rows,

@@ -69,6 +69,18 @@ impl Migrator {
     /// version below the current one) would execute, in order. Executes
     /// nothing and takes no lock.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::Target;
+    ///
+    /// // The SQL `run` would apply, without running it.
+    /// let plan = MIGRATOR.plan(&pool, Target::Head).await?;
+    /// println!("{plan}");
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As the operation it plans would refuse, and database errors.

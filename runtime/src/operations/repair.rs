@@ -21,6 +21,19 @@ pub enum RepairAction {
 impl Migrator {
     /// Fix the history table explicitly, under the migration lock.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::RepairAction;
+    ///
+    /// // Migration 3 failed part-way outside a transaction; its statements
+    /// // were undone by hand. Clear its row so that `run` applies it again.
+    /// let changed = MIGRATOR.repair(&pool, RepairAction::ClearFailed(3)).await?;
+    /// assert_eq!(changed, 1);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::LockTimeout`] when another process migrates,

@@ -13,6 +13,20 @@ impl Migrator {
     /// `Target::Version(v)` records every embedded migration up to it and
     /// removes the rows above it; `Target::Base` removes every row.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::Target;
+    ///
+    /// // A database whose schema was made before stowage, by migrations 1 and 2:
+    /// // record them as applied (their SQL is not run), then apply the rest.
+    /// MIGRATOR.stamp(&pool, Target::Version(2)).await?;
+    /// let report = MIGRATOR.run(&pool).await?;
+    /// println!("{report}");
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidTarget`] for `Target::Steps` or an unknown version, and

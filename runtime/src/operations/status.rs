@@ -80,6 +80,16 @@ pub struct StatusEntry {
 
 /// Every embedded and every recorded migration with its state; `Display`
 /// prints an aligned table, and with the `serde` feature it serialises to JSON.
+///
+/// ```no_run
+/// # async fn ready(pool: sqlx::PgPool) -> Result<bool, stowage::Error> {
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+///
+/// let status = MIGRATOR.status(&pool).await?;
+/// // At this binary's head, with nothing pending (as `migrate check` asks).
+/// let ready = status.pending == 0 && status.current() == status.head;
+/// # Ok(ready) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -188,6 +198,20 @@ impl Migrator {
     /// Every embedded and every recorded migration with its state. Reads
     /// only; takes no lock.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::MigrationState;
+    ///
+    /// let status = MIGRATOR.status(&pool).await?;
+    /// println!("{status}"); // the table `migrate status` prints
+    /// for m in status.migrations.iter().filter(|m| m.state == MigrationState::Pending) {
+    ///     println!("pending: {} {}", m.version, m.description);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// Database errors.
@@ -260,6 +284,18 @@ impl Migrator {
 
     /// A read-only full check: every recorded checksum and chain value, and
     /// the policies. Returns every problem found (empty when all is well).
+    ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// let problems = MIGRATOR.verify(&pool).await?;
+    /// for problem in &problems {
+    ///     eprintln!("problem: {problem}");
+    /// }
+    /// assert!(problems.is_empty(), "the history does not match the binary");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -18,6 +18,20 @@ impl Migrator {
     /// refuses when a migration in the range has no down SQL, was applied with
     /// another checksum, is not in the binary, or failed.
     ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// use stowage::Target;
+    ///
+    /// // The newest migration; `Target::Version(v)` reverts everything above v.
+    /// let report = MIGRATOR.undo(&pool, Target::Steps(1)).await?;
+    /// for m in report.reverted() {
+    ///     println!("reverted {} {}", m.version, m.description);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Irreversible`], [`Error::ChecksumMismatch`],

@@ -42,7 +42,9 @@
 //! it otherwise lists.
 //!
 //! The server comes from `STOWAGE_TEST_DATABASE_URL`, else `DATABASE_URL`;
-//! without either, SQLite files in the temporary folder. Any `sqlite:` URL
+//! without either, SQLite files in the temporary folder. (`#[test]`'s
+//! `server = "ENV_VAR"` names another variable for its test; a test that
+//! takes a `SqlitePool` gets SQLite files whatever the server.) Any `sqlite:` URL
 //! (`sqlite::memory:` included) means files there: copying a template file
 //! takes about a millisecond, and a file outlives its connections, so a
 //! failing test's database can be kept. A test's database is reset or
