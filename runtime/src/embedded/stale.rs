@@ -76,14 +76,16 @@ impl Source {
             return;
         }
         let advice = match build_rs_reruns(Path::new(dir)) {
-            true => "Rebuild it (`cargo build`): the crate's build.rs reruns for the folder, so \
+            true => {
+                "Rebuild it (`cargo build`): the crate's build.rs reruns for the folder, so \
                      the next build embeds what changed."
-                .to_owned(),
-            false => "Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
+            }
+            false => {
+                "Rebuild it (`touch` the crate's src/main.rs or lib.rs), and add \
                       `stowage_build::rerun_if_changed(\"migrations\")` to build.rs (with \
                       `stowage-build = \"0.1\"` under [build-dependencies]) so cargo rebuilds by \
                       itself."
-                .to_owned(),
+            }
         };
         let message = format!(
             "stowage: this binary is stale: the migrations folder {dir} has changed since it was \
