@@ -419,18 +419,20 @@ impl std::fmt::Debug for Error {
         write!(f, "{self}")?;
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            // A server's error in its own words: sqlx's text of a
-            // PostgreSQL error ends with the line of the server's C source,
-            // which reads as a line of the migration.
+            // A server's error: its message is in the text above, trimmed
+            // to the user's SQL. Not again as sqlx has it: a PostgreSQL
+            // error's text ends with the line of the server's C source, a
+            // MySQL one quotes the script around the statement (stowage's
+            // own SQL) with the line in that script, and both read as lines
+            // of the migration.
             if let Some(db) = cause
                 .downcast_ref::<sqlx::Error>()
                 .and_then(sqlx::Error::as_database_error)
             {
-                write!(
-                    f,
-                    "\n  caused by: error returned from database: {}",
-                    db.message()
-                )?;
+                match db.code() {
+                    Some(code) => write!(f, "\n  caused by: the database's error (code {code})")?,
+                    None => write!(f, "\n  caused by: the database's error")?,
+                }
                 break;
             }
             write!(f, "\n  caused by: {cause}")?;

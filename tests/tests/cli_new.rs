@@ -395,13 +395,13 @@ fn stamp_of(dir: &Path, bin: &str) -> String {
 #[test]
 fn a_slow_runs_session_reads_as_the_readmes() {
     let calm = "\
-VERSION  STATE    APPLIED AT (UTC)          TOOK  DESCRIPTION
-      1  applied  2026-11-21T09:30:00.000Z  0 ms  create users
+VERSION  STATE    APPLIED AT (UTC)          DB TIME  DESCRIPTION
+      1  applied  2026-11-21T09:30:00.000Z     0 ms  create users
 applied 1 create users in 1.2ms
 ";
     let slow = "\
-VERSION  STATE    APPLIED AT (UTC)          TOOK   DESCRIPTION
-      1  applied  2026-11-22T17:01:09.123Z  12 ms  create users
+VERSION  STATE    APPLIED AT (UTC)          DB TIME  DESCRIPTION
+      1  applied  2026-11-22T17:01:09.123Z    12 ms  create users
 applied 1 create users in 13.25ms
 ";
     assert_eq!(squeeze(&normalise(slow)), squeeze(calm));

@@ -303,6 +303,28 @@ async fn errors_point_at_the_users_file(backend: Backend) {
             panic!("{error:?}")
         };
         let message = error.to_string();
+        let chain = format!("{error:?}");
+        assert!(chain.starts_with(&message), "{chain}");
+        let lines: Vec<&str> = chain
+            .split(" at line ")
+            .skip(1)
+            .map(|rest| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert!(
+            !lines.is_empty() && lines.iter().all(|line| *line == "3"),
+            "the debug chain names no line but the file's: {chain}"
+        );
+        assert!(
+            chain.ends_with(&format!(
+                "{message}\n  caused by: the database's error (code {})",
+                code_of(&error)
+            )),
+            "the cause without stowage's SQL: {chain}"
+        );
         assert_eq!(*line, Some(3), "{message}");
         assert_eq!(shown.as_deref(), Some(excerpt), "{message}");
         assert!(
@@ -322,6 +344,16 @@ async fn errors_point_at_the_users_file(backend: Backend) {
 }
 
 stowage_tests::on_every_backend!(errors_point_at_the_users_file);
+
+/// The code (SQLSTATE, or SQLite's result code) of the database's error under `error`.
+fn code_of(error: &Error) -> String {
+    std::error::Error::source(error)
+        .and_then(|cause| cause.downcast_ref::<sqlx::Error>())
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|db| db.code())
+        .unwrap()
+        .into_owned()
+}
 
 /// `COPY … FROM stdin`, as pg_dump writes data, needs psql to send the rows
 /// that follow it: it is refused by name and line before anything runs.

@@ -197,6 +197,8 @@ fn without_build_rs_a_debug_build_warns() {
 /// `#[migrations::test]` in a crate that names stowage `migrations`
 /// (`package = "stowage-migrate"`): the attribute finds that name in the
 /// crate's manifest, and the test runs on its own database (SQLite files).
+/// The README's test example runs there too, as written but for the
+/// crate's name.
 #[test]
 fn the_test_attribute_works_under_a_renamed_dependency() {
     let dir = std::env::temp_dir().join(format!("stowage-renamed-{}", std::process::id()));
@@ -219,21 +221,35 @@ fn the_test_attribute_works_under_a_renamed_dependency() {
     std::fs::write(dir.join("src/lib.rs"), "").unwrap();
     std::fs::write(
         dir.join("migrations/1_create_users.sql"),
-        "CREATE TABLE users (id INTEGER);\nINSERT INTO users VALUES (7);\n",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("migrations/2_seed.sql"),
+        "CREATE TABLE seeds (id INTEGER);\nINSERT INTO seeds VALUES (7);\n",
+    )
+    .unwrap();
+    let example = readme_block(
+        "// tests/users.rs: embeds ./migrations; or migrator = \"crate::MIGRATOR\", migrations = \"dir\"",
+    );
+    assert!(example.contains("\n#[stowage::test]\n"), "{example}");
+    std::fs::write(
+        dir.join("tests/users.rs"),
+        example.replace("#[stowage::test]", "#[migrations::test]"),
     )
     .unwrap();
     std::fs::write(
         dir.join("tests/renamed.rs"),
         "#[migrations::test]\n\
          async fn sees_the_migrated_row(pool: sqlx::AnyPool) {\n    \
-             let id: i32 = sqlx::query_scalar(\"SELECT id FROM users\").fetch_one(&pool).await.unwrap();\n    \
+             let id: i32 = sqlx::query_scalar(\"SELECT id FROM seeds\").fetch_one(&pool).await.unwrap();\n    \
              assert_eq!(id, 7);\n\
          }\n",
     )
     .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["test", "--quiet", "--offline", "--test", "renamed"])
+        .args(["test", "--quiet", "--offline", "--tests"])
         .env("CARGO_TARGET_DIR", workspace().join("target/scratch"))
         .env_remove("RUSTFLAGS")
         .env_remove("DATABASE_URL")
@@ -247,6 +263,10 @@ fn the_test_attribute_works_under_a_renamed_dependency() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert_eq!(
+        stdout.matches("1 passed").count(),
+        2,
+        "renamed.rs and the README's users.rs: {stdout}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -155,7 +155,7 @@ impl fmt::Display for Status {
             "VERSION",
             "STATE",
             "APPLIED AT (UTC)",
-            "TOOK",
+            "DB TIME",
             "DESCRIPTION",
         ];
         let mut widths = header.map(str::len);
