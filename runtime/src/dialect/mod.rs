@@ -8,9 +8,9 @@
 
 use crate::engine::connection::Conn;
 use crate::engine::history::Table;
+use crate::engine::lock::{Hold, Request, Settings};
 use crate::engine::statements::Syntax;
 use crate::{Dialect, Error, Migration};
-use std::time::Duration;
 
 mod mysql;
 mod postgres;
@@ -92,22 +92,25 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    /// Take the migration lock, waiting up to `timeout`, and set the session
-    /// up for migrating. Returns the statement that restores the session once
-    /// the lock is released, if it changed anything.
+    /// Take the migration lock, waiting as `request` says, and set the
+    /// session up for migrating. Returns what the lock holds, with the statement
+    /// that restores the session once the lock is released, if it changed
+    /// anything.
     fn lock<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
-        timeout: Duration,
-    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>>;
+        request: &'c Request,
+    ) -> BoxFuture<'c, Result<Hold, Error>>;
 
-    /// Release the migration lock. Where the lock is a transaction,
-    /// `keep` says whether to commit the work done under it.
+    /// Release the migration lock, consuming what it held (the session's
+    /// restoring statement is run by the caller). Where the lock is a
+    /// transaction, `keep` says whether to commit the work done under it.
     fn unlock<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        hold: Hold,
         keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>>;
 
@@ -135,20 +138,24 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
-    /// Apply one migration and record it in the history table.
+    /// Apply one migration and record it in the history table, on the
+    /// session the lock set up.
     fn apply<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        settings: &'c Settings,
         migration: &'c Migration,
         applied_by: &'c str,
     ) -> BoxFuture<'c, Result<(), Error>>;
 
-    /// Run one migration's down SQL and remove its history row.
+    /// Run one migration's down SQL and remove its history row, on the
+    /// session the lock set up.
     fn revert<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        settings: &'c Settings,
         migration: &'c Migration,
     ) -> BoxFuture<'c, Result<(), Error>>;
 }

@@ -7,7 +7,7 @@ use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Cell, Conn, Ty, Value};
 use crate::engine::history::Table;
 use crate::engine::lease::{self, LeaseSql};
-use crate::engine::lock::SessionLock;
+use crate::engine::lock::{Due, Hold, Request, SessionLock, Settings, Wait};
 use crate::engine::statements::{self, Syntax, split};
 use crate::error::Spot;
 use crate::engine::stepwise;
@@ -239,33 +239,32 @@ impl SqlDialect for Postgres {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
-        timeout: Duration,
-    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
+        request: &'c Request,
+    ) -> BoxFuture<'c, Result<Hold, Error>> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let left = || timeout.saturating_sub(started.elapsed());
-            if table.lock == crate::Lock::Lease {
-                lease::take(conn, table, LEASE, timeout).await?;
+            let left = || request.within(request.timeout.saturating_sub(started.elapsed()));
+            let mut hold = Hold::default();
+            if request.how == crate::Lock::Lease {
+                hold.lease = Some(lease::take(conn, table, LEASE, request).await?);
             } else if let Some(other) = conn.open_another().await {
                 let mut other = other.map_err(Error::db(
                     "cannot open the connection that holds the migration lock",
                 ))?;
                 // On an error, `other` is dropped, and closed with its socket.
-                TRANSACTION_LOCK.poll(&mut other, table, timeout).await?;
-                await_orphans(&mut other, table, left(), true).await?;
-                if let Ok(mut slot) = table.lock_conn.lock() {
-                    *slot = Some(other);
-                }
-                return Ok(None);
+                TRANSACTION_LOCK.poll(&mut other, table, request).await?;
+                await_orphans(&mut other, table, &left(), true).await?;
+                hold.conn = Some(other);
+                return Ok(hold);
             } else {
                 // A lent connection: nothing to open another from.
-                LOCK.poll(conn, table, timeout).await?;
+                LOCK.poll(conn, table, request).await?;
             }
-            if let Err(error) = await_orphans(conn, table, left(), false).await {
-                let _ = self.unlock(conn, table, false).await;
+            if let Err(error) = await_orphans(conn, table, &left(), false).await {
+                let _ = self.unlock(conn, table, hold, false).await;
                 return Err(error);
             }
-            Ok(None)
+            Ok(hold)
         })
     }
 
@@ -273,13 +272,14 @@ impl SqlDialect for Postgres {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        hold: Hold,
         _keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
         Box::pin(async move {
-            if table.lock == crate::Lock::Lease {
-                return lease::release(conn, table).await;
+            let Hold { conn: holding, lease, .. } = hold;
+            if lease.is_some() {
+                return lease::release(conn, lease).await;
             }
-            let holding = table.lock_conn.lock().ok().and_then(|mut slot| slot.take());
             let Some(mut holding) = holding else {
                 return LOCK.release(conn, table).await;
             };
@@ -301,6 +301,7 @@ impl SqlDialect for Postgres {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        _settings: &'c Settings,
         m: &'c Migration,
         applied_by: &'c str,
     ) -> BoxFuture<'c, Result<(), Error>> {
@@ -330,6 +331,7 @@ impl SqlDialect for Postgres {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        _settings: &'c Settings,
         m: &'c Migration,
     ) -> BoxFuture<'c, Result<(), Error>> {
         if m.no_transaction() {
@@ -367,16 +369,16 @@ impl Postgres {
 async fn await_orphans(
     conn: &mut Conn<'_>,
     table: &Table,
-    timeout: Duration,
+    request: &Request,
     in_transaction: bool,
 ) -> Result<(), Error> {
-    let started = std::time::Instant::now();
+    let mut wait = Wait::new(request);
     let take = running_key!().replace("$1", &Postgres.text_literal(&table.key));
     // A first short try, so that a wait is said at once; then one try per
-    // report, every 5 s, as the lock's own wait is.
+    // report, every 5 s, as the lock's own wait is. The server waits.
     let mut chunk = Duration::from_millis(100);
     loop {
-        let ms = chunk.min(timeout.saturating_sub(started.elapsed())).as_millis().max(1);
+        let ms = chunk.min(wait.left()).as_millis().max(1);
         let (open, undo) = match in_transaction {
             true => ("SAVEPOINT stowage_orphans", "ROLLBACK TO SAVEPOINT stowage_orphans"),
             false => ("BEGIN", "ROLLBACK"),
@@ -393,15 +395,14 @@ async fn await_orphans(
             return Err(Error::db("cannot take the migration lock")(error));
         }
         let holder = orphans(conn, &take).await;
-        let waited = started.elapsed();
-        if waited >= timeout {
-            return Err(Error::LockTimeout {
-                waited: timeout,
-                holder: Some(holder),
-            });
+        match wait.due() {
+            Due::GiveUp(waited) => {
+                let holder = Some(holder);
+                return Err(Error::LockTimeout { waited, holder });
+            }
+            Due::Report(waited) => wait.say(Some(&holder), waited),
+            Due::Nothing => {}
         }
-        table.say_waiting(Some(&holder), waited);
-        tracing::warn!(waited = ?waited, "waiting for {holder}");
         chunk = Duration::from_secs(5);
     }
 }

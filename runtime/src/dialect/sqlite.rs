@@ -4,12 +4,13 @@
 use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Conn, Ty};
 use crate::engine::history::{self, Table};
+use crate::engine::lock::{Hold, Request, Settings};
 use crate::engine::statements::{Syntax, split, spot};
 use crate::error::Spot;
 use crate::engine::stepwise;
 use crate::{Dialect, Error, Migration};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// SQLite.
 #[derive(Debug)]
@@ -18,8 +19,8 @@ pub(crate) struct Sqlite;
 /// Turns foreign-key enforcement back on after a run.
 const FOREIGN_KEYS_ON: &str = "PRAGMA foreign_keys = ON";
 
-/// Whether migrations are checked with `foreign_key_check`, kept in
-/// `Table::foreign_keys` for a run.
+/// Whether migrations are checked with `foreign_key_check`, kept in the
+/// lock's [`Settings`] for a run.
 struct ForeignKeys;
 
 impl ForeignKeys {
@@ -30,24 +31,20 @@ impl ForeignKeys {
     /// Enforced, and some table declares one: check.
     const CHECKED: u8 = 2;
 
-    fn get(table: &Table) -> u8 {
-        table.foreign_keys.load(Ordering::Relaxed)
-    }
-
-    fn set(table: &Table, state: u8) {
-        table.foreign_keys.store(state, Ordering::Relaxed);
+    fn get(settings: &Settings) -> u8 {
+        settings.foreign_keys.load(Ordering::Relaxed)
     }
 
     /// A migration that declares a foreign key starts the checks.
-    fn declared_by(table: &Table, sql: &str) {
-        if Self::get(table) == Self::NONE_YET && sql.to_ascii_uppercase().contains("REFERENCES") {
-            Self::set(table, Self::CHECKED);
+    fn declared_by(settings: &Settings, sql: &str) {
+        if Self::get(settings) == Self::NONE_YET && sql.to_ascii_uppercase().contains("REFERENCES") {
+            settings.foreign_keys.store(Self::CHECKED, Ordering::Relaxed);
         }
     }
 
     /// The violations `conn`'s database holds, when it is checked.
-    async fn violations(table: &Table, conn: &mut Conn<'_>) -> Result<Vec<String>, Error> {
-        if Self::get(table) == Self::CHECKED {
+    async fn violations(settings: &Settings, conn: &mut Conn<'_>) -> Result<Vec<String>, Error> {
+        if Self::get(settings) == Self::CHECKED {
             Sqlite.integrity_problems(conn).await
         } else {
             Ok(Vec::new())
@@ -140,9 +137,9 @@ impl SqlDialect for Sqlite {
     fn lock<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        timeout: Duration,
-    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
+        _table: &'c Table,
+        request: &'c Request,
+    ) -> BoxFuture<'c, Result<Hold, Error>> {
         Box::pin(async move {
             let enforced = conn
                 .fetch_one("PRAGMA foreign_keys".to_owned(), Vec::new(), Ty::I64)
@@ -163,24 +160,29 @@ impl SqlDialect for Sqlite {
                 .map_err(Error::db("cannot look for foreign keys"))?
                 .and_then(|cell| cell.i64())
                 != Some(0);
-            ForeignKeys::set(
-                table,
-                match (enforced, declared) {
-                    (false, _) => ForeignKeys::IGNORED,
-                    (true, false) => ForeignKeys::NONE_YET,
-                    (true, true) => ForeignKeys::CHECKED,
-                },
-            );
-            let millis = timeout.as_millis().min(i32::MAX as u128);
+            let foreign_keys = match (enforced, declared) {
+                (false, _) => ForeignKeys::IGNORED,
+                (true, false) => ForeignKeys::NONE_YET,
+                (true, true) => ForeignKeys::CHECKED,
+            };
+            let millis = request.timeout.as_millis().min(i32::MAX as u128);
             conn.script(format!(
                 "PRAGMA busy_timeout = {millis}; PRAGMA foreign_keys = OFF"
             ))
             .await
             .map_err(Error::db("cannot set up the SQLite connection for migrating"))?;
             let locked = match conn.script("BEGIN IMMEDIATE".to_owned()).await {
-                Ok(()) => return Ok(restore),
+                Ok(()) => {
+                    return Ok(Hold {
+                        restore,
+                        settings: Settings {
+                            foreign_keys: foreign_keys.into(),
+                        },
+                        ..Hold::default()
+                    });
+                }
                 Err(error) if is_busy(&error) => Error::LockTimeout {
-                    waited: timeout,
+                    waited: request.timeout,
                     holder: Some("another connection writing to the database file".to_owned()),
                 },
                 Err(error) => {
@@ -223,6 +225,7 @@ impl SqlDialect for Sqlite {
         &'c self,
         conn: &'c mut Conn<'_>,
         _table: &'c Table,
+        _hold: Hold,
         keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
         let sql = if keep { "COMMIT" } else { "ROLLBACK" };
@@ -257,20 +260,22 @@ impl SqlDialect for Sqlite {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        settings: &'c Settings,
         m: &'c Migration,
         applied_by: &'c str,
     ) -> BoxFuture<'c, Result<(), Error>> {
-        ForeignKeys::declared_by(table, m.up_sql());
+        ForeignKeys::declared_by(settings, m.up_sql());
         if m.no_transaction() {
             return Box::pin(stepwise::apply(conn, table, m, applied_by));
         }
-        Box::pin(apply_in_savepoint(conn, table, m, applied_by))
+        Box::pin(apply_in_savepoint(conn, table, settings, m, applied_by))
     }
 
     fn revert<'c>(
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        settings: &'c Settings,
         m: &'c Migration,
     ) -> BoxFuture<'c, Result<(), Error>> {
         if m.no_transaction() {
@@ -284,7 +289,7 @@ impl SqlDialect for Sqlite {
             );
             // The savepoint is released once the foreign keys are checked.
             let result = match conn.script_counted(script, &[]).await {
-                Ok(()) => match ForeignKeys::violations(table, conn).await? {
+                Ok(()) => match ForeignKeys::violations(settings, conn).await? {
                     violations if violations.is_empty() => Ok(()),
                     violations => Err(Error::ForeignKeyViolation {
                         version: m.version(),
@@ -321,6 +326,7 @@ impl SqlDialect for Sqlite {
 async fn apply_in_savepoint(
     conn: &mut Conn<'_>,
     table: &Table,
+    settings: &Settings,
     m: &Migration,
     applied_by: &str,
 ) -> Result<(), Error> {
@@ -355,7 +361,7 @@ async fn apply_in_savepoint(
         }
     };
     let result = match result {
-        Ok(_) => match ForeignKeys::violations(table, conn).await? {
+        Ok(_) => match ForeignKeys::violations(settings, conn).await? {
             violations if violations.is_empty() => Ok(()),
             violations => Err(Error::ForeignKeyViolation {
                 version: m.version(),

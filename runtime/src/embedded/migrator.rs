@@ -315,9 +315,18 @@ impl Migrator {
         &self,
         dialect: Dialect,
     ) -> Result<crate::engine::history::Table, crate::Error> {
-        let mut table = crate::engine::history::Table::new(self.config(), dialect)?;
-        table.lock_wait = self.lock_wait.clone();
-        Ok(table)
+        crate::engine::history::Table::new(self.config(), dialect)
+    }
+
+    #[cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "any"
+    ))]
+    /// Who is told while the lock is waited for.
+    pub(crate) fn lock_wait(&self) -> Option<LockWait> {
+        self.lock_wait.clone()
     }
 
     pub(crate) fn hooks(&self, event: Event) -> impl Iterator<Item = &Hook> {

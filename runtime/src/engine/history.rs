@@ -55,34 +55,13 @@ pub(crate) struct Table {
     /// The schema (PostgreSQL) or database (MySQL) the table was found in
     /// before any migration ran, quoted; see [`Table::pinned`].
     pub(crate) home: Option<String>,
-    /// Whether SQLite's `foreign_key_check` must run after each migration:
-    /// see `dialect::sqlite::ForeignKeys`. Set when the lock is taken.
-    pub(crate) foreign_keys: std::sync::Arc<std::sync::atomic::AtomicU8>,
-    /// The lease the lock holds (`engine::lease`), from the
-    /// lock to its release.
-    pub(crate) lease: std::sync::Arc<std::sync::Mutex<Option<super::lock::Lease>>>,
-    /// The connection of its own that holds the lock (PostgreSQL's
-    /// transaction lock, see `dialect::postgres`), from the lock to its
-    /// release; dropped with the operation's future, it is closed.
-    pub(crate) lock_conn: std::sync::Arc<std::sync::Mutex<Option<Conn<'static>>>>,
     /// `schema.table` as given, for lock keys and messages.
     pub(crate) key: String,
     /// The table's own name, unquoted.
     base: &'static str,
-    /// How the lock is taken.
-    pub(crate) lock: crate::Lock,
-    /// Told while the lock is waited for.
-    pub(crate) lock_wait: Option<crate::embedded::hooks::LockWait>,
 }
 
 impl Table {
-    /// Tell whoever asked (the CLI) that the lock is being waited for.
-    pub(crate) fn say_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
-        if let Some(told) = &self.lock_wait {
-            (told.0)(holder, waited);
-        }
-    }
-
     pub(crate) fn new(config: &Config, dialect: Dialect) -> Result<Table, Error> {
         for (what, name) in [("table", Some(config.table)), ("schema", config.schema)] {
             if let Some(name) = name
@@ -105,13 +84,8 @@ impl Table {
             schema: config.schema.map(|schema| sql.quote(schema)),
             unqualified: sql.quote(config.table),
             home: None,
-            foreign_keys: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
-            lease: std::sync::Arc::default(),
-            lock_conn: std::sync::Arc::default(),
             key: format!("{}.{}", config.schema.unwrap_or(""), config.table),
             base: config.table,
-            lock: config.lock,
-            lock_wait: None,
         })
     }
 

@@ -14,7 +14,9 @@
 use crate::Error;
 use crate::engine::connection::{Conn, Ty, Value};
 use crate::engine::history::Table;
-use crate::engine::lock::{LEASE_ABANDONED, LEASE_HELD, LEASE_RELEASED, Lease, jitter};
+use crate::engine::lock::{
+    Due, LEASE_ABANDONED, LEASE_HELD, LEASE_RELEASED, Lease, Request, Wait, jitter,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -44,14 +46,14 @@ pub(crate) struct LeaseSql {
     pub(crate) contended: &'static [&'static str],
 }
 
-/// Take the lease of `table`'s lock, waiting up to `timeout`, and keep it
-/// renewed; stored in `table.lease` until [`release`].
+/// Take the lease of `table`'s lock, waiting as `request` says, and keep it
+/// renewed until [`release`] is given it.
 pub(crate) async fn take(
     conn: &mut Conn<'_>,
     table: &Table,
     sql: LeaseSql,
-    timeout: Duration,
-) -> Result<(), Error> {
+    request: &Request,
+) -> Result<Lease, Error> {
     let lock_table = table.sibling("lock", "the table of the migration lock")?;
     let name = &lock_table.name;
     let created = conn
@@ -89,9 +91,7 @@ pub(crate) async fn take(
     .collect();
     let holder = Value::Text(token.clone());
     let (now, until, p1) = (sql.now, (sql.interval)(ttl.as_secs()), table.param(1));
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(10);
-    let mut next_report = Duration::ZERO;
+    let mut wait = Wait::new(request);
     loop {
         let inserted = conn
             .execute(
@@ -131,20 +131,15 @@ pub(crate) async fn take(
         if taken {
             break;
         }
-        let waited = started.elapsed();
-        if waited >= timeout {
-            return Err(Error::LockTimeout {
-                waited,
-                holder: holder_of(conn, name).await,
-            });
+        match wait.due() {
+            Due::GiveUp(waited) => {
+                let holder = holder_of(conn, name).await;
+                return Err(Error::LockTimeout { waited, holder });
+            }
+            Due::Report(waited) => wait.say(holder_of(conn, name).await.as_deref(), waited),
+            Due::Nothing => {}
         }
-        // The holder is read only for someone who listens (the CLI).
-        if waited >= next_report && table.lock_wait.is_some() {
-            table.say_waiting(holder_of(conn, name).await.as_deref(), waited);
-            next_report = waited + Duration::from_secs(5);
-        }
-        tokio::time::sleep(pause.min(timeout.saturating_sub(waited)) + jitter(pause)).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        wait.pause().await;
     }
     let id = conn
         .fetch_one(sql.session_id.to_owned(), Vec::new(), Ty::I64)
@@ -169,18 +164,14 @@ pub(crate) async fn take(
         };
         tokio::spawn(renewing.run(renewer));
     }
-    if let Ok(mut slot) = table.lease.lock() {
-        *slot = Some(Lease {
-            release_sql: delete,
-            state,
-        });
-    }
-    Ok(())
+    Ok(Lease {
+        release_sql: delete,
+        state,
+    })
 }
 
-/// Remove the lease taken by [`take`], if any.
-pub(crate) async fn release(conn: &mut Conn<'_>, table: &Table) -> Result<(), Error> {
-    let lease = table.lease.lock().ok().and_then(|mut slot| slot.take());
+/// Remove the lease taken by [`take`], if there is one.
+pub(crate) async fn release(conn: &mut Conn<'_>, lease: Option<Lease>) -> Result<(), Error> {
     let Some(lease) = lease else {
         return Ok(());
     };

@@ -2,37 +2,173 @@
 //!
 //! Each dialect says what its lock is ([`SqlDialect::lock`]): PostgreSQL and
 //! MySQL a session lock polled here by [`SessionLock::poll`], SQLite the run's own
-//! `BEGIN IMMEDIATE` transaction. This module holds what is common: taking it
-//! on a connection that is closed when that fails, and releasing it on every
-//! path.
+//! `BEGIN IMMEDIATE` transaction. This module holds what is common: how the
+//! lock is asked for ([`Request`]), taking it on a connection that is closed
+//! when that fails, releasing it on every path, and the one [`Wait`] (backoff,
+//! who holds it, timeout) of everything that waits for another process. What a lock holds while it is held (a connection of its own, a
+//! lease, the session's settings to restore) is one value, [`Hold`], owned
+//! by [`Locked`] and consumed by the release.
 //!
 //! [`SqlDialect::lock`]: crate::dialect::SqlDialect::lock
 
 use super::connection::{Conn, Ty, Value};
 use super::history::Table;
-use crate::Error;
+use crate::embedded::hooks::LockWait;
+use crate::{Error, Migrator};
 use std::time::{Duration, Instant};
+
+/// How the lock is asked for: which kind, how long to wait for it, and who
+/// hears of the wait (the CLI).
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// The kind of lock asked for.
+    pub(crate) how: crate::Lock,
+    /// How long to wait for it.
+    pub(crate) timeout: Duration,
+    /// Told while it is waited for.
+    told: Option<LockWait>,
+}
+
+impl Request {
+    /// The same request, waiting `timeout` at most (what is left of a wait).
+    pub(crate) fn within(&self, timeout: Duration) -> Request {
+        Request {
+            timeout,
+            ..self.clone()
+        }
+    }
+}
+
+/// One wait for what another process holds (the lock, its lease, a killed
+/// run's statement): between tries a pause from 10 ms doubling to 500 ms
+/// (with jitter, so that waiting processes do not poll in step), who holds
+/// it said at once and every 5 s, and the request's timeout.
+pub(crate) struct Wait<'r> {
+    request: &'r Request,
+    started: Instant,
+    pause: Duration,
+    next_report: Duration,
+}
+
+/// What a [`Wait`] has come to after a try that found the thing held.
+pub(crate) enum Due {
+    /// The timeout has passed, after waiting this long.
+    GiveUp(Duration),
+    /// Say who holds it ([`Wait::say`]), waited this long.
+    Report(Duration),
+    /// Pause and try again.
+    Nothing,
+}
+
+impl<'r> Wait<'r> {
+    pub(crate) fn new(request: &'r Request) -> Wait<'r> {
+        Wait {
+            request,
+            started: Instant::now(),
+            pause: Duration::from_millis(10),
+            next_report: Duration::ZERO,
+        }
+    }
+
+    /// What is due after a try that found the thing held.
+    pub(crate) fn due(&mut self) -> Due {
+        let waited = self.started.elapsed();
+        if waited >= self.request.timeout {
+            Due::GiveUp(waited)
+        } else if waited >= self.next_report {
+            self.next_report = waited + Duration::from_secs(5);
+            Due::Report(waited)
+        } else {
+            Due::Nothing
+        }
+    }
+
+    /// Say who holds it: to whoever asked (the CLI), and in the log.
+    pub(crate) fn say(&self, holder: Option<&str>, waited: Duration) {
+        if let Some(told) = &self.request.told {
+            (told.0)(holder, waited);
+        }
+        tracing::warn!(
+            holder = holder.unwrap_or("unknown"),
+            waited = ?waited,
+            "waiting for the migration lock held by {}",
+            holder.unwrap_or("another session")
+        );
+    }
+
+    /// Whether the wait was said: its end is said too.
+    pub(crate) fn was_said(&self) -> bool {
+        self.next_report > Duration::ZERO
+    }
+
+    /// What is left of the timeout.
+    pub(crate) fn left(&self) -> Duration {
+        self.request.timeout.saturating_sub(self.started.elapsed())
+    }
+
+    /// Pause before the next try.
+    pub(crate) async fn pause(&mut self) {
+        tokio::time::sleep(self.pause.min(self.left()) + jitter(self.pause)).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(500));
+    }
+}
 
 /// A connection holding the migration lock.
 #[derive(Debug)]
 pub(crate) struct Locked<'a> {
     /// The connection the lock is held on.
     pub(crate) conn: Conn<'a>,
-    /// What restores the session's settings after the lock is released.
-    restore: Option<&'static str>,
+    /// What the lock holds, until [`unlock`] hands it back to the dialect.
+    pub(crate) hold: Hold,
     /// Close the connection after releasing the lock instead of returning it
     /// to its pool: migration SQL ran on it and may have changed the session.
     pub(crate) close_after: bool,
 }
 
-/// Take the migration lock on the connection; on failure it is closed, and
-/// a pooled one is closed too when it is dropped, so that a cancelled
-/// operation leaves no lock behind.
+/// Everything a dialect's lock holds, from [`SqlDialect::lock`] to
+/// [`SqlDialect::unlock`], which consumes it: the history's [`Table`] keeps
+/// names only. Dropped unreleased (the operation was cancelled), its
+/// connection is closed and its lease abandoned (see [`Lease`]).
+///
+/// [`SqlDialect::lock`]: crate::dialect::SqlDialect::lock
+/// [`SqlDialect::unlock`]: crate::dialect::SqlDialect::unlock
+#[derive(Debug, Default)]
+pub(crate) struct Hold {
+    /// The statement that restores the session once the lock is released.
+    pub(crate) restore: Option<&'static str>,
+    /// The connection of its own that holds the lock (PostgreSQL's
+    /// transaction lock, see `dialect::postgres`).
+    pub(crate) conn: Option<Conn<'static>>,
+    /// The lease row the lock holds (`engine::lease`).
+    pub(crate) lease: Option<Lease>,
+    /// What the migrations run under the lock read of it.
+    pub(crate) settings: Settings,
+}
+
+/// The session as the lock set it up, which applying and reverting read:
+/// the part of a [`Hold`] they are given (the rest is not theirs to touch,
+/// and a connection cannot be shared between threads).
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    /// Whether SQLite's `foreign_key_check` runs after each migration: see
+    /// `dialect::sqlite::ForeignKeys`.
+    pub(crate) foreign_keys: std::sync::atomic::AtomicU8,
+}
+
+/// Take the migration lock on the connection, as `migrator`'s
+/// configuration asks; on failure the connection is closed, and a pooled one
+/// is closed too when it is dropped, so that a cancelled operation leaves no
+/// lock behind.
 pub(crate) async fn lock<'a>(
     mut conn: Conn<'a>,
     table: &Table,
-    timeout: Duration,
+    migrator: &Migrator,
 ) -> Result<Locked<'a>, Error> {
+    let request = Request {
+        how: migrator.config().lock,
+        timeout: migrator.config().lock_timeout,
+        told: migrator.lock_wait(),
+    };
     // A read-only server is said at once, not found by a lock or a
     // statement that fails.
     match table.sql.read_only(&mut conn).await {
@@ -43,12 +179,12 @@ pub(crate) async fn lock<'a>(
     // From here on, a dropped future must not hand a locked connection back.
     conn.close_on_drop();
     let waiting = Instant::now();
-    match table.sql.lock(&mut conn, table, timeout).await {
-        Ok(restore) => {
+    match table.sql.lock(&mut conn, table, &request).await {
+        Ok(hold) => {
             tracing::debug!(waited = ?waiting.elapsed(), "migration lock taken");
             Ok(Locked {
                 conn,
-                restore,
+                hold,
                 close_after: false,
             })
         }
@@ -69,9 +205,10 @@ pub(crate) async fn unlock<T>(
 ) -> Result<T, Error> {
     let Locked {
         mut conn,
-        restore,
+        mut hold,
         close_after,
     } = locked;
+    let restore = hold.restore.take();
     // Where the lock is the run's transaction, keep the migrations that
     // succeeded (a failed one was rolled back to its savepoint already).
     let keep = matches!(
@@ -81,7 +218,7 @@ pub(crate) async fn unlock<T>(
                 | Error::UndoFailed { .. }
                 | Error::ForeignKeyViolation { .. })
     );
-    let mut released = table.sql.unlock(&mut conn, table, keep).await;
+    let mut released = table.sql.unlock(&mut conn, table, hold, keep).await;
     if let Some(sql) = restore {
         // Also when releasing failed: a lent connection is not closed below.
         let restored = conn
@@ -126,17 +263,15 @@ pub(crate) struct SessionLock {
 }
 
 impl SessionLock {
-    /// Take the lock, polling with backoff up to `timeout`; say who holds it
-    /// while waiting.
+    /// Take the lock, waiting as `request` says; say who holds it while
+    /// waiting.
     pub(crate) async fn poll(
         &self,
         conn: &mut Conn<'_>,
         table: &Table,
-        timeout: Duration,
+        request: &Request,
     ) -> Result<(), Error> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        let mut next_report = Duration::ZERO;
+        let mut wait = Wait::new(request);
         loop {
             if let Some(sql) = self.begin {
                 conn.script(sql.to_owned())
@@ -153,8 +288,8 @@ impl SessionLock {
                 .map_err(Error::db("cannot take the migration lock"))?;
             match taken.and_then(|cell| cell.i64()) {
                 Some(1) => {
-                    if next_report > Duration::ZERO {
-                        tracing::info!(waited = ?started.elapsed(), "took the migration lock");
+                    if wait.was_said() {
+                        tracing::info!("took the migration lock");
                     }
                     return Ok(());
                 }
@@ -167,26 +302,15 @@ impl SessionLock {
                 }
                 _ => return Err(Error::InvalidConfig(self.refused.to_owned())),
             }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(Error::LockTimeout {
-                    waited,
-                    holder: self.holder(conn, table).await,
-                });
+            match wait.due() {
+                Due::GiveUp(waited) => {
+                    let holder = self.holder(conn, table).await;
+                    return Err(Error::LockTimeout { waited, holder });
+                }
+                Due::Report(waited) => wait.say(self.holder(conn, table).await.as_deref(), waited),
+                Due::Nothing => {}
             }
-            if waited >= next_report {
-                let holder = self.holder(conn, table).await;
-                table.say_waiting(holder.as_deref(), waited);
-                tracing::warn!(
-                    holder = holder.as_deref().unwrap_or("unknown"),
-                    waited = ?waited,
-                    "waiting for the migration lock held by {}",
-                    holder.as_deref().unwrap_or("another session")
-                );
-                next_report = waited + Duration::from_secs(5);
-            }
-            tokio::time::sleep(pause.min(timeout.saturating_sub(waited)) + jitter(pause)).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            wait.pause().await;
         }
     }
 

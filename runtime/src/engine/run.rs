@@ -3,7 +3,7 @@
 use super::callbacks::Work;
 use super::connection::{Cell, Conn, Database, Value};
 use super::history::{self, HistoryRow, RowState, Table};
-use super::lock::{lock, unlock};
+use super::lock::{Locked, Settings, lock, unlock};
 use crate::error::short_hex;
 use crate::{Error, Event, Migration, MigrationSet, Migrator, Policy, Report};
 use std::time::Instant;
@@ -105,10 +105,12 @@ impl Migrator {
             loop {
                 let before = applied.len();
                 let progress = (&mut applied, &mut in_flight);
-                let result = match lock(conn, &table, self.config().lock_timeout).await {
+                let result = match lock(conn, &table, self).await {
                     Ok(mut locked) => {
-                        let conn = &mut locked.conn;
-                        let result = apply_pending(self, conn, &table, set, up_to, progress).await;
+                        let Locked { conn, hold, .. } = &mut locked;
+                        let settings = &hold.settings;
+                        let result =
+                            apply_pending(self, conn, &table, settings, set, up_to, progress).await;
                         // Migrations may have changed the session: the pool
                         // gets no part of it.
                         locked.close_after = result.is_err() || applied.len() > before;
@@ -271,6 +273,7 @@ async fn apply_pending(
     migrator: &Migrator,
     conn: &mut Conn<'_>,
     table: &Table,
+    settings: &Settings,
     set: &MigrationSet,
     up_to: Option<i64>,
     (applied, in_flight): (&mut Vec<crate::report::Applied>, &mut Option<i64>),
@@ -331,7 +334,7 @@ async fn apply_pending(
             .await?;
         for migration in &work.migrations {
             *in_flight = Some(migration.version());
-            applied.push(apply_one(migrator, conn, table, &work, migration, &applied_by).await?);
+            applied.push(apply_one(migrator, conn, table, settings, &work, migration, &applied_by).await?);
             *in_flight = None;
         }
         if let Some(repeatable_table) = &repeatable_table {
@@ -340,7 +343,7 @@ async fn apply_pending(
                     .await
                     .map_err(Error::db("cannot update the table of repeatable migrations"))?;
                 applied.push(
-                    apply_one(migrator, conn, repeatable_table, &work, repeatable, &applied_by)
+                    apply_one(migrator, conn, repeatable_table, settings, &work, repeatable, &applied_by)
                         .await?,
                 );
             }
@@ -409,6 +412,7 @@ async fn apply_one(
     migrator: &Migrator,
     conn: &mut Conn<'_>,
     table: &Table,
+    settings: &Settings,
     work: &Work,
     migration: &Migration,
     applied_by: &str,
@@ -419,7 +423,7 @@ async fn apply_one(
     let started = Instant::now();
     table
         .sql
-        .apply(conn, table, migration, applied_by)
+        .apply(conn, table, settings, migration, applied_by)
         .instrument(tracing::info_span!(
             "stowage.migration",
             version = migration.version()

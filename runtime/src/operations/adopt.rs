@@ -101,7 +101,7 @@ impl Migrator {
     /// nothing is changed. Database errors.
     pub async fn adopt<'a>(&self, db: impl Database<'a>, tool: Tool) -> Result<Report, Error> {
         let Session { conn, table, set } = self.session(db).await?;
-        let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
+        let mut locked = lock(conn, &table, self).await?;
         let result = adopt_locked(self, &mut locked.conn, &table, set, tool).await;
         unlock(locked, &table, result).await
     }

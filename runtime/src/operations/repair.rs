@@ -45,7 +45,7 @@ impl Migrator {
         action: RepairAction,
     ) -> Result<usize, Error> {
         let Session { conn, table, set } = self.session(db).await?;
-        let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
+        let mut locked = lock(conn, &table, self).await?;
         let result = repair_locked(&mut locked.conn, &table, set, action).await;
         unlock(locked, &table, result).await
     }

@@ -48,7 +48,7 @@ impl Migrator {
                 ));
             }
         };
-        let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
+        let mut locked = lock(conn, &table, self).await?;
         let result = stamp_locked(&mut locked.conn, &table, set, up_to).await;
         unlock(locked, &table, result).await
     }

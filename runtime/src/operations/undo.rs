@@ -3,7 +3,7 @@
 use super::{Session, Target};
 use crate::engine::connection::{Conn, Database};
 use crate::engine::history::{HistoryRow, RowState, Table};
-use crate::engine::lock::{lock, unlock};
+use crate::engine::lock::{Locked, Settings, lock, unlock};
 use crate::engine::run::refuse_unsupported;
 use crate::report::Applied;
 use crate::{Error, Migration, MigrationSet, Migrator, Report};
@@ -41,8 +41,10 @@ impl Migrator {
         let Session { conn, table, set } = self.session(db).await?;
         let span = tracing::info_span!("stowage.undo", dialect = %table.dialect(), %target);
         let work = async {
-            let mut locked = lock(conn, &table, self.config().lock_timeout).await?;
-            let result = undo_locked(self, &mut locked.conn, &table, set, target).await;
+            let mut locked = lock(conn, &table, self).await?;
+            let Locked { conn, hold, .. } = &mut locked;
+            let settings = &hold.settings;
+            let result = undo_locked(self, conn, &table, settings, set, target).await;
             locked.close_after = !matches!(&result, Ok(report) if report.reverted().is_empty());
             unlock(locked, &table, result).await
         };
@@ -55,6 +57,7 @@ async fn undo_locked(
     migrator: &Migrator,
     conn: &mut Conn<'_>,
     table: &Table,
+    settings: &Settings,
     set: &MigrationSet,
     target: Target,
 ) -> Result<Report, Error> {
@@ -72,7 +75,7 @@ async fn undo_locked(
     let mut reverted = Vec::new();
     for migration in &range {
         let started = Instant::now();
-        table.sql.revert(conn, table, migration).await?;
+        table.sql.revert(conn, table, settings, migration).await?;
         tracing::info!(version = migration.version(), "reverted migration");
         reverted.push(Applied::of(migration, started.elapsed()));
     }

@@ -6,12 +6,11 @@ use super::{BoxFuture, SqlDialect, hex};
 use crate::engine::connection::{Cell, Conn, RESYNC, Ty};
 use crate::engine::history::Table;
 use crate::engine::lease::{self, LeaseSql};
-use crate::engine::lock::SessionLock;
+use crate::engine::lock::{Hold, Lease, Request, SessionLock, Settings};
 use crate::engine::statements::{self, Syntax, line_of, needs_terminator};
 use crate::error::{Spot, excerpt, server_message};
 use crate::engine::stepwise;
 use crate::{Dialect, Error, Migration};
-use std::time::Duration;
 
 mod script;
 
@@ -80,12 +79,16 @@ async fn is_galera(conn: &mut Conn<'_>) -> Result<bool, Error> {
 /// only) or when asked for; on a cluster, reads under it wait for what was
 /// committed before on any node (`wsrep_sync_wait`), so the holder sees the
 /// history the previous holder wrote.
-async fn take_lease(conn: &mut Conn<'_>, table: &Table, timeout: Duration) -> Result<(), Error> {
+async fn take_lease(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    request: &Request,
+) -> Result<Option<Lease>, Error> {
     let galera = is_galera(conn).await?;
-    if !galera && table.lock != crate::Lock::Lease {
-        return Ok(());
+    if !galera && request.how != crate::Lock::Lease {
+        return Ok(None);
     }
-    lease::take(conn, table, LEASE, timeout).await?;
+    let mut lease = lease::take(conn, table, LEASE, request).await?;
     if galera {
         let causal = conn
             .script(
@@ -95,20 +98,16 @@ async fn take_lease(conn: &mut Conn<'_>, table: &Table, timeout: Duration) -> Re
             .await
             .map_err(Error::db("cannot ask for causal reads on the cluster"));
         if let Err(error) = causal {
-            let _ = lease::release(conn, table).await;
+            let _ = lease::release(conn, Some(lease)).await;
             return Err(error);
         }
         // Released, the session reads as it did before.
-        if let Ok(mut slot) = table.lease.lock()
-            && let Some(lease) = slot.as_mut()
-        {
-            lease.release_sql = format!(
-                "SET SESSION wsrep_sync_wait = @stowage_sync_wait; {}",
-                lease.release_sql
-            );
-        }
+        lease.release_sql = format!(
+            "SET SESSION wsrep_sync_wait = @stowage_sync_wait; {}",
+            lease.release_sql
+        );
     }
-    Ok(())
+    Ok(Some(lease))
 }
 
 impl SqlDialect for MySql {
@@ -241,8 +240,8 @@ impl SqlDialect for MySql {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
-        timeout: Duration,
-    ) -> BoxFuture<'c, Result<Option<&'static str>, Error>> {
+        request: &'c Request,
+    ) -> BoxFuture<'c, Result<Hold, Error>> {
         Box::pin(async move {
             // A routine keeps the sql_mode it was created under: migrate under
             // the server's default, as the mysql client would, not the one
@@ -254,13 +253,13 @@ impl SqlDialect for MySql {
             .await
             .map_err(Error::db("cannot set the session's sql_mode for migrating"))?;
             let started = std::time::Instant::now();
-            let locked = LOCK.poll(conn, table, timeout).await;
+            let locked = LOCK.poll(conn, table, request).await;
             // On a Galera cluster GET_LOCK holds on this node only: the lease
             // holds across the cluster (see `lease`).
             let locked = match locked {
                 Ok(()) => {
-                    let left = timeout.saturating_sub(started.elapsed());
-                    let leased = take_lease(conn, table, left).await;
+                    let left = request.timeout.saturating_sub(started.elapsed());
+                    let leased = take_lease(conn, table, &request.within(left)).await;
                     if leased.is_err() {
                         let _ = LOCK.release(conn, table).await;
                     }
@@ -269,7 +268,11 @@ impl SqlDialect for MySql {
                 Err(error) => Err(error),
             };
             match locked {
-                Ok(()) => Ok(Some(RESTORE_SQL_MODE)),
+                Ok(lease) => Ok(Hold {
+                    restore: Some(RESTORE_SQL_MODE),
+                    lease,
+                    ..Hold::default()
+                }),
                 Err(error) => {
                     let _ = conn.script(RESTORE_SQL_MODE.to_owned()).await;
                     Err(error)
@@ -282,10 +285,11 @@ impl SqlDialect for MySql {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        hold: Hold,
         _keep: bool,
     ) -> BoxFuture<'c, Result<(), Error>> {
         Box::pin(async move {
-            let leased = lease::release(conn, table).await;
+            let leased = lease::release(conn, hold.lease).await;
             let released = LOCK.release(conn, table).await;
             leased.and(released)
         })
@@ -297,6 +301,7 @@ impl SqlDialect for MySql {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        _settings: &'c Settings,
         m: &'c Migration,
         applied_by: &'c str,
     ) -> BoxFuture<'c, Result<(), Error>> {
@@ -307,6 +312,7 @@ impl SqlDialect for MySql {
         &'c self,
         conn: &'c mut Conn<'_>,
         table: &'c Table,
+        _settings: &'c Settings,
         m: &'c Migration,
     ) -> BoxFuture<'c, Result<(), Error>> {
         Box::pin(async move {
