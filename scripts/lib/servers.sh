@@ -364,7 +364,13 @@ start_pg_standby() {
     mkdir -p "$standby_data"
     chmod 700 "$standby_data"
     [[ $(id -u) -eq 0 ]] && chown postgres: "$standby_data"
-    as_postgres "$bin/pg_basebackup" -D "$standby_data" -R -X stream -h "${hostport%:*}" -p "${hostport##*:}" \
+    # On a primary of our own, a replication slot keeps the WAL the standby
+    # has not replayed yet: copies of test databases write much of it, and
+    # without the slot a standby that falls behind finds it recycled and
+    # stops replaying. (A primary given by URL gets no slot to leave behind.)
+    local slot=()
+    [[ -n $pg_data ]] && slot=(-C -S stowage_standby)
+    as_postgres "$bin/pg_basebackup" -D "$standby_data" -R -X stream "${slot[@]}" -h "${hostport%:*}" -p "${hostport##*:}" \
         -U postgres >"$work/basebackup.log" 2>&1 || { cat "$work/basebackup.log" >&2; die "pg_basebackup failed: let postgres make replication connections from 127.0.0.1 (pg_hba.conf), or set STOWAGE_TEST_PG_STANDBY_URL to a standby of the server"; }
     as_postgres "$pg_ctl" -D "$standby_data" -l "$standby_data/server.log" -w -t 60 start \
         -o "-p $port -k $standby_data -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=1000" \

@@ -52,9 +52,14 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     /// Text as a SQL literal, safe whatever it holds: it travels as bytes.
     fn text_literal(&self, text: &str) -> String;
 
-    /// `CREATE TABLE IF NOT EXISTS` for the history table named `table`
-    /// (quoted), and before it its schema's, where one is set (quoted).
-    fn create_history_sql(&self, table: &str, schema: Option<&str>) -> String;
+    /// The types of the history table's columns, for its one DDL
+    /// (`engine::history`).
+    fn history_types(&self) -> HistoryTypes;
+
+    /// What creates the schema `schema` (quoted) holding the history table,
+    /// when it does not exist; `None` where a schema is not created (an
+    /// SQLite schema is a database the application attaches).
+    fn create_schema_sql(&self, schema: &str) -> Option<String>;
 
     /// The history table's `applied_at` column read as text.
     fn applied_at_as_text(&self) -> &'static str;
@@ -158,6 +163,21 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
         settings: &'c Settings,
         migration: &'c Migration,
     ) -> BoxFuture<'c, Result<(), Error>>;
+}
+
+/// A dialect's names for the types of the history table's columns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryTypes {
+    /// A 64-bit integer (`version`, `failed_statement`, `duration_ms`).
+    pub(crate) integer: &'static str,
+    /// A 32-byte value (`checksum`, `chain`).
+    pub(crate) bytes: &'static str,
+    /// The short `state` text.
+    pub(crate) state: &'static str,
+    /// `applied_at`: the type and its default, the time of the insert.
+    pub(crate) applied_at: &'static str,
+    /// What follows the column list (MySQL's engine).
+    pub(crate) options: &'static str,
 }
 
 /// The implementation of `dialect`.

@@ -3,9 +3,9 @@
 //! connection); each migration, its history row and `COMMIT` in one round
 //! trip.
 
-use super::{BoxFuture, SqlDialect, hex};
+use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
 use crate::engine::connection::{Cell, Conn, Ty, Value};
-use crate::engine::history::Table;
+use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::{Due, Hold, Request, SessionLock, Settings, Wait};
 use crate::engine::statements::{self, Syntax, split};
@@ -164,24 +164,18 @@ impl SqlDialect for Postgres {
         )
     }
 
-    fn create_history_sql(&self, table: &str, schema: Option<&str>) -> String {
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n\
-             version BIGINT PRIMARY KEY,\n\
-             description TEXT NOT NULL,\n\
-             checksum BYTEA NOT NULL,\n\
-             chain BYTEA NOT NULL,\n\
-             state TEXT NOT NULL,\n\
-             failed_statement BIGINT,\n\
-             error TEXT,\n\
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n\
-             duration_ms BIGINT NOT NULL DEFAULT 0,\n\
-             applied_by TEXT NOT NULL)"
-        );
-        match schema {
-            Some(schema) => format!("CREATE SCHEMA IF NOT EXISTS {schema};\n{create}"),
-            None => create,
+    fn history_types(&self) -> HistoryTypes {
+        HistoryTypes {
+            integer: "BIGINT",
+            bytes: "BYTEA",
+            state: "TEXT",
+            applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
+            options: "",
         }
+    }
+
+    fn create_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
     }
 
     fn applied_at_as_text(&self) -> &'static str {
@@ -309,15 +303,10 @@ impl SqlDialect for Postgres {
             return Box::pin(stepwise::apply(conn, table, m, applied_by));
         }
         // The SQL, its history row and the commit in one round trip.
-        let insert = format!(
-            "INSERT INTO {} (version, description, checksum, chain, state, duration_ms, applied_by) VALUES \
-             ({}, {}, {}, {}, 'applied', (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, {})",
-            table.name,
-            m.version(),
-            self.text_literal(m.description()),
-            self.bytes_literal(m.checksum()),
-            self.bytes_literal(m.chain()),
-            self.text_literal(applied_by),
+        let insert = table.insert_sql(
+            &Entry::of(m, applied_by),
+            RowState::Applied,
+            Took::Sql("(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"),
         );
         let begin = self.begin(table);
         let script = format!("{begin}{}\n;\n{insert};\nCOMMIT;", m.up_sql());

@@ -1,9 +1,9 @@
 //! SQLite: the lock is the run's own `BEGIN IMMEDIATE` transaction (with a
 //! busy timeout), and each migration runs in a savepoint of it.
 
-use super::{BoxFuture, SqlDialect, hex};
+use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
 use crate::engine::connection::{Conn, Ty};
-use crate::engine::history::{self, Table};
+use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lock::{Hold, Request, Settings};
 use crate::engine::statements::{Syntax, split, spot};
 use crate::error::Spot;
@@ -84,21 +84,19 @@ impl SqlDialect for Sqlite {
         format!("CAST({} AS TEXT)", self.bytes_literal(text.as_bytes()))
     }
 
-    fn create_history_sql(&self, table: &str, _schema: Option<&str>) -> String {
-        // A schema is an attached database, which the application attaches.
-        format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n\
-             version INTEGER PRIMARY KEY,\n\
-             description TEXT NOT NULL,\n\
-             checksum BLOB NOT NULL,\n\
-             chain BLOB NOT NULL,\n\
-             state TEXT NOT NULL,\n\
-             failed_statement INTEGER,\n\
-             error TEXT,\n\
-             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),\n\
-             duration_ms INTEGER NOT NULL DEFAULT 0,\n\
-             applied_by TEXT NOT NULL)"
-        )
+    fn history_types(&self) -> HistoryTypes {
+        HistoryTypes {
+            integer: "INTEGER",
+            bytes: "BLOB",
+            state: "TEXT",
+            applied_at: "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+            options: "",
+        }
+    }
+
+    /// A schema is an attached database, which the application attaches.
+    fn create_schema_sql(&self, _schema: &str) -> Option<String> {
+        None
     }
 
     fn applied_at_as_text(&self) -> &'static str {
@@ -341,10 +339,10 @@ async fn apply_in_savepoint(
         .await;
     let result = match result {
         Ok(()) => {
-            let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let entry = Entry::of(m, applied_by);
             conn.execute(
-                table.insert_sql("applied", &duration.to_string()),
-                history::insert_values(m, applied_by),
+                table.insert_sql(&entry, RowState::Applied, Took::since(started)),
+                Vec::new(),
             )
             .await
             .map_err(Error::failed(m, Spot::default(), true))

@@ -170,12 +170,11 @@ backends! {
 /// script position.
 pub(crate) const RESYNC: &str = "stowage-resync:";
 
-/// A parameter of a statement.
+/// A parameter of a statement (a lock's key, a lease's holder: every
+/// history row is written with literals, `engine::history`).
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
-    I64(i64),
     Text(String),
-    Bytes(Vec<u8>),
 }
 
 /// The type of a column to read.
@@ -222,9 +221,7 @@ macro_rules! bound {
         let mut query = sqlx::query(AssertSqlSafe($sql));
         for arg in $args {
             query = match arg {
-                Value::I64(v) => query.bind(v),
                 Value::Text(v) => query.bind(v),
-                Value::Bytes(v) => query.bind(v),
             };
         }
         query
@@ -265,9 +262,7 @@ fn with_literals(sql: &str, args: Vec<Value>) -> String {
     // The highest first, so that `$1` does not match the start of `$10`.
     for (index, value) in args.into_iter().enumerate().rev() {
         let literal = match value {
-            Value::I64(v) => v.to_string(),
             Value::Text(v) => postgres.text_literal(&v),
-            Value::Bytes(v) => postgres.bytes_literal(&v),
         };
         sql = sql.replace(&format!("${}", index + 1), &literal);
     }

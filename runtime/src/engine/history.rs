@@ -1,8 +1,10 @@
-//! The history table: where it is, its rows, and the SQL that reads and
-//! writes them (each dialect's own pieces come from its [`SqlDialect`]).
+//! The history table: where it is, its rows, and every statement that
+//! creates, reads or writes it (each dialect's own pieces, its column types
+//! and literals, come from its [`SqlDialect`]). Nothing else writes a
+//! history row.
 
-use super::connection::{Cell, Conn, Ty, Value};
-use crate::dialect::SqlDialect;
+use super::connection::{Cell, Conn, Ty};
+use crate::dialect::{HistoryTypes, SqlDialect};
 use crate::embedded::config::is_identifier;
 use crate::{Config, Dialect, Error};
 use std::collections::BTreeMap;
@@ -139,11 +141,39 @@ impl Table {
         self.sql.dialect()
     }
 
+    /// `CREATE TABLE IF NOT EXISTS` of the history table (of this shape
+    /// also the table of repeatable migrations), after its schema's.
+    pub(crate) fn create_sql(&self) -> String {
+        let HistoryTypes {
+            integer,
+            bytes,
+            state,
+            applied_at,
+            options,
+        } = self.sql.history_types();
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             version {integer} PRIMARY KEY,\n\
+             description TEXT NOT NULL,\n\
+             checksum {bytes} NOT NULL,\n\
+             chain {bytes} NOT NULL,\n\
+             state {state} NOT NULL,\n\
+             failed_statement {integer},\n\
+             error TEXT,\n\
+             applied_at {applied_at},\n\
+             duration_ms {integer} NOT NULL DEFAULT 0,\n\
+             applied_by TEXT NOT NULL){options}",
+            self.name
+        );
+        match self.schema.as_deref().and_then(|s| self.sql.create_schema_sql(s)) {
+            Some(schema) => format!("{schema};\n{create}"),
+            None => create,
+        }
+    }
+
     /// Create the history table (and its schema) if it does not exist.
     pub(crate) async fn ensure(&self, conn: &mut Conn<'_>) -> Result<(), Error> {
-        let sql = self
-            .sql
-            .create_history_sql(&self.name, self.schema.as_deref());
+        let sql = self.create_sql();
         conn.script(sql).await.map_err(Error::db(format!(
             "cannot create the history table {}",
             self.name
@@ -171,32 +201,27 @@ impl Table {
 
     /// Every row, oldest first.
     pub(crate) async fn rows(&self, conn: &mut Conn<'_>) -> Result<Vec<HistoryRow>, Error> {
-        const TYPES: [Ty; 10] = [
-            Ty::I64,
-            Ty::Text,
-            Ty::Bytes,
-            Ty::Bytes,
-            Ty::Text,
-            Ty::OptI64,
-            Ty::OptText,
-            Ty::Text,
-            Ty::I64,
-            Ty::Text,
-        ];
+        let columns: Vec<String> = COLUMNS
+            .iter()
+            .map(|(name, _)| match *name {
+                "applied_at" => self.sql.applied_at_as_text().to_owned(),
+                name => name.to_owned(),
+            })
+            .collect();
         let sql = format!(
-            "SELECT version, description, checksum, chain, state, failed_statement, error, {}, \
-             duration_ms, applied_by FROM {} ORDER BY version",
-            self.sql.applied_at_as_text(),
+            "SELECT {} FROM {} ORDER BY version",
+            columns.join(", "),
             self.name
         );
+        let types = COLUMNS.map(|(_, ty)| ty);
         let rows = conn
-            .fetch(sql, Vec::new(), &TYPES)
+            .fetch(sql, Vec::new(), &types)
             .await
             .map_err(Error::db(format!(
                 "cannot read the history table {}",
                 self.name
             )))?;
-        Ok(rows.iter().map(|row| row_from_cells(row)).collect())
+        Ok(rows.iter().map(|cells| Named(cells).row()).collect())
     }
 
     /// Every row, oldest first, or none when the table does not exist yet.
@@ -223,23 +248,67 @@ impl Table {
         self.sql.param(n)
     }
 
-    /// An insert of a migration's row, taking [`insert_values`] as parameters.
-    pub(crate) fn insert_sql(&self, state: &str, duration_sql: &str) -> String {
-        let p = |n| self.param(n);
+    /// The row of a migration: applied whole ([`RowState::Applied`]), or
+    /// started statement by statement ([`RowState::Failed`] with none done,
+    /// until [`applied_sql`](Self::applied_sql)).
+    pub(crate) fn insert_sql(&self, entry: &Entry<'_>, state: RowState, took: Took<'_>) -> String {
         format!(
-            "INSERT INTO {} (version, description, checksum, chain, state, failed_statement, duration_ms, applied_by) \
-             VALUES ({}, {}, {}, {}, '{state}', {}, {duration_sql}, {})",
+            "INSERT INTO {} (version, description, checksum, chain, state, failed_statement, \
+             duration_ms, applied_by) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
             self.name,
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            if state == "failed" { "0" } else { "NULL" },
-            p(5)
+            entry.version,
+            self.sql.text_literal(entry.description),
+            self.sql.bytes_literal(entry.checksum),
+            self.sql.bytes_literal(entry.chain),
+            state.literal(),
+            match state {
+                RowState::Failed => "0",
+                RowState::Applied => "NULL",
+            },
+            took.sql(),
+            self.sql.text_literal(entry.applied_by),
         )
     }
 
-    /// A delete of a version's row, for an undo.
+    /// A started migration's count of statements done.
+    pub(crate) fn progress_sql(&self, version: i64, done: usize) -> String {
+        format!(
+            "UPDATE {} SET failed_statement = {done} WHERE version = {version}",
+            self.name
+        )
+    }
+
+    /// A started migration finished: applied, and how long it took.
+    pub(crate) fn applied_sql(&self, version: i64, took: Took<'_>) -> String {
+        format!(
+            "UPDATE {} SET state = {}, failed_statement = NULL, duration_ms = {} \
+             WHERE version = {version}",
+            self.name,
+            RowState::Applied.literal(),
+            took.sql()
+        )
+    }
+
+    /// A row's chain value, recorded again by this binary.
+    pub(crate) fn chain_sql(&self, version: i64, chain: &[u8]) -> String {
+        format!(
+            "UPDATE {} SET chain = {} WHERE version = {version}",
+            self.name,
+            self.sql.bytes_literal(chain)
+        )
+    }
+
+    /// A row's checksum and chain, accepted from the binary.
+    pub(crate) fn checksum_sql(&self, version: i64, checksum: &[u8], chain: &[u8]) -> String {
+        format!(
+            "UPDATE {} SET checksum = {}, chain = {} WHERE version = {version}",
+            self.name,
+            self.sql.bytes_literal(checksum),
+            self.sql.bytes_literal(chain)
+        )
+    }
+
+    /// A delete of a version's row.
     pub(crate) fn delete_sql(&self, version: i64) -> String {
         format!("DELETE FROM {} WHERE version = {version}", self.name)
     }
@@ -247,14 +316,12 @@ impl Table {
     /// Set the error of a version's row (after its statements failed).
     pub(crate) async fn record_error(&self, conn: &mut Conn<'_>, version: i64, error: &str) {
         let sql = format!(
-            "UPDATE {} SET error = {} WHERE version = {}",
+            "UPDATE {} SET error = {} WHERE version = {version}",
             self.name,
-            self.param(1),
-            self.param(2)
+            self.sql.text_literal(error)
         );
-        let values = vec![Value::Text(error.to_owned()), Value::I64(version)];
         // The error being recorded is the one reported; this is only a note.
-        let _ = conn.execute(sql, values).await;
+        let _ = conn.execute(sql, Vec::new()).await;
     }
 
     /// Whether an error says the history table does not exist yet.
@@ -268,41 +335,116 @@ pub(crate) fn by_version(rows: &[HistoryRow]) -> BTreeMap<i64, &HistoryRow> {
     rows.iter().map(|row| (row.version, row)).collect()
 }
 
-/// The cells of a history row, in the order [`Table::rows`] selects them.
-fn row_from_cells(row: &[Cell]) -> HistoryRow {
-    let text = |i: usize| {
-        row.get(i)
-            .and_then(Cell::text)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    HistoryRow {
-        version: row.first().and_then(Cell::i64).unwrap_or_default(),
-        description: text(1),
-        checksum: row.get(2).map(Cell::bytes).unwrap_or_default().to_vec(),
-        chain: row.get(3).map(Cell::bytes).unwrap_or_default().to_vec(),
-        state: if row.get(4).and_then(Cell::text) == Some("applied") {
-            RowState::Applied
-        } else {
-            RowState::Failed
-        },
-        failed_statement: row.get(5).and_then(Cell::i64),
-        error: row.get(6).and_then(Cell::text).map(str::to_owned),
-        applied_at: text(7),
-        duration_ms: row.get(8).and_then(Cell::i64).unwrap_or_default(),
-        applied_by: text(9),
+/// The history table's columns and how each is read, in [`Table::rows`]'s
+/// order.
+const COLUMNS: [(&str, Ty); 10] = [
+    ("version", Ty::I64),
+    ("description", Ty::Text),
+    ("checksum", Ty::Bytes),
+    ("chain", Ty::Bytes),
+    ("state", Ty::Text),
+    ("failed_statement", Ty::OptI64),
+    ("error", Ty::OptText),
+    ("applied_at", Ty::Text),
+    ("duration_ms", Ty::I64),
+    ("applied_by", Ty::Text),
+];
+
+/// The cells of one row of [`Table::rows`], read by column name.
+struct Named<'r>(&'r [Cell]);
+
+impl Named<'_> {
+    fn cell(&self, name: &str) -> Option<&Cell> {
+        let index = COLUMNS.iter().position(|(column, _)| *column == name)?;
+        self.0.get(index)
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.cell(name).and_then(Cell::text)
+    }
+
+    fn i64(&self, name: &str) -> Option<i64> {
+        self.cell(name).and_then(Cell::i64)
+    }
+
+    fn bytes(&self, name: &str) -> Vec<u8> {
+        self.cell(name).map(Cell::bytes).unwrap_or_default().to_vec()
+    }
+
+    fn row(&self) -> HistoryRow {
+        HistoryRow {
+            version: self.i64("version").unwrap_or_default(),
+            description: self.text("description").unwrap_or_default().to_owned(),
+            checksum: self.bytes("checksum"),
+            chain: self.bytes("chain"),
+            state: match self.text("state") {
+                Some("applied") => RowState::Applied,
+                _ => RowState::Failed,
+            },
+            failed_statement: self.i64("failed_statement"),
+            error: self.text("error").map(str::to_owned),
+            applied_at: self.text("applied_at").unwrap_or_default().to_owned(),
+            duration_ms: self.i64("duration_ms").unwrap_or_default(),
+            applied_by: self.text("applied_by").unwrap_or_default().to_owned(),
+        }
     }
 }
 
-/// The parameters of an insert: version, description, checksum, chain, applied_by.
-pub(crate) fn insert_values(m: &crate::Migration, applied_by: &str) -> Vec<Value> {
-    vec![
-        Value::I64(m.version()),
-        Value::Text(m.description().to_owned()),
-        Value::Bytes(m.checksum().to_vec()),
-        Value::Bytes(m.chain().to_vec()),
-        Value::Text(applied_by.to_owned()),
-    ]
+/// What a history row records of its migration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    pub(crate) version: i64,
+    pub(crate) description: &'a str,
+    pub(crate) checksum: &'a [u8],
+    pub(crate) chain: &'a [u8],
+    /// Who applied it ([`applied_by`]), or where it was taken over from.
+    pub(crate) applied_by: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    /// The entry of `m`, applied by `applied_by`.
+    pub(crate) fn of(m: &'a crate::Migration, applied_by: &'a str) -> Entry<'a> {
+        Entry {
+            version: m.version(),
+            description: m.description(),
+            checksum: m.checksum(),
+            chain: m.chain(),
+            applied_by,
+        }
+    }
+}
+
+/// How long a migration took, as its row records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Took<'a> {
+    /// Measured here, in milliseconds.
+    Ms(i64),
+    /// Measured by the server: an SQL expression of whole milliseconds.
+    Sql(&'a str),
+}
+
+impl Took<'_> {
+    /// Measured here: `elapsed` in whole milliseconds.
+    pub(crate) fn since(started: std::time::Instant) -> Took<'static> {
+        Took::Ms(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn sql(self) -> String {
+        match self {
+            Took::Ms(ms) => ms.to_string(),
+            Took::Sql(expr) => expr.to_owned(),
+        }
+    }
+}
+
+impl RowState {
+    /// The state as the `state` column holds it, quoted.
+    fn literal(self) -> &'static str {
+        match self {
+            RowState::Applied => "'applied'",
+            RowState::Failed => "'failed'",
+        }
+    }
 }
 
 /// Who is applying: host name and program, for `status`.

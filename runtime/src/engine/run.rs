@@ -1,7 +1,7 @@
 //! [`Migrator::run`]: bring a database up to date.
 
 use super::callbacks::Work;
-use super::connection::{Cell, Conn, Database, Value};
+use super::connection::{Cell, Conn, Database};
 use super::history::{self, HistoryRow, RowState, Table};
 use super::lock::{Locked, Settings, lock, unlock};
 use crate::error::short_hex;
@@ -358,19 +358,7 @@ async fn apply_pending(
         if let Some(migration) = set.get(row.version)
             && row.chain != migration.chain()
         {
-            let sql = format!(
-                "UPDATE {} SET chain = {} WHERE version = {}",
-                table.name,
-                table.param(1),
-                table.param(2)
-            );
-            conn.execute(
-                sql,
-                vec![
-                    Value::Bytes(migration.chain().to_vec()),
-                    Value::I64(row.version),
-                ],
-            )
+            conn.execute(table.chain_sql(row.version, migration.chain()), Vec::new())
             .await
             .map_err(Error::db("cannot update the history table's chain"))?;
         }

@@ -6,7 +6,7 @@
 //! each one, so a crash leaves a row that says where it stopped.
 
 use super::connection::Conn;
-use super::history::{self, Table};
+use super::history::{Entry, RowState, Table, Took};
 use super::statements;
 use crate::error::{Spot, server_message};
 use crate::{Error, Migration};
@@ -24,7 +24,8 @@ pub(crate) async fn apply(
     table.sql.suspend(conn).await?;
     let started = Instant::now();
     let result = async {
-        conn.execute(table.insert_sql("failed", "0"), history::insert_values(m, applied_by))
+        let entry = Entry::of(m, applied_by);
+        conn.execute(table.insert_sql(&entry, RowState::Failed, Took::Ms(0)), Vec::new())
             .await
             .map_err(Error::db(format!("cannot record migration {}", m.version())))?;
         for (done, statement) in table.sql.statements(m.up_sql()).iter().enumerate() {
@@ -34,22 +35,11 @@ pub(crate) async fn apply(
                 spot.statement = progress(conn, table, m.version()).await;
                 return Err(Error::failed(m, spot, false)(error));
             }
-            let sql = format!(
-                "UPDATE {} SET failed_statement = {} WHERE version = {}",
-                table.name,
-                done + 1,
-                m.version()
-            );
-            conn.execute(sql, Vec::new())
+            conn.execute(table.progress_sql(m.version(), done + 1), Vec::new())
                 .await
                 .map_err(Error::db("cannot record a migration's progress"))?;
         }
-        let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let sql = format!(
-            "UPDATE {} SET state = 'applied', failed_statement = NULL, duration_ms = {duration} WHERE version = {}",
-            table.name,
-            m.version()
-        );
+        let sql = table.applied_sql(m.version(), Took::since(started));
         conn.execute(sql, Vec::new())
             .await
             .map(drop)

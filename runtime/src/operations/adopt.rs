@@ -11,7 +11,7 @@
 
 use super::Session;
 use crate::engine::connection::{Cell, Conn, Database, Ty};
-use crate::engine::history::{self, HistoryRow, RowState, Table};
+use crate::engine::history::{Entry, HistoryRow, RowState, Table, Took};
 use crate::engine::lock::{lock, unlock};
 use crate::engine::run::check_policies;
 use crate::error::short_hex;
@@ -273,8 +273,12 @@ async fn write(conn: &mut Conn<'_>, table: &Table, taken: &[Taken<'_>]) -> Resul
     for t in taken {
         let result = conn
             .execute(
-                table.insert_sql("applied", &t.duration_ms.to_string()),
-                history::insert_values(t.migration, &t.note),
+                table.insert_sql(
+                    &Entry::of(t.migration, &t.note),
+                    RowState::Applied,
+                    Took::Ms(t.duration_ms),
+                ),
+                Vec::new(),
             )
             .await;
         if let Err(error) = result {

@@ -4,7 +4,7 @@
 //! [`repair`](Migrator::repair) and [`adopt`](Migrator::adopt), one file
 //! each, written once over the dialects.
 
-use crate::engine::connection::{Conn, Database, Value};
+use crate::engine::connection::{Conn, Database};
 use crate::engine::history::Table;
 use crate::{Error, MigrationSet, Migrator};
 use std::fmt;
@@ -72,12 +72,7 @@ impl Migrator {
 
 
 async fn delete_row(conn: &mut Conn<'_>, table: &Table, version: i64) -> Result<(), Error> {
-    let sql = format!(
-        "DELETE FROM {} WHERE version = {}",
-        table.name,
-        table.param(1)
-    );
-    conn.execute(sql, vec![Value::I64(version)])
+    conn.execute(table.delete_sql(version), Vec::new())
         .await
         .map_err(Error::db(format!(
             "cannot delete the history row of migration {version}"

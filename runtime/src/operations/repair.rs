@@ -1,7 +1,7 @@
 //! [`Migrator::repair`]: explicit fixes of the history table.
 
 use super::{Session, delete_row};
-use crate::engine::connection::{Conn, Database, Value};
+use crate::engine::connection::{Conn, Database};
 use crate::engine::history::{RowState, Table};
 use crate::engine::lock::{lock, unlock};
 use crate::{Error, MigrationSet, Migrator};
@@ -85,19 +85,8 @@ async fn repair_locked(
                 if row.checksum == migration.checksum() && row.chain == chain {
                     continue;
                 }
-                let sql = format!(
-                    "UPDATE {} SET checksum = {}, chain = {} WHERE version = {}",
-                    table.name,
-                    table.param(1),
-                    table.param(2),
-                    table.param(3)
-                );
-                let values = vec![
-                    Value::Bytes(migration.checksum().to_vec()),
-                    Value::Bytes(chain.to_vec()),
-                    Value::I64(row.version),
-                ];
-                conn.execute(sql, values)
+                let sql = table.checksum_sql(row.version, migration.checksum(), chain);
+                conn.execute(sql, Vec::new())
                     .await
                     .map_err(Error::db("cannot update a checksum"))?;
                 tracing::warn!(

@@ -2,7 +2,7 @@
 
 use super::{Session, Target, delete_row};
 use crate::engine::connection::{Conn, Database};
-use crate::engine::history::{self, RowState, Table};
+use crate::engine::history::{self, Entry, RowState, Table, Took};
 use crate::engine::lock::{lock, unlock};
 use crate::report::Applied;
 use crate::{Error, MigrationSet, Migrator, Report};
@@ -80,9 +80,10 @@ async fn stamp_locked(
             Some(_) => delete_row(conn, table, migration.version()).await?,
             None => {}
         }
+        let entry = Entry::of(migration, &by);
         conn.execute(
-            table.insert_sql("applied", "0"),
-            history::insert_values(migration, &by),
+            table.insert_sql(&entry, RowState::Applied, Took::Ms(0)),
+            Vec::new(),
         )
         .await
         .map_err(Error::db(format!(

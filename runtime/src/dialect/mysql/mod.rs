@@ -2,9 +2,9 @@
 //! multi-statement round trip whose history row records the statements
 //! durably done, since DDL commits by itself.
 
-use super::{BoxFuture, SqlDialect, hex};
+use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
 use crate::engine::connection::{Cell, Conn, RESYNC, Ty};
-use crate::engine::history::Table;
+use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::{Hold, Lease, Request, SessionLock, Settings};
 use crate::engine::statements::{self, Syntax, line_of, needs_terminator};
@@ -151,24 +151,18 @@ impl SqlDialect for MySql {
         )
     }
 
-    fn create_history_sql(&self, table: &str, schema: Option<&str>) -> String {
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n\
-             version BIGINT PRIMARY KEY,\n\
-             description TEXT NOT NULL,\n\
-             checksum VARBINARY(32) NOT NULL,\n\
-             chain VARBINARY(32) NOT NULL,\n\
-             state VARCHAR(16) NOT NULL,\n\
-             failed_statement BIGINT,\n\
-             error TEXT,\n\
-             applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
-             duration_ms BIGINT NOT NULL DEFAULT 0,\n\
-             applied_by TEXT NOT NULL) ENGINE=InnoDB"
-        );
-        match schema {
-            Some(schema) => format!("CREATE DATABASE IF NOT EXISTS {schema};\n{create}"),
-            None => create,
+    fn history_types(&self) -> HistoryTypes {
+        HistoryTypes {
+            integer: "BIGINT",
+            bytes: "VARBINARY(32)",
+            state: "VARCHAR(16)",
+            applied_at: "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+            options: " ENGINE=InnoDB",
         }
+    }
+
+    fn create_schema_sql(&self, schema: &str) -> Option<String> {
+        Some(format!("CREATE DATABASE IF NOT EXISTS {schema}"))
     }
 
     fn applied_at_as_text(&self) -> &'static str {
@@ -345,29 +339,14 @@ async fn apply_script(
     applied_by: &str,
 ) -> Result<(), Error> {
     let units = script::units(m.up_sql());
-    let t = &table.name;
     let version = m.version();
+    let entry = Entry::of(m, applied_by);
     // Each statement of the script, and the migration statement it is (if any).
     let mut script: Vec<(String, Option<usize>)> = vec![
         ("SET autocommit = 0".to_owned(), None),
-        (
-            format!(
-                "INSERT INTO {t} (version, description, checksum, chain, state, failed_statement, applied_by) \
-                 VALUES ({version}, {}, {}, {}, 'failed', 0, {})",
-                MySql.text_literal(m.description()),
-                MySql.bytes_literal(m.checksum()),
-                MySql.bytes_literal(m.chain()),
-                MySql.text_literal(applied_by),
-            ),
-            None,
-        ),
+        (table.insert_sql(&entry, RowState::Failed, Took::Ms(0)), None),
     ];
-    let progress = |done: usize| {
-        (
-            format!("UPDATE {t} SET failed_statement = {done} WHERE version = {version}"),
-            None,
-        )
-    };
+    let progress = |done: usize| (table.progress_sql(version, done), None);
     for (index, unit) in units.iter().enumerate() {
         let next_ddl = units.get(index + 1).is_some_and(commits_implicitly);
         script.push((unit.text.to_owned(), Some(index)));
@@ -390,13 +369,8 @@ async fn apply_script(
         // Back to the database the run started in, for the lock and the next migration.
         script.push((format!("USE {home}"), None));
     }
-    script.push((
-        format!(
-            "UPDATE {t} SET state = 'applied', failed_statement = NULL, \
-             duration_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000 WHERE version = {version}"
-        ),
-        None,
-    ));
+    let took = Took::Sql("TIMESTAMPDIFF(MICROSECOND, applied_at, NOW(6)) DIV 1000");
+    script.push((table.applied_sql(version, took), None));
     script.push(("COMMIT".to_owned(), None));
     script.push(("SET autocommit = 1".to_owned(), None));
     let text = join(script.iter().map(|(sql, _)| sql.as_str()));
@@ -513,12 +487,7 @@ async fn mysql_failure(
                     .rposition(committed)
                     .map_or(0, |last| last + 1)
             };
-            let sql = format!(
-                "UPDATE {} SET failed_statement = {done} WHERE version = {}",
-                table.name,
-                m.version()
-            );
-            let _ = conn.script(sql).await;
+            let _ = conn.script(table.progress_sql(m.version(), done)).await;
         }
     }
     // Nothing durable happened when even the row was rolled back.
