@@ -532,7 +532,10 @@ async fn cleanup_dates_a_claimed_spare_by_its_claim(backend: Backend) {
     if !resets {
         let name = claimed.name().to_owned();
         drop(claimed);
-        assert!(!exists(backend, &name).await, "{backend:?}: {name} was dropped");
+        assert!(
+            !exists(backend, &name).await,
+            "{backend:?}: {name} was dropped"
+        );
         return;
     }
     // Reset for the next test, and once old and unclaimed, swept. (A reset
@@ -789,7 +792,11 @@ async fn a_finished_database_is_reset_for_the_next_test(backend: Backend) {
     drop(first);
     if !resets(backend).await {
         assert!(spares(backend, &REUSE).await.is_empty(), "{backend:?}");
-        assert_eq!(oid_gone(&first_id).await, 0, "dropped: this server cannot reset it");
+        assert_eq!(
+            oid_gone(&first_id).await,
+            0,
+            "dropped: this server cannot reset it"
+        );
         return;
     }
     assert_eq!(
