@@ -1,5 +1,6 @@
-//! ARCHITECTURE.md stays true: every path its code map and its prose name
-//! exists, and nothing in the tree is a symlink it would have to explain.
+//! ARCHITECTURE.md stays true and short: every path its code map and its
+//! prose name exists (and every path DECISIONS.md names), every source
+//! folder is on the map, and it is under 2,000 words.
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +86,27 @@ fn every_path_it_names_exists() {
         missing.is_empty(),
         "ARCHITECTURE.md names paths that do not exist: {missing:?}"
     );
+}
+
+#[test]
+fn decisions_name_only_paths_that_exist() {
+    let text =
+        std::fs::read_to_string(root().join("DECISIONS.md")).expect("DECISIONS.md at the root");
+    let missing: Vec<String> = prose_paths(&text)
+        .into_iter()
+        .filter(|path| !exists(path))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "DECISIONS.md names paths that do not exist: {missing:?}"
+    );
+}
+
+/// A map to read in one sitting: the design log lives in DECISIONS.md.
+#[test]
+fn the_map_is_under_two_thousand_words() {
+    let words = architecture().split_whitespace().count();
+    assert!(words < 2000, "ARCHITECTURE.md has {words} words");
 }
 
 #[test]

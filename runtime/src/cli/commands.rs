@@ -1,0 +1,253 @@
+//! One function per subcommand: what it does once connected (`show` and
+//! `new` need no database), as an [`Outcome`] and, where it read one, the
+//! status after it (for `--json`).
+
+use super::output::{Outcome, joined, listed, planned, plural};
+use super::ready::{readiness, wait_for_head};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
+use crate::{Error, Migrator, RepairAction, Target};
+
+/// What a subcommand did, and the status it read.
+pub(super) type Done = Result<(Outcome, Option<crate::Status>), Error>;
+
+/// `up`: apply what is pending, all or up to `to`.
+pub(super) async fn up(migrator: &Migrator, pool: &sqlx::AnyPool, to: Option<i64>) -> Done {
+    let report = match to {
+        Some(version) => migrator.run_to(pool, version).await,
+        None => migrator.run(pool).await,
+    }?;
+    let outcome =
+        Outcome::new(EXIT_OK, report.to_string()).with("applied", listed(report.applied()));
+    Ok((outcome, None))
+}
+
+/// `down`: revert to `target` with `yes`; without it, the plan and a
+/// refusal.
+pub(super) async fn down(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    target: Target,
+    yes: bool,
+) -> Done {
+    if yes {
+        let report = migrator.undo(pool, target).await?;
+        let outcome =
+            Outcome::new(EXIT_OK, report.to_string()).with("reverted", listed(report.reverted()));
+        return Ok((outcome, None));
+    }
+    let plan = migrator.plan(pool, target).await?;
+    let n = plan.steps.len();
+    let refused = format!(
+        "nothing changed: `down` reverts {n} migration{} as above; run it again with --yes",
+        plural(n)
+    );
+    let outcome = Outcome::new(EXIT_USAGE, plan.to_string())
+        .then_say(refused.clone())
+        .with("error", refused)
+        .with("plan", planned(&plan));
+    Ok((outcome, None))
+}
+
+/// `status`: every migration and its state.
+pub(super) async fn status(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
+    let status = migrator.status(pool).await?;
+    Ok((Outcome::new(EXIT_OK, status.to_string()), Some(status)))
+}
+
+/// `stamp`: record migrations as applied up to `target`; one that would
+/// remove history rows only with `yes`.
+pub(super) async fn stamp(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    target: Target,
+    yes: bool,
+) -> Done {
+    let above = match target {
+        Target::Version(v) => Some(v),
+        Target::Base => Some(0),
+        _ => None,
+    };
+    let status = match (above, yes) {
+        (Some(_), false) => Some(migrator.status(pool).await?),
+        _ => None,
+    };
+    let removed: Vec<i64> = status
+        .iter()
+        .flat_map(|status| &status.migrations)
+        .filter(|m| !m.repeatable && above.is_some_and(|above| m.version > above))
+        .filter(|m| m.state != crate::MigrationState::Pending)
+        .map(|m| m.version)
+        .collect();
+    if !removed.is_empty() {
+        let refused = format!(
+            "nothing changed: this stamp removes the history rows of {} migration{} ({}) \
+             without reverting their SQL; run it again with --yes",
+            removed.len(),
+            plural(removed.len()),
+            joined(&removed)
+        );
+        eprintln!("{refused}");
+        return Ok((Outcome::failed(EXIT_USAGE, refused), status));
+    }
+    let report = migrator.stamp(pool, target).await?;
+    let at = report
+        .head()
+        .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
+    let (stamped, removed) = (report.applied().len(), report.unrecorded());
+    let mut said = format!(
+        "stamped {stamped} migration{} as applied without running them",
+        plural(stamped)
+    );
+    if !removed.is_empty() {
+        let versions: Vec<i64> = removed.iter().map(|r| r.version).collect();
+        said = format!(
+            "{said}, and removed the history rows of {} migration{} above {at} ({}) without \
+             reverting their SQL",
+            removed.len(),
+            plural(removed.len()),
+            joined(&versions)
+        );
+    }
+    let outcome = Outcome::new(EXIT_OK, format!("{said}; now at {at}"))
+        .with("stamped", listed(report.applied()))
+        .with("removed", listed(removed));
+    Ok((outcome, None))
+}
+
+/// `verify`: the history against the binary, read-only.
+pub(super) async fn verify(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
+    let problems = migrator.verify(pool).await?;
+    let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let outcome = if problems.is_empty() {
+        Outcome::new(EXIT_OK, "ok: the history matches the binary")
+    } else {
+        eprintln!("{} problem{} found", problems.len(), plural(problems.len()));
+        let said: Vec<String> = texts.iter().map(|p| format!("problem: {p}")).collect();
+        Outcome::new(EXIT_PROBLEMS, said.join("\n"))
+    };
+    Ok((outcome.with("problems", texts), None))
+}
+
+/// `check`: whether the database is at this binary's head, as an exit code.
+pub(super) async fn check(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
+    let status = migrator.status(pool).await?;
+    let (code, said) = readiness(migrator, &status);
+    Ok((Outcome::new(code, said), Some(status)))
+}
+
+/// `wait`: until the database is at this binary's head, or `deadline`.
+pub(super) async fn wait(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    deadline: std::time::Instant,
+    quiet: bool,
+) -> Done {
+    let (code, said, status) = wait_for_head(migrator, pool, deadline, quiet).await?;
+    Ok((Outcome::new(code, said), Some(status)))
+}
+
+/// `plan`: the SQL `up` (or `down`) would run.
+pub(super) async fn plan(migrator: &Migrator, pool: &sqlx::AnyPool, target: Target) -> Done {
+    let plan = migrator.plan(pool, target).await?;
+    let outcome = Outcome::new(EXIT_OK, plan.to_string()).with("plan", planned(&plan));
+    Ok((outcome, None))
+}
+
+/// `adopt`: take over another tool's history.
+pub(super) async fn adopt(migrator: &Migrator, pool: &sqlx::AnyPool, from: crate::Tool) -> Done {
+    let report = migrator.adopt(pool, from).await?;
+    let said = format!(
+        "took over {} migration{} from {from}'s {}; now at {}",
+        report.applied().len(),
+        plural(report.applied().len()),
+        from.history_table(),
+        report
+            .head()
+            .map_or_else(|| "base".to_owned(), |v| format!("version {v}"))
+    );
+    let outcome = Outcome::new(EXIT_OK, said).with("adopted", listed(report.applied()));
+    Ok((outcome, None))
+}
+
+/// `repair`: fix the history table as `action` says.
+pub(super) async fn repair(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    action: RepairAction,
+) -> Done {
+    let changed = migrator.repair(pool, action).await?;
+    let said = format!("repaired: {changed} history row{} changed", plural(changed));
+    Ok((Outcome::new(EXIT_OK, said).with("changed", changed), None))
+}
+
+/// `new`: the files written, one path a line; notes on stderr.
+pub(super) fn new(migrator: &Migrator, name: &str, reversible: bool) -> Outcome {
+    match crate::scaffold::new_migration(migrator, name, reversible) {
+        Ok(written) => {
+            for note in &written.notes {
+                eprintln!("note: {note}");
+            }
+            let files: Vec<String> = written
+                .files
+                .iter()
+                .map(|path| crate::scaffold::shown(path))
+                .collect();
+            Outcome::new(EXIT_OK, files.join("\n"))
+                .with("files", files)
+                .with("notes", written.notes)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Outcome::failed(EXIT_ERROR, error)
+        }
+    }
+}
+
+/// `show`: each embedded file of `version`, up then down.
+pub(super) fn show(migrator: &Migrator, version: i64) -> Outcome {
+    let found: Vec<(&crate::MigrationSet, &crate::Migration)> = migrator
+        .sets()
+        .iter()
+        .filter_map(|set| set.get(version).map(|m| (set, m)))
+        .collect();
+    if found.is_empty() {
+        let versions: Vec<i64> = migrator
+            .sets()
+            .first()
+            .map(|set| set.iter().map(crate::Migration::version).collect())
+            .unwrap_or_default();
+        let error = format!(
+            "this binary has no migration {version}; its versions: {}",
+            if versions.is_empty() {
+                "none".to_owned()
+            } else {
+                joined(&versions)
+            }
+        );
+        eprintln!("error: {error}");
+        return Outcome::failed(EXIT_ERROR, error);
+    }
+    let mut said = Vec::new();
+    let mut files = Vec::new();
+    for (set, m) in found {
+        let name = format!("{} {}", m.version(), m.description());
+        let down = match m.down_sql() {
+            Some(down) => format!("-- {name}: down\n{}", down.trim_end()),
+            None => format!("-- {name}: no down SQL, `down` cannot revert it"),
+        };
+        said.push(format!(
+            "-- {name}: up ({})\n{}\n\n{down}",
+            m.source_path(),
+            m.up_sql().trim_end()
+        ));
+        files.push(serde_json::json!({
+            "version": m.version(),
+            "description": m.description(),
+            "dialect": set.dialect().map(|d| d.to_string()),
+            "source_path": m.source_path(),
+            "up": m.up_sql(),
+            "down": m.down_sql(),
+        }));
+    }
+    Outcome::new(EXIT_OK, said.join("\n\n")).with("migrations", files)
+}

@@ -1,0 +1,573 @@
+//! The `migrate` subcommands, for the application's own binary (feature `cli`).
+//!
+//! Nest [`MigrateCommand`] in the application's clap parser:
+//!
+//! ```no_run
+//! use clap::Parser;
+//!
+//! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+//!
+//! #[derive(clap::Parser)]
+//! enum Cli {
+//!     /// Serve requests.
+//!     Serve,
+//!     /// Inspect and change the database's migrations.
+//!     Migrate(stowage::cli::MigrateCommand),
+//! }
+//!
+//! match Cli::parse() {
+//!     Cli::Serve => { /* … */ }
+//!     Cli::Migrate(command) => std::process::exit(command.run_blocking(&MIGRATOR)),
+//! }
+//! ```
+//!
+//! or, without clap, hand over the process: `stowage::cli::main(&MIGRATOR)`
+//! reads `[migrate] <subcommand> …` from the command line.
+//!
+//! `up` and `stamp` create the database when it does not exist; the other
+//! subcommands fail on a missing database instead of leaving an empty one
+//! behind (a mistyped name, say).
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | error: the database refused, a policy stopped the run, a migration failed |
+//! | 2 | usage: bad arguments, or `down` without `--yes` |
+//! | 3 | `verify` found problems |
+//! | 4 | `check`: migrations are pending (or repeatable ones outdated) |
+//! | 5 | `check`: a migration failed part-way |
+//! | 6 | `check`: an applied migration's file changed |
+//! | 7 | `check`: the database has a migration this binary does not |
+//! | 8 | `check`: a pending migration is older than the newest applied one (`up` refuses it) |
+//! | 9 | `check`: the database cannot be reached |
+//!
+//! `check` gives the most serious of 5, 6, 7, 8, 4 that applies: for a CI
+//! step ("everything applied") or a readiness probe. It tries to connect
+//! once (`--connect-timeout` to wait) and exits 9 when the server cannot be
+//! reached, 4 when the database does not exist yet. `wait` is the command
+//! that waits: it exits as `check` does once the database is at the head
+//! (0), in a state waiting cannot change (5, 6, 7, 8), or at its timeout (4).
+
+use crate::{ConnectOptions, Error, Migrator, RepairAction, Target};
+use output::{Outcome, say_out};
+use progress::Progress;
+use ready::wait_for_database;
+use std::time::Duration;
+
+mod commands;
+mod output;
+mod progress;
+mod ready;
+#[cfg(test)]
+mod tests;
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// An error; the message is on stderr.
+pub const EXIT_ERROR: i32 = 1;
+/// Bad usage.
+pub const EXIT_USAGE: i32 = 2;
+/// `verify` found problems.
+pub const EXIT_PROBLEMS: i32 = 3;
+/// `check`: migrations are pending.
+pub const EXIT_PENDING: i32 = 4;
+/// `check`: a migration failed part-way.
+pub const EXIT_FAILED: i32 = 5;
+/// `check`: an applied migration's file changed.
+pub const EXIT_MODIFIED: i32 = 6;
+/// `check`: the database has a migration the binary does not.
+pub const EXIT_MISSING: i32 = 7;
+/// `check`: a pending migration is older than the newest applied one, which
+/// `up` refuses (unless the migrator allows it out of order).
+pub const EXIT_OUT_OF_ORDER: i32 = 8;
+/// `check`: the database cannot be reached (it is not waited for:
+/// `--connect-timeout` is 0 unless given).
+pub const EXIT_UNREACHABLE: i32 = 9;
+
+/// The heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// `migrate`: inspect and change the database's migrations with the ones
+/// embedded in this binary.
+///
+/// Nested in an application's clap parser, run from an async `main`:
+///
+/// ```no_run
+/// use clap::Parser;
+///
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+///
+/// #[derive(clap::Parser)]
+/// enum Cli {
+///     /// Inspect and change the database's migrations.
+///     Migrate(stowage::cli::MigrateCommand),
+/// }
+///
+/// # async fn main_() {
+/// let Cli::Migrate(migrate) = Cli::parse();
+/// std::process::exit(migrate.run(&MIGRATOR).await);
+/// # }
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateCommand {
+    /// The database, e.g. postgres://user:password@host/db, mysql://…, sqlite://file.db;
+    /// without it, DATABASE_URL, or the file DATABASE_URL_FILE names.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true, help_heading = GLOBAL)]
+    pub database_url: Option<String>,
+    /// How long to wait for the database to come up, in seconds [default:
+    /// 60; `check`: 0, one attempt, for a readiness probe].
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub connect_timeout: Option<u64>,
+    /// Say nothing but results and errors (no progress lines).
+    #[arg(long, short, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
+    pub quiet: bool,
+    /// Also say which file each migration comes from and where the
+    /// database is.
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
+    pub verbose: bool,
+    /// Print one JSON object on stdout instead of text: the status after
+    /// the command (schema 1, as `status` gives it) with `command`,
+    /// `exit_code`, `message`, `error` and the command's own fields.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// A `migrate` subcommand.
+#[derive(Debug, Clone, clap::Subcommand)]
+#[non_exhaustive]
+pub enum Action {
+    /// Apply pending migrations (all, or up to a version).
+    Up {
+        /// Stop after this version.
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Revert applied migrations, newest first (one by default).
+    Down {
+        /// How many to revert.
+        #[arg(long, conflicts_with_all = ["to", "base"])]
+        steps: Option<u32>,
+        /// Revert everything above this version.
+        #[arg(long, conflicts_with = "base")]
+        to: Option<i64>,
+        /// Revert everything.
+        #[arg(long)]
+        base: bool,
+        /// Really do it (without it, `down` prints the plan and changes nothing).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show every migration and its state.
+    Status,
+    /// Record migrations as applied without running them (`head`, `base` or a version).
+    Stamp {
+        /// `head`, `base`, or a version.
+        target: String,
+        /// Also when it removes history rows (a target below the database's
+        /// version); without it, such a stamp says what it would remove and
+        /// changes nothing.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the history against the binary, read-only; exit 3 on problems.
+    Verify,
+    /// Exit 0 when the database is at this binary's head with nothing failed,
+    /// modified or missing; 4 pending, 5 failed, 6 modified, 7 missing, 8
+    /// pending out of order, 9 unreachable (one attempt to connect).
+    Check,
+    /// Wait until the database is at this binary's head (another process
+    /// migrates it); then exit 0, or as `check` does when the wait ends
+    /// without it (a missing database is waited for too).
+    Wait {
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Print the SQL that `up` (or `down`) would run; runs nothing.
+    Plan {
+        /// Plan up (or down) to this version.
+        #[arg(long, conflicts_with = "down")]
+        to: Option<i64>,
+        /// Plan reverting this many migrations.
+        #[arg(long)]
+        down: Option<u32>,
+    },
+    /// Take over the history sqlx, diesel or refinery kept in this database
+    /// (`up` does it by itself when it finds exactly one); runs no migration.
+    Adopt {
+        /// The tool: sqlx, diesel or refinery.
+        #[arg(long)]
+        from: crate::Tool,
+    },
+    /// Print a migration's SQL, up and down, as embedded in this binary
+    /// (for each database it has a file for); needs no database.
+    Show {
+        /// The version.
+        version: i64,
+    },
+    /// Write the next migration file into the migrations folder this binary
+    /// was built from (a debug build in its checkout), in that folder's own
+    /// layout and numbering, in each dialect folder; needs no database.
+    New {
+        /// What the migration does, e.g. `add users` (becomes `add_users`);
+        /// several words need no quotes.
+        #[arg(required = true, num_args = 1..)]
+        name: Vec<String>,
+        /// Also write the file that reverts it (implied where the newest
+        /// migration has one).
+        #[arg(long)]
+        reversible: bool,
+    },
+    /// Fix the history table explicitly.
+    Repair {
+        /// Accept the binary's checksums for migrations whose files changed.
+        #[arg(
+            long,
+            conflicts_with = "clear_failed",
+            required_unless_present = "clear_failed"
+        )]
+        accept_checksums: bool,
+        /// Delete the failed row of this version, after fixing the database by hand.
+        #[arg(long, value_name = "VERSION")]
+        clear_failed: Option<i64>,
+    },
+}
+
+impl MigrateCommand {
+    /// Run the command on a Tokio runtime of its own; the exit code. For a
+    /// `main` that is not async; inside an async one, prefer
+    /// [`run`](Self::run)`.await`. Called on a thread that is already in a
+    /// runtime (where starting another one panics), it runs the command on
+    /// a thread of its own and waits for it.
+    ///
+    /// ```no_run
+    /// use clap::Parser;
+    ///
+    /// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();
+    ///
+    /// #[derive(clap::Parser)]
+    /// struct Cli {
+    ///     #[command(subcommand)]
+    ///     command: Command,
+    /// }
+    ///
+    /// #[derive(clap::Subcommand)]
+    /// enum Command {
+    ///     Migrate(stowage::cli::MigrateCommand),
+    /// }
+    ///
+    /// fn main() {
+    ///     let Command::Migrate(migrate) = Cli::parse().command;
+    ///     std::process::exit(migrate.run_blocking(&MIGRATOR));
+    /// }
+    /// ```
+    pub fn run_blocking(&self, migrator: &Migrator) -> i32 {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                let thread = std::thread::Builder::new()
+                    .name("stowage-migrate".to_owned())
+                    .spawn_scoped(scope, || self.run_on_own_runtime(migrator));
+                match thread.map(|thread| thread.join()) {
+                    Ok(Ok(code)) => code,
+                    Ok(Err(_)) => {
+                        eprintln!("error: the migrate command's thread panicked");
+                        EXIT_ERROR
+                    }
+                    Err(error) => {
+                        eprintln!("error: cannot start a thread for the migrate command: {error}");
+                        EXIT_ERROR
+                    }
+                }
+            });
+        }
+        self.run_on_own_runtime(migrator)
+    }
+
+    fn run_on_own_runtime(&self, migrator: &Migrator) -> i32 {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(self.run(migrator)),
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                EXIT_ERROR
+            }
+        }
+    }
+
+    /// Run the command; the exit code. Output goes to stdout (one JSON
+    /// object with `--json`), errors and progress to stderr.
+    pub async fn run(&self, migrator: &Migrator) -> i32 {
+        let (outcome, status) = match self.execute(migrator).await {
+            Ok(done) => done,
+            Err((error, status)) => {
+                eprintln!("error: {error}");
+                let code = match (&self.action, &error) {
+                    (Action::Check, Error::Connect { reason, .. })
+                        if reason.contains(crate::connect::NO_DATABASE) =>
+                    {
+                        EXIT_PENDING
+                    }
+                    (Action::Check, Error::Connect { .. }) => EXIT_UNREACHABLE,
+                    _ => EXIT_ERROR,
+                };
+                (Outcome::failed(code, error.to_string()), status)
+            }
+        };
+        let (code, after) = (outcome.code, outcome.after.clone());
+        if self.json {
+            match outcome.into_json(self.action.name(), status) {
+                Ok(text) => say_out(&text),
+                Err(error) => {
+                    eprintln!("error: cannot write JSON: {error}");
+                    return EXIT_ERROR;
+                }
+            }
+        } else if !outcome.said.is_empty() {
+            say_out(&outcome.said);
+        }
+        if let Some(note) = after {
+            eprintln!("{note}");
+        }
+        code
+    }
+
+    /// The command's outcome, and for `--json` the status after it.
+    /// A failure comes with the status after it, for `--json`, where the
+    /// database could still be read.
+    async fn execute(
+        &self,
+        migrator: &Migrator,
+    ) -> Result<(Outcome, Option<crate::Status>), (Error, Option<crate::Status>)> {
+        let unread = |error| (error, None);
+        if let Some(outcome) = self.offline(migrator) {
+            return Ok((outcome, None));
+        }
+        let from_env = match self.database_url {
+            Some(_) => None,
+            None => crate::database_url().map_err(unread)?,
+        };
+        let Some(url) = self
+            .database_url
+            .as_deref()
+            .or(from_env.as_deref())
+            .filter(|url| !url.trim().is_empty())
+        else {
+            return Ok((
+                Outcome::usage(
+                    "no database: set DATABASE_URL (or DATABASE_URL_FILE, a file holding it) \
+                     or pass --database-url",
+                ),
+                None,
+            ));
+        };
+        let target = match &self.action {
+            Action::Stamp { target, .. } => match parse_target(target) {
+                Some(target) => Some(target),
+                None => {
+                    return Ok((
+                        Outcome::usage(format!(
+                            "stamp takes `head`, `base` or a version number, not `{target}`"
+                        )),
+                        None,
+                    ));
+                }
+            },
+            _ => None,
+        };
+        // Only the commands that write a history create a missing database:
+        // a mistyped name given to `status` must not leave an empty one behind.
+        // (`adopt` reads the other tool's table: its database must exist.)
+        let creates = matches!(self.action, Action::Up { .. } | Action::Stamp { .. });
+        let started = std::time::Instant::now();
+        let connect_timeout = self.connect_timeout.unwrap_or(match self.action {
+            Action::Check => 0,
+            _ => 60,
+        });
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(connect_timeout))
+            .create_database(creates)
+            .say_waiting(!self.quiet)
+            .log_statements(false);
+        let pool: sqlx::AnyPool = match &self.action {
+            Action::Wait { timeout } => {
+                let deadline = started + Duration::from_secs(*timeout);
+                match wait_for_database(url, options, deadline, self.quiet)
+                    .await
+                    .map_err(unread)?
+                {
+                    Some(pool) => pool,
+                    None => {
+                        let said = "not ready: the database does not exist; gave up waiting";
+                        return Ok((Outcome::new(EXIT_PENDING, said), None));
+                    }
+                }
+            }
+            _ => crate::connect_with(url, options).await.map_err(unread)?,
+        };
+        if self.verbose {
+            eprintln!("connected to {}", crate::connect::redact(url));
+        }
+        let progress = Progress::new(self.quiet, self.verbose);
+        let migrator = &progress.attach(migrator.clone());
+        let (outcome, status) = match self.act(migrator, &pool, target, started).await {
+            Ok((outcome, status)) => (outcome, status),
+            Err(error) => {
+                progress.stop();
+                let status = match self.json {
+                    true => migrator.status(&pool).await.ok(),
+                    false => None,
+                };
+                pool.close().await;
+                return Err((error, status));
+            }
+        };
+        progress.stop();
+        // The state after the command, for `--json`, where the command did
+        // not read it itself.
+        let status = match (status, self.json) {
+            (Some(status), _) => Some(status),
+            (None, true) => migrator.status(&pool).await.ok(),
+            (None, false) => None,
+        };
+        pool.close().await;
+        Ok((outcome, status))
+    }
+
+    /// What a subcommand that needs no database says.
+    fn offline(&self, migrator: &Migrator) -> Option<Outcome> {
+        match &self.action {
+            Action::Show { version } => Some(commands::show(migrator, *version)),
+            Action::New { name, reversible } => {
+                Some(commands::new(migrator, &name.join(" "), *reversible))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each subcommand, once connected: one function of `commands` each.
+    async fn act(
+        &self,
+        migrator: &Migrator,
+        pool: &sqlx::AnyPool,
+        target: Option<Target>,
+        started: std::time::Instant,
+    ) -> commands::Done {
+        match &self.action {
+            Action::Up { to } => commands::up(migrator, pool, *to).await,
+            Action::Down {
+                steps,
+                to,
+                base,
+                yes,
+            } => {
+                let target = match (steps, to, base) {
+                    (_, _, true) => Target::Base,
+                    (_, Some(version), _) => Target::Version(*version),
+                    (Some(steps), _, _) => Target::Steps(*steps),
+                    _ => Target::Steps(1),
+                };
+                commands::down(migrator, pool, target, *yes).await
+            }
+            Action::Status => commands::status(migrator, pool).await,
+            Action::Stamp { yes, .. } => {
+                commands::stamp(migrator, pool, target.unwrap_or(Target::Head), *yes).await
+            }
+            Action::Verify => commands::verify(migrator, pool).await,
+            Action::Check => commands::check(migrator, pool).await,
+            Action::Wait { timeout } => {
+                let deadline = started + Duration::from_secs(*timeout);
+                commands::wait(migrator, pool, deadline, self.quiet).await
+            }
+            Action::Plan { to, down } => {
+                let target = match (to, down) {
+                    (_, Some(steps)) => Target::Steps(*steps),
+                    (Some(version), _) => Target::Version(*version),
+                    _ => Target::Head,
+                };
+                commands::plan(migrator, pool, target).await
+            }
+            Action::Adopt { from } => commands::adopt(migrator, pool, *from).await,
+            Action::Repair {
+                accept_checksums,
+                clear_failed,
+            } => {
+                let action = match (accept_checksums, clear_failed) {
+                    (_, Some(version)) => RepairAction::ClearFailed(*version),
+                    _ => RepairAction::AcceptChecksums,
+                };
+                commands::repair(migrator, pool, action).await
+            }
+            // Answered before connecting.
+            Action::Show { .. } | Action::New { .. } => Ok((
+                self.offline(migrator)
+                    .unwrap_or_else(|| Outcome::new(EXIT_OK, "")),
+                None,
+            )),
+        }
+    }
+}
+
+impl Action {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Up { .. } => "up",
+            Action::Down { .. } => "down",
+            Action::Status => "status",
+            Action::Stamp { .. } => "stamp",
+            Action::Verify => "verify",
+            Action::Check => "check",
+            Action::Wait { .. } => "wait",
+            Action::Plan { .. } => "plan",
+            Action::Adopt { .. } => "adopt",
+            Action::Show { .. } => "show",
+            Action::Repair { .. } => "repair",
+            Action::New { .. } => "new",
+        }
+    }
+}
+fn parse_target(text: &str) -> Option<Target> {
+    match text {
+        "head" => Some(Target::Head),
+        "base" => Some(Target::Base),
+        number => number.parse().ok().map(Target::Version),
+    }
+}
+
+/// The command line of [`main`]: `[migrate] <subcommand> …`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "Apply, inspect and revert the migrations embedded in this binary")]
+struct Standalone {
+    #[command(flatten)]
+    command: MigrateCommand,
+}
+
+/// Run `migrate` from the process's command line and exit with its code:
+/// for applications without clap. A leading `migrate` argument is skipped,
+/// so `app migrate status` and `app status` both work.
+pub fn main(migrator: &Migrator) -> ! {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| arg == "migrate") {
+        args.remove(1);
+    }
+    let parsed = <Standalone as clap::Parser>::try_parse_from(args);
+    let code = match parsed {
+        Ok(cli) => cli.command.run_blocking(migrator),
+        Err(error) => {
+            let _ = error.print();
+            if error.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            }
+        }
+    };
+    std::process::exit(code)
+}
