@@ -52,15 +52,7 @@
 //! files on disk that the binary does not hold ([`Migrator::stale_files`]).
 #![deny(missing_docs)]
 // Without a driver, the pieces that apply migrations have no caller.
-#![cfg_attr(
-    not(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    )),
-    allow(dead_code)
-)]
+#![cfg_attr(not(driver), allow(dead_code))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // `Error` carries what a person needs to fix a migration (file, line,
 // excerpt, the server's words); it travels once, on the failure path of a
@@ -70,7 +62,7 @@
 /// Items that only make sense with at least one database driver feature.
 macro_rules! with_driver {
     ($($item:item)*) => {$(
-        #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite", feature = "any"))]
+        #[cfg(driver)]
         $item
     )*};
 }
@@ -102,7 +94,6 @@ pub use stowage_layout::{Dialect, Event};
 with_driver! {
     pub use connect::{Backend, ConnectOptions, connect, connect_with, database_url};
     pub use engine::connection::Database;
-    pub use engine::history::{HistoryRow, RowState};
     pub use operations::{
         MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
@@ -184,12 +175,7 @@ pub mod __private {
     /// The pieces stowage sends one at a time when it runs `sql` statement
     /// by statement on `dialect` (MySQL: its units), for the tests that hold
     /// them against the servers' own parse.
-    #[cfg(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    ))]
+    #[cfg(driver)]
     pub fn statements(dialect: crate::Dialect, sql: &str) -> Vec<&str> {
         crate::dialect::of(dialect).map_or_else(|_| Vec::new(), |d| d.statements(sql))
     }

@@ -31,31 +31,16 @@ impl std::fmt::Debug for Hook {
 
 /// Told while an operation waits for the migration lock: who holds it, when
 /// known, and how long it has been waited for. For the CLI's lines.
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 #[cfg_attr(not(feature = "cli"), allow(dead_code))] // only the CLI tells
 #[derive(Clone)]
 pub(crate) struct LockWait(pub(crate) Arc<LockWaitFn>);
 
 /// [`LockWait`]'s function: the holder, when known, and the time waited.
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 type LockWaitFn = dyn Fn(Option<&str>, std::time::Duration) + Send + Sync;
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 impl std::fmt::Debug for LockWait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LockWait")

@@ -1,11 +1,6 @@
 //! [`Migrator`]: the embedded migrations of an application.
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "any"
-))]
+#[cfg(driver)]
 use super::hooks::LockWait;
 use super::hooks::{Hook, HookContext, HookFuture};
 use super::placeholders::Placeholders;
@@ -32,12 +27,7 @@ pub struct Migrator {
     config: Config,
     placeholders: Placeholders,
     hooks: Vec<Hook>,
-    #[cfg(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    ))]
+    #[cfg(driver)]
     lock_wait: Option<LockWait>,
 }
 
@@ -51,12 +41,7 @@ impl Migrator {
             config: Config::DEFAULT,
             placeholders: Placeholders::OFF,
             hooks: Vec::new(),
-            #[cfg(any(
-                feature = "postgres",
-                feature = "mysql",
-                feature = "sqlite",
-                feature = "any"
-            ))]
+            #[cfg(driver)]
             lock_wait: None,
         }
     }
@@ -303,12 +288,7 @@ impl Migrator {
         self
     }
 
-    #[cfg(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    ))]
+    #[cfg(driver)]
     /// The history table of `dialect` as this migrator's configuration
     /// names it.
     pub(crate) fn table(
@@ -318,12 +298,7 @@ impl Migrator {
         crate::engine::history::Table::new(self.config(), dialect)
     }
 
-    #[cfg(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "sqlite",
-        feature = "any"
-    ))]
+    #[cfg(driver)]
     /// Who is told while the lock is waited for.
     pub(crate) fn lock_wait(&self) -> Option<LockWait> {
         self.lock_wait.clone()

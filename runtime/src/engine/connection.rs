@@ -13,15 +13,17 @@ use std::ops::{Deref, DerefMut};
 /// From a pool, stowage takes one connection for the whole operation: the
 /// migration lock is held on it.
 pub trait Database<'a>: sealed::Sealed {
+    /// The connection the operation works on. Sealed: its types are
+    /// stowage's own, unreachable from outside.
     #[doc(hidden)]
+    #[allow(private_interfaces)]
     fn connect(self) -> Connecting<'a>;
 }
 
 /// The future of [`Database::connect`]: boxed, because a future type that
 /// names the trait's lifetime would keep `run`'s future from being `Send`
 /// for `tokio::spawn` (rust-lang/rust#100013).
-#[doc(hidden)]
-pub type Connecting<'a> =
+pub(crate) type Connecting<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<Conn<'a>, sqlx::Error>> + Send + 'a>>;
 
 mod sealed {
@@ -30,9 +32,8 @@ mod sealed {
 
 /// A connection borrowed from the caller, taken from a pool (with the pool,
 /// to open another connection like it), or opened by stowage on its own.
-#[doc(hidden)]
 #[derive(Debug)]
-pub enum Held<'a, C: 'static, P, Q> {
+pub(crate) enum Held<'a, C: 'static, P, Q> {
     Borrowed(&'a mut C),
     Pooled(P, Q),
     Own(C),
@@ -62,10 +63,9 @@ impl<C, P: DerefMut<Target = C>, Q> DerefMut for Held<'_, C, P, Q> {
 macro_rules! backends {
     ($($feature:literal $variant:ident $db:ty, $conn:ty;)*) => {
         /// A connection of one of the enabled backends.
-        #[doc(hidden)]
         #[derive(Debug)]
         #[allow(clippy::large_enum_variant)]
-        pub enum Conn<'a> {
+        pub(crate) enum Conn<'a> {
             $(
                 #[cfg(feature = $feature)]
                 $variant(Held<'a, $conn, sqlx::pool::PoolConnection<$db>, sqlx::Pool<$db>>),
@@ -131,6 +131,7 @@ macro_rules! backends {
             impl sealed::Sealed for &sqlx::Pool<$db> {}
             #[cfg(feature = $feature)]
             impl<'a> Database<'a> for &'a sqlx::Pool<$db> {
+                #[allow(private_interfaces)]
                 fn connect(self) -> Connecting<'a> {
                     Box::pin(async move { Ok(Conn::$variant(Held::Pooled(self.acquire().await?, self.clone()))) })
                 }
@@ -139,6 +140,7 @@ macro_rules! backends {
             impl sealed::Sealed for &mut $conn {}
             #[cfg(feature = $feature)]
             impl<'a> Database<'a> for &'a mut $conn {
+                #[allow(private_interfaces)]
                 fn connect(self) -> Connecting<'a> {
                     Box::pin(async move { Ok(Conn::$variant(Held::Borrowed(self))) })
                 }

@@ -1,5 +1,6 @@
-//! Splitting a migration script into statements, for migrations that run
-//! statement by statement (`no-transaction`, and every migration on MySQL).
+//! Splitting a migration script into statements: for `no-transaction`
+//! migrations, run statement by statement, for MySQL's units
+//! (`dialect/mysql/script.rs`), and for naming the statement that failed.
 //!
 //! It knows quotes (`'…'`, `"…"`, `` `…` ``, with backslash escapes where the
 //! dialect has them), dollar quotes (`$tag$…$tag$`), comments (`--`, `#`
