@@ -5,7 +5,7 @@
 //! each, written once over the dialects.
 
 use crate::engine::connection::{Conn, Database};
-use crate::engine::history::Table;
+use crate::engine::history::{HistoryRow, Table};
 use crate::{Error, MigrationSet, Migrator};
 use std::fmt;
 
@@ -67,6 +67,17 @@ impl Migrator {
             .ok_or(Error::NoMigrationsForDialect { dialect })?;
         let table = self.table(dialect)?;
         Ok(Session { conn, table, set })
+    }
+
+    /// The session of a read-only operation, and the history's rows (none
+    /// when the table does not exist yet).
+    async fn session_rows<'a>(
+        &self,
+        db: impl Database<'a>,
+    ) -> Result<(Session<'a, '_>, Vec<HistoryRow>), Error> {
+        let mut session = self.session(db).await?;
+        let rows = session.table.rows_if_exists(&mut session.conn).await?;
+        Ok((session, rows))
     }
 }
 

@@ -85,12 +85,14 @@ impl Migrator {
     ///
     /// As the operation it plans would refuse, and database errors.
     pub async fn plan<'a>(&self, db: impl Database<'a>, target: Target) -> Result<Plan, Error> {
-        let Session {
-            mut conn,
-            table,
-            set,
-        } = self.session(db).await?;
-        let rows = table.rows_if_exists(&mut conn).await?;
+        let (
+            Session {
+                mut conn,
+                table,
+                set,
+            },
+            rows,
+        ) = self.session_rows(db).await?;
         let current = rows.iter().map(|r| r.version).max();
         let up_to = match target {
             Target::Head => Some(set.head().map_or(i64::MIN, |h| h.version)),

@@ -216,12 +216,14 @@ impl Migrator {
     ///
     /// Database errors.
     pub async fn status<'a>(&self, db: impl Database<'a>) -> Result<Status, Error> {
-        let Session {
-            mut conn,
-            table,
-            set,
-        } = self.session(db).await?;
-        let rows = table.rows_if_exists(&mut conn).await?;
+        let (
+            Session {
+                mut conn,
+                table,
+                set,
+            },
+            rows,
+        ) = self.session_rows(db).await?;
         let recorded = history::by_version(&rows);
         let mut migrations: Vec<StatusEntry> = set
             .iter()
@@ -301,12 +303,7 @@ impl Migrator {
     ///
     /// Database errors; the problems themselves are the `Ok` value.
     pub async fn verify<'a>(&self, db: impl Database<'a>) -> Result<Vec<Error>, Error> {
-        let Session {
-            mut conn,
-            table,
-            set,
-        } = self.session(db).await?;
-        let rows = table.rows_if_exists(&mut conn).await?;
+        let (Session { set, .. }, rows) = self.session_rows(db).await?;
         let mut problems = check_policies(self, set, &rows);
         // A row's chain must match while every migration up to it is
         // recorded with the binary's checksum; past the first difference the
