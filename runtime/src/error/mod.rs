@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+mod server;
+pub(crate) use server::{
+    connect_advice, read_only_reason, server_message, with_transaction_advice,
+};
+
 /// The error of every fallible stowage operation.
 ///
 /// Messages name the migration (version and file) and say what to do next.
@@ -521,45 +526,6 @@ pub(crate) fn excerpt(statement: &str) -> String {
 
 /// A database error in the server's own words, without what a driver adds
 /// (PostgreSQL's errors carry the line of the server's C source).
-pub(crate) fn server_message(error: &sqlx::Error) -> String {
-    error
-        .as_database_error()
-        .map_or_else(|| error.to_string(), |db| db.message().to_owned())
-}
-
-/// Why the server refused a write because it takes none, from its error:
-/// PostgreSQL's 25006, MySQL's `--read-only` and read-only transaction
-/// errors, SQLite's read-only file.
-fn read_only_reason(error: &sqlx::Error) -> Option<&'static str> {
-    let db = error.as_database_error()?;
-    match db.code().as_deref() {
-        Some("25006") => Some("the session is read-only"),
-        // MySQL's 1290 (`--read-only`), whose SQLSTATE is the generic HY000.
-        _ if db.message().contains("--read-only") => Some("the server is read-only"),
-        Some("8") if db.message().contains("readonly database") => Some(
-            "the SQLite file is read-only (opened read-only, or the file or its folder cannot be \
-             written)",
-        ),
-        _ => None,
-    }
-}
-
-/// `message`, and when the server refused a statement inside a transaction
-/// (PostgreSQL's `CREATE INDEX CONCURRENTLY`, SQLite's `VACUUM`), how to
-/// run the migration outside one.
-fn with_transaction_advice(error: &sqlx::Error, message: String) -> String {
-    let inside = error.as_database_error().is_some_and(|db| {
-        db.code().as_deref() == Some("25001") || db.message().contains("within a transaction")
-    });
-    match inside {
-        true => format!(
-            "{message} (to run this migration outside a transaction, put \
-             `-- stowage:no-transaction` at the top of its file)"
-        ),
-        false => message,
-    }
-}
-
 /// The first 8 bytes of a checksum, in hex.
 pub(crate) fn short_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -567,43 +533,6 @@ pub(crate) fn short_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
-}
-
-/// What to check after [`Error::Connect`], for the case at hand.
-fn connect_advice(url: &str, reason: &str) -> &'static str {
-    if url.starts_with("sqlite:") {
-        "check the file's path, and that its folder exists and can be written by this user"
-    } else if (reason.contains("role") && reason.contains("does not exist"))
-        || reason.contains("password authentication failed")
-        || (reason.contains("Access denied for user") && !reason.contains("to database"))
-    {
-        "check the user name and password in the URL: the server does not let this user log in"
-    } else if (reason.contains("database") && reason.contains("does not exist"))
-        || reason.contains("Unknown database")
-    {
-        "check the database's name at the end of the URL (`migrate up` and `stamp` create a \
-         missing database, the other subcommands do not)"
-    } else if reason.contains("permission denied for database")
-        || (reason.contains("Access denied for user") && reason.contains("to database"))
-    {
-        "the user may log in but not use this database: grant it (PostgreSQL: `GRANT CONNECT \
-         ON DATABASE …`; MySQL: `GRANT … ON db.* TO …`), or connect as a user that may"
-    } else if [
-        "too many clients",
-        "too many connections",
-        "connection slots are reserved",
-        "max_user_connections",
-    ]
-    .iter()
-    .any(|full| reason.to_ascii_lowercase().contains(full))
-    {
-        "the server (or this user's connection limit) has no connection to spare: close idle \
-         connections (each pool keeps up to its max_connections), or raise the server's \
-         max_connections or the user's limit"
-    } else {
-        "check that the server is running and reachable from here, and the URL's host, port, \
-         user and password"
-    }
 }
 
 #[cfg(test)]
