@@ -1252,12 +1252,13 @@ fn a_drop_on_a_runtime_worker_lets_its_other_tasks_run() {
                 .unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        // Said before the unlock: the drop cannot end before it.
+        done.send(if seen { "waiter" } else { "no waiter" })
+            .unwrap();
         sqlx::query("SELECT pg_advisory_unlock(hashtext('stowage-trim:' || $1))")
             .bind(&template)
             .execute(&mut holder)
             .await
-            .unwrap();
-        done.send(if seen { "waiter" } else { "no waiter" })
             .unwrap();
     });
     let mut ended = Vec::new();

@@ -88,6 +88,7 @@ macro_rules! run {
 }
 
 mod cleanup;
+mod flow;
 #[doc(hidden)]
 pub mod harness;
 mod mysql;

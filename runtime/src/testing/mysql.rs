@@ -3,13 +3,12 @@
 //! claimed by dropping the table that marks them, the claimer recorded in
 //! `stowage_claims.owners`.
 
-use super::TestDb;
+use super::flow::Copying;
 use super::names::{
     KEPT, PREFIX, TEMPLATE, new_name, now_secs, plain_name, project, template_hash, with_database,
 };
 use super::reuse_mysql;
-use super::server::{Entry, Finished, TestServer, test_error};
-use crate::dialect::BoxFuture;
+use super::server::{Entry, Finished, test_error};
 use crate::{Error, Migrator};
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 use std::time::Duration;
@@ -18,280 +17,176 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(super) struct MySql;
 
-impl TestServer for MySql {
-    fn database_url(&self, server: &str, name: &str) -> Result<String, Error> {
-        Ok(with_database(server, name))
+impl Copying for MySql {
+    type Conn = sqlx::MySqlConnection;
+
+    async fn drop_database(server: &str, name: &str) -> Result<(), Error> {
+        let mut conn = maintenance(server).await?;
+        let sql = format!("DROP DATABASE IF EXISTS {name}");
+        run!(&mut conn, sql, "cannot drop a test database", server)?;
+        forget_owner(&mut conn, name).await;
+        Ok(())
     }
 
-    fn create<'a>(
-        &'a self,
-        db: &'a mut TestDb,
-        template: &'a str,
-        migrator: &'a Migrator,
-        claim: bool,
-    ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
-        Box::pin(async move {
-            // One maintenance connection makes sure of the template, then
-            // claims a spare copy or makes one.
-            let server = db.server.clone();
-            let server = server.as_str();
-            let mut conn = maintenance(server).await?;
-            ensure_template(&mut conn, server, template, migrator).await?;
-            db.created = true;
-            let claimed = match claim {
-                true => claim_spare(&mut conn, server, template).await?,
-                false => None,
-            };
-            match claimed {
-                Some(spare) => {
-                    db.url = with_database(server, &spare);
-                    db.name = spare;
-                    Ok(None)
+    async fn inventory(server: &str) -> Result<Vec<Entry>, Error> {
+        let mut conn = maintenance(server).await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+             WHERE LEFT(SCHEMA_NAME, 13) IN (?, ?) OR LEFT(SCHEMA_NAME, 12) = ?",
+        )
+        .bind(PREFIX)
+        .bind(KEPT)
+        .bind(TEMPLATE)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(test_error("cannot list test databases", server))?;
+        let marks: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'",
+        )
+        .bind(PREFIX)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(test_error("cannot list spare copies", server))?;
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT CAST(DB AS CHAR) FROM information_schema.PROCESSLIST \
+             WHERE DB IS NOT NULL AND ID <> CONNECTION_ID()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(test_error("cannot list sessions", server))?;
+        // There may be no owners yet.
+        let owners: Vec<(String, u64, u64, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(name AS CHAR), pid, at, kept FROM {OWNERS}"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let owner = owners.iter().find(|o| o.0 == name);
+                Entry {
+                    in_use: users.contains(&name),
+                    spare_of: marks
+                        .iter()
+                        .find(|(schema, _)| *schema == name)
+                        .map(|(_, mark)| mark["stowage_spare_".len()..].to_owned()),
+                    owner: owner.map(|o| (u32::try_from(o.1).unwrap_or(0), o.2)),
+                    kept: owner.is_some_and(|o| o.3),
+                    name,
                 }
-                None => {
-                    let started = std::time::Instant::now();
-                    copy(&mut conn, server, template, &db.name, None).await?;
-                    Ok(Some(started.elapsed()))
-                }
-            }
-        })
+            })
+            .collect())
     }
 
-    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let server = db.server.as_str();
-            let mut conn = maintenance(server).await?;
-            db.created = true;
-            let sql = format!("CREATE DATABASE {}", db.name);
-            run!(&mut conn, sql, "cannot create a test database", server)
-        })
+    async fn remove(server: &str, entry: &Entry) -> Result<bool, Error> {
+        let name = entry.name.as_str();
+        if !plain_name(name) {
+            return Ok(false);
+        }
+        let mut conn = maintenance(server).await?;
+        if entry.spare_of.is_some() && entry.owner.is_none() {
+            // An unclaimed spare: claim it for dropping, unless a test
+            // has just claimed it.
+            if !own(&mut conn, server, name, false).await? {
+                return Ok(false);
+            }
+        } else {
+            let users: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+            )
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(test_error("cannot list sessions", server))?;
+            if users > 0 {
+                return Ok(false);
+            }
+        }
+        let sql = format!("DROP DATABASE IF EXISTS {name}");
+        run!(&mut conn, sql, "cannot drop a test database", server)?;
+        forget_owner(&mut conn, name).await;
+        Ok(true)
     }
 
-    fn makes_spares(&self) -> bool {
-        true
-    }
-
-    fn make_spare<'a>(
-        &'a self,
-        server: &'a str,
-        template: &'a str,
-        wanted: usize,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
-            let name = new_name();
-            // A slot lock per spare being made bounds them to `wanted`;
-            // closing the connection releases it.
-            let mut conn = maintenance(server).await?;
-            let mut taken = false;
-            for n in 0..slots {
-                let lock: Option<i64> =
-                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-spare:', ?, ':', ?), 0)")
-                        .bind(template)
-                        .bind(n)
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(test_error("cannot lock", server))?;
-                taken = lock == Some(1);
-                if taken {
-                    break;
-                }
-            }
-            if !taken {
-                return Ok(());
-            }
-            let mark = spare_mark(template);
-            if ready(&mut conn, server, &mark).await? >= wanted {
-                return Ok(());
-            }
-            copy(&mut conn, server, template, &name, Some(&mark)).await?;
-            trim(&mut conn, server, template, &name, wanted).await?;
-            conn.close()
-                .await
-                .map_err(test_error("cannot disconnect", server))
-        })
+    async fn keep(server: &str, name: &str) -> Result<String, Error> {
+        // A schema cannot be renamed: its owner row says it is kept.
+        let mut conn = maintenance(server).await?;
+        own(&mut conn, server, name, true).await?;
+        Ok(name.to_owned())
     }
 
     /// A reset compares every table with the template's: measured on a
     /// small set (three tables), dropping and copying again was as quick.
-    fn reset_pays(&self, copied: Option<Duration>) -> bool {
+    fn reset_pays(copied: Option<Duration>) -> bool {
         super::spares::reset_pays(copied)
     }
 
-    fn recycle<'a>(
-        &'a self,
-        db: &'a Finished,
-        wanted: usize,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            let mark = spare_mark(&db.template);
-            reuse_mysql::recycle(&db.server, &db.name, &db.template, &mark, wanted).await
-        })
+    async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
+        crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
     }
 
-    fn drop_database<'a>(
-        &'a self,
-        server: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let mut conn = maintenance(server).await?;
-            let sql = format!("DROP DATABASE IF EXISTS {name}");
-            run!(&mut conn, sql, "cannot drop a test database", server)?;
-            forget_owner(&mut conn, name).await;
-            Ok(())
-        })
+    async fn create_database(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let sql = format!("CREATE DATABASE {name}");
+        run!(conn, sql, "cannot create a test database", server)
     }
 
-    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
-        Box::pin(async move {
-            let mut conn = maintenance(server).await?;
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-                 WHERE LEFT(SCHEMA_NAME, 13) IN (?, ?) OR LEFT(SCHEMA_NAME, 12) = ?",
-            )
-            .bind(PREFIX)
-            .bind(KEPT)
-            .bind(TEMPLATE)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(test_error("cannot list test databases", server))?;
-            let marks: Vec<(String, String)> = sqlx::query_as(
-                "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-                 WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'",
-            )
-            .bind(PREFIX)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(test_error("cannot list spare copies", server))?;
-            let users: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT CAST(DB AS CHAR) FROM information_schema.PROCESSLIST \
-                 WHERE DB IS NOT NULL AND ID <> CONNECTION_ID()",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .map_err(test_error("cannot list sessions", server))?;
-            // There may be no owners yet.
-            let owners: Vec<(String, u64, u64, bool)> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT CAST(name AS CHAR), pid, at, kept FROM {OWNERS}"
-            )))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-            Ok(names
-                .into_iter()
-                .map(|name| {
-                    let owner = owners.iter().find(|o| o.0 == name);
-                    Entry {
-                        in_use: users.contains(&name),
-                        spare_of: marks
-                            .iter()
-                            .find(|(schema, _)| *schema == name)
-                            .map(|(_, mark)| mark["stowage_spare_".len()..].to_owned()),
-                        owner: owner.map(|o| (u32::try_from(o.1).unwrap_or(0), o.2)),
-                        kept: owner.is_some_and(|o| o.3),
-                        name,
-                    }
-                })
-                .collect())
-        })
-    }
-
-    fn remove<'a>(
-        &'a self,
-        server: &'a str,
-        entry: &'a Entry,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            let name = entry.name.as_str();
-            if !plain_name(name) {
-                return Ok(false);
-            }
-            let mut conn = maintenance(server).await?;
-            if entry.spare_of.is_some() && entry.owner.is_none() {
-                // An unclaimed spare: claim it for dropping, unless a test
-                // has just claimed it.
-                if !own(&mut conn, server, name, false).await? {
-                    return Ok(false);
-                }
-            } else {
-                let users: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
-                )
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(test_error("cannot list sessions", server))?;
-                if users > 0 {
-                    return Ok(false);
-                }
-            }
-            let sql = format!("DROP DATABASE IF EXISTS {name}");
-            run!(&mut conn, sql, "cannot drop a test database", server)?;
-            forget_owner(&mut conn, name).await;
-            Ok(true)
-        })
-    }
-
-    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(async move {
-            // A schema cannot be renamed: its owner row says it is kept.
-            let mut conn = maintenance(server).await?;
-            own(&mut conn, server, name, true).await?;
-            Ok(name.to_owned())
-        })
-    }
-}
-
-async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-    crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
-}
-
-/// The table whose presence says a template is complete.
-const TEMPLATE_READY: &str = "stowage_template_ready";
-
-async fn template_ready(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    name: &str,
-) -> Result<bool, Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-    )
-    .bind(name)
-    .bind(TEMPLATE_READY)
-    .fetch_one(conn)
-    .await
-    .map_err(test_error("cannot look for the template", server))?;
-    Ok(count == 1)
-}
-
-/// Build the template once, under a lock, unless it is ready.
-async fn ensure_template(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    name: &str,
-    migrator: &Migrator,
-) -> Result<(), Error> {
-    if template_ready(conn, server, name).await? {
-        return Ok(());
-    }
-    let lock: Option<i64> =
-        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-template:', ?), 600)")
-            .bind(name)
-            .fetch_one(&mut *conn)
+    async fn lock(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        key: &str,
+        wait: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let wait = wait.map_or(0, |wait| wait.as_secs());
+        let lock: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(key)
+            .bind(wait)
+            .fetch_one(conn)
             .await
             .map_err(test_error("cannot lock", server))?;
-    if lock != Some(1) {
-        return Err(Error::LockTimeout {
-            waited: Duration::from_secs(600),
-            holder: None,
-        });
+        Ok(lock == Some(1))
     }
-    let result = async {
-        if template_ready(conn, server, name).await? {
-            return Ok(());
-        }
+
+    async fn unlock(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        key: &str,
+    ) -> Result<(), Error> {
+        sqlx::query("DO RELEASE_LOCK(?)")
+            .bind(key)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(test_error("cannot unlock", server))
+    }
+
+    async fn template_ready(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        )
+        .bind(name)
+        .bind(TEMPLATE_READY)
+        .fetch_one(conn)
+        .await
+        .map_err(test_error("cannot look for the template", server))?;
+        Ok(count == 1)
+    }
+
+    async fn build_template(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        name: &str,
+        migrator: &Migrator,
+    ) -> Result<(), Error> {
         let sql = format!("DROP DATABASE IF EXISTS {name}");
         run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
         let sql = format!("CREATE DATABASE {name}");
@@ -302,16 +197,98 @@ async fn ensure_template(
             .map_err(test_error("cannot connect to the template", server))?;
         migrator.run(&mut template).await?;
         let sql = format!("CREATE TABLE {TEMPLATE_READY} (ready INT)");
-        run!(&mut template, sql, "cannot mark the template", server)?;
+        run!(&mut template, sql, "cannot mark the template", server)
+    }
+
+    async fn copy(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        template: &str,
+        name: &str,
+        spare: bool,
+    ) -> Result<(), Error> {
+        let mark = spare.then(|| spare_mark(template));
+        copy(conn, server, template, name, mark.as_deref()).await
+    }
+
+    /// A spare's mark says it is one.
+    fn spare_name(_template: &str) -> String {
+        new_name()
+    }
+
+    async fn claim(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        template: &str,
+        _name: &str,
+    ) -> Result<Option<String>, Error> {
+        claim_spare(conn, server, template).await
+    }
+
+    /// A reset compares the schema with its template's.
+    async fn since(_conn: &mut sqlx::MySqlConnection) -> Option<String> {
+        None
+    }
+
+    async fn ready(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        template: &str,
+    ) -> Result<usize, Error> {
+        let ready: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
+        )
+        .bind(spare_mark(template))
+        .bind(ours())
+        .fetch_one(conn)
+        .await
+        .map_err(test_error("cannot count spare copies", server))?;
+        Ok(usize::try_from(ready).unwrap_or(usize::MAX))
+    }
+
+    /// It is taken first, as a test claims one.
+    async fn drop_spare(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        template: &str,
+        spare: &str,
+    ) -> Result<(), Error> {
+        if take(conn, server, spare, &spare_mark(template)).await? {
+            let sql = format!("DROP DATABASE IF EXISTS `{spare}`");
+            run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
+            forget_owner(conn, spare).await;
+        }
         Ok(())
     }
-    .await;
-    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('stowage-template:', ?))")
-        .bind(name)
-        .execute(&mut *conn)
-        .await;
-    result
+
+    async fn ended(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        reuse_mysql::ended(conn, name).await.map_err(test_error(
+            "cannot reset a test database: ending its sessions",
+            server,
+        ))
+    }
+
+    async fn reset(
+        conn: &mut sqlx::MySqlConnection,
+        server: &str,
+        db: &Finished,
+    ) -> Result<Option<String>, Error> {
+        let mark = spare_mark(&db.template);
+        let reset = reuse_mysql::reset(conn, server, &db.name, &db.template, &mark).await?;
+        Ok(reset.then(|| db.name.clone()))
+    }
 }
+
+async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
+    <MySql as Copying>::maintenance(server).await
+}
+
+/// The table whose presence says a template is complete.
+const TEMPLATE_READY: &str = "stowage_template_ready";
 
 /// Recreate the template schema's objects in a new schema, from their own
 /// definitions, in one multi-statement round trip per kind.
@@ -524,58 +501,6 @@ async fn take(
         }
         Err(error) => Err(test_error("cannot unmark a claimed spare", server)(error)),
     }
-}
-
-/// How many of this project's schemas are spares marked with `mark`.
-pub(super) async fn ready(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    mark: &str,
-) -> Result<usize, Error> {
-    let ready: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
-    )
-    .bind(mark)
-    .bind(ours())
-    .fetch_one(conn)
-    .await
-    .map_err(test_error("cannot count spare copies", server))?;
-    Ok(usize::try_from(ready).unwrap_or(usize::MAX))
-}
-
-/// Drop `spare` of `template`, just marked ready, when more than `wanted`
-/// spares are now ready. Several made at once (copies ahead, resets) each
-/// counted fewer before they began; counted again one at a time, under a
-/// lock, no more than `wanted` stay. It is taken first, as a test claims
-/// one: one a test has claimed meanwhile stays.
-pub(super) async fn trim(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    template: &str,
-    spare: &str,
-    wanted: usize,
-) -> Result<(), Error> {
-    let mark = spare_mark(template);
-    // Held until released or the session ends (an error closes it).
-    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('stowage-trim:', ?), 60)")
-        .bind(template)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(test_error("cannot lock", server))?;
-    if locked != Some(1) {
-        return Ok(());
-    }
-    if ready(conn, server, &mark).await? > wanted && take(conn, server, spare, &mark).await? {
-        let sql = format!("DROP DATABASE IF EXISTS `{spare}`");
-        run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
-        forget_owner(conn, spare).await;
-    }
-    sqlx::query("DO RELEASE_LOCK(CONCAT('stowage-trim:', ?))")
-        .bind(template)
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot unlock", server))?;
-    Ok(())
 }
 
 /// Forget the owner of a database that is gone (there may be none).

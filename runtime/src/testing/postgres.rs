@@ -1,13 +1,12 @@
 //! PostgreSQL test databases: a template database per migration set,
 //! `CREATE DATABASE … TEMPLATE` per test; spares claimed by renaming them.
 
-use super::TestDb;
+use super::flow::Copying;
 use super::names::{
     KEPT, PREFIX, TEMPLATE, kept_name, new_name, plain_name, project, template_hash, with_database,
 };
 use super::reuse_postgres as reuse;
-use super::server::{Entry, Finished, TestServer, test_error};
-use crate::dialect::BoxFuture;
+use super::server::{Entry, Finished, test_error};
 use crate::{Error, Migrator};
 use sqlx::{AssertSqlSafe, Connection};
 use std::time::{Duration, Instant};
@@ -15,218 +14,6 @@ use std::time::{Duration, Instant};
 /// PostgreSQL.
 #[derive(Debug)]
 pub(super) struct Postgres;
-
-impl TestServer for Postgres {
-    fn database_url(&self, server: &str, name: &str) -> Result<String, Error> {
-        Ok(with_database(server, name))
-    }
-
-    fn create<'a>(
-        &'a self,
-        db: &'a mut TestDb,
-        template: &'a str,
-        migrator: &'a Migrator,
-        claim: bool,
-    ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
-        Box::pin(async move {
-            // One maintenance connection makes sure of the template, then
-            // claims a spare copy or makes one.
-            let server = db.server.as_str();
-            let mut conn = maintenance(server).await?;
-            ensure_template(&mut conn, server, template, migrator).await?;
-            db.created = true;
-            let mut copied = None;
-            if !claim || !claim_spare(&mut conn, server, template, &db.name).await? {
-                let started = Instant::now();
-                copy(&mut conn, server, template, &db.name).await?;
-                copied = Some(started.elapsed());
-            }
-            // Without it the database is dropped at the end, not reset.
-            db.since = reuse::horizon(&mut conn).await.ok();
-            Ok(copied)
-        })
-    }
-
-    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let server = db.server.as_str();
-            let mut conn = maintenance(server).await?;
-            db.created = true;
-            let sql = format!("CREATE DATABASE {}", db.name);
-            run!(&mut conn, sql, "cannot create a test database", server)
-        })
-    }
-
-    fn makes_spares(&self) -> bool {
-        true
-    }
-
-    fn make_spare<'a>(
-        &'a self,
-        server: &'a str,
-        template: &'a str,
-        wanted: usize,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let slots = i32::try_from(wanted).unwrap_or(i32::MAX);
-            let name = new_name();
-            // A slot lock per spare being made bounds them to `wanted`;
-            // closing the connection releases it.
-            let mut conn = maintenance(server).await?;
-            let mut taken = false;
-            for n in 0..slots {
-                taken = sqlx::query_scalar(
-                    "SELECT pg_try_advisory_lock(hashtext('stowage-spare:' || $1), $2)",
-                )
-                .bind(template)
-                .bind(n)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(test_error("cannot lock", server))?;
-                if taken {
-                    break;
-                }
-            }
-            if !taken {
-                return Ok(());
-            }
-            if ready(&mut conn, server, &spare_pattern(template)).await? >= wanted {
-                return Ok(());
-            }
-            let spare = format!("{name}{}", spare_suffix(template));
-            copy(&mut conn, server, template, &spare).await?;
-            trim(&mut conn, server, template, &spare, wanted).await?;
-            conn.close()
-                .await
-                .map_err(test_error("cannot disconnect", server))
-        })
-    }
-
-    fn recycle<'a>(
-        &'a self,
-        db: &'a Finished,
-        wanted: usize,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            let Some(since) = db.since.as_deref() else {
-                return Ok(false);
-            };
-            reuse::recycle(
-                &db.server,
-                &db.name,
-                &db.template,
-                since,
-                &spare_pattern(&db.template),
-                &spare_suffix(&db.template),
-                wanted,
-            )
-            .await
-        })
-    }
-
-    fn drop_database<'a>(
-        &'a self,
-        server: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let mut conn = maintenance(server).await?;
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            run!(&mut conn, sql, "cannot drop a test database", server)
-        })
-    }
-
-    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
-        Box::pin(async move {
-            let mut conn = maintenance(server).await?;
-            let found: Vec<(String, bool)> = sqlx::query_as(
-                "SELECT d.datname::text, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
-                 FROM pg_database d WHERE left(d.datname, 13) IN ($1, $2) OR left(d.datname, 12) = $3",
-            )
-            .bind(PREFIX)
-            .bind(KEPT)
-            .bind(TEMPLATE)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(test_error("cannot list test databases", server))?;
-            Ok(found
-                .into_iter()
-                .map(|(name, in_use)| Entry {
-                    name,
-                    in_use,
-                    spare_of: None,
-                    owner: None,
-                    kept: false,
-                })
-                .collect())
-        })
-    }
-
-    fn remove<'a>(
-        &'a self,
-        server: &'a str,
-        entry: &'a Entry,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            let name = entry.name.as_str();
-            if !plain_name(name) {
-                return Ok(false);
-            }
-            let mut conn = maintenance(server).await?;
-            // One process removes it: another sweeping at the same time
-            // leaves it alone. Released as the session ends.
-            let mine: bool = sqlx::query_scalar(
-                "SELECT pg_try_advisory_lock(hashtext('stowage-remove:' || $1))",
-            )
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(test_error("cannot lock", server))?;
-            if !mine {
-                return Ok(false);
-            }
-            if name.starts_with(TEMPLATE) {
-                // Gone already, or invalid (a drop cut short), which can
-                // only be dropped: the drop below says what is wrong.
-                let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
-                let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
-            }
-            // Without FORCE: one in use is left alone.
-            let drop = format!("DROP DATABASE IF EXISTS {name}");
-            match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
-                Ok(_) => Ok(true),
-                // In use after all: a test has just connected to it.
-                Err(error) if code(&error).as_deref() == Some("55006") => Ok(false),
-                Err(error) => Err(test_error("cannot drop a test database", server)(error)),
-            }
-        })
-    }
-
-    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(async move {
-            let kept = kept_name(name);
-            let mut conn = maintenance(server).await?;
-            // The test is over: its sessions (a pool still closing) go.
-            sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-            )
-            .bind(name)
-            .execute(&mut conn)
-            .await
-            .map_err(test_error("cannot end the test's sessions", server))?;
-            rename_when_free(
-                &mut conn,
-                server,
-                name,
-                &kept,
-                "cannot rename a kept database",
-            )
-            .await?;
-            Ok(kept)
-        })
-    }
-}
 
 /// Rename database `from` to `to` once the sessions just ended on it (a
 /// test's, or a reset's own) have left: up to 5 s.
@@ -265,88 +52,157 @@ fn code(error: &sqlx::Error) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-/// How many spares match `pattern`.
-pub(super) async fn ready(
-    conn: &mut sqlx::PgConnection,
-    server: &str,
-    pattern: &str,
-) -> Result<usize, Error> {
-    let ready: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
-        .bind(pattern)
+impl Copying for Postgres {
+    type Conn = sqlx::PgConnection;
+
+    async fn drop_database(server: &str, name: &str) -> Result<(), Error> {
+        let mut conn = maintenance(server).await?;
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        run!(&mut conn, sql, "cannot drop a test database", server)
+    }
+
+    async fn inventory(server: &str) -> Result<Vec<Entry>, Error> {
+        let mut conn = maintenance(server).await?;
+        let found: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT d.datname::text, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
+             FROM pg_database d WHERE left(d.datname, 13) IN ($1, $2) OR left(d.datname, 12) = $3",
+        )
+        .bind(PREFIX)
+        .bind(KEPT)
+        .bind(TEMPLATE)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(test_error("cannot list test databases", server))?;
+        Ok(found
+            .into_iter()
+            .map(|(name, in_use)| Entry {
+                name,
+                in_use,
+                spare_of: None,
+                owner: None,
+                kept: false,
+            })
+            .collect())
+    }
+
+    async fn remove(server: &str, entry: &Entry) -> Result<bool, Error> {
+        let name = entry.name.as_str();
+        if !plain_name(name) {
+            return Ok(false);
+        }
+        let mut conn = maintenance(server).await?;
+        // One process removes it: another sweeping at the same time
+        // leaves it alone. Released as the session ends.
+        let mine: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('stowage-remove:' || $1))")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(test_error("cannot lock", server))?;
+        if !mine {
+            return Ok(false);
+        }
+        if name.starts_with(TEMPLATE) {
+            // Gone already, or invalid (a drop cut short), which can
+            // only be dropped: the drop below says what is wrong.
+            let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
+            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
+        }
+        // Without FORCE: one in use is left alone.
+        let drop = format!("DROP DATABASE IF EXISTS {name}");
+        match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
+            Ok(_) => Ok(true),
+            // In use after all: a test has just connected to it.
+            Err(error) if code(&error).as_deref() == Some("55006") => Ok(false),
+            Err(error) => Err(test_error("cannot drop a test database", server)(error)),
+        }
+    }
+
+    async fn keep(server: &str, name: &str) -> Result<String, Error> {
+        let kept = kept_name(name);
+        let mut conn = maintenance(server).await?;
+        // The test is over: its sessions (a pool still closing) go.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .map_err(test_error("cannot end the test's sessions", server))?;
+        rename_when_free(
+            &mut conn,
+            server,
+            name,
+            &kept,
+            "cannot rename a kept database",
+        )
+        .await?;
+        Ok(kept)
+    }
+
+    async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
+        crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
+    }
+
+    async fn create_database(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let sql = format!("CREATE DATABASE {name}");
+        run!(conn, sql, "cannot create a test database", server)
+    }
+
+    async fn lock(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        key: &str,
+        wait: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let sql = match wait {
+            None => "SELECT pg_try_advisory_lock(hashtext($1))",
+            Some(_) => "SELECT true FROM pg_advisory_lock(hashtext($1))",
+        };
+        sqlx::query_scalar(sql)
+            .bind(key)
+            .fetch_one(conn)
+            .await
+            .map_err(test_error("cannot lock", server))
+    }
+
+    async fn unlock(conn: &mut sqlx::PgConnection, server: &str, key: &str) -> Result<(), Error> {
+        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(key)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(test_error("cannot unlock", server))
+    }
+
+    async fn template_ready(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        // Ready once marked, and described for resets (else built before they were).
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
+             AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'",
+        )
+        .bind(name)
         .fetch_one(conn)
         .await
-        .map_err(test_error("cannot count spare copies", server))?;
-    Ok(usize::try_from(ready).unwrap_or(usize::MAX))
-}
-
-/// Drop `spare` of `template`, just made ready, when more than `wanted`
-/// spares are now ready. Several made at once (copies ahead, resets) each
-/// counted fewer before they began; counted again one at a time, under a
-/// lock, no more than `wanted` stay. One a test has claimed meanwhile
-/// has another name, and stays.
-pub(super) async fn trim(
-    conn: &mut sqlx::PgConnection,
-    server: &str,
-    template: &str,
-    spare: &str,
-    wanted: usize,
-) -> Result<(), Error> {
-    // Held until unlocked or the session ends (an error closes it).
-    sqlx::query("SELECT pg_advisory_lock(hashtext('stowage-trim:' || $1))")
-        .bind(template)
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot lock", server))?;
-    if ready(conn, server, &spare_pattern(template)).await? > wanted && plain_name(spare) {
-        let sql = format!("DROP DATABASE IF EXISTS {spare}");
-        run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
-    }
-    sqlx::query("SELECT pg_advisory_unlock(hashtext('stowage-trim:' || $1))")
-        .bind(template)
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot unlock", server))?;
-    Ok(())
-}
-
-async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
-    crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
-}
-
-/// Build the template once, under a lock, unless it is ready.
-async fn ensure_template(
-    conn: &mut sqlx::PgConnection,
-    server: &str,
-    name: &str,
-    migrator: &Migrator,
-) -> Result<(), Error> {
-    // Ready once marked, and described for resets (else built before they were).
-    let ready = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
-                 AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'";
-    let count: i64 = sqlx::query_scalar(ready)
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
         .map_err(test_error("cannot look for the template", server))?;
-    if count == 1 {
-        return Ok(());
+        Ok(count == 1)
     }
-    // One process builds it; the others wait on the lock, then find it ready.
-    let lock = "SELECT pg_advisory_lock(hashtext('stowage-template:' || $1))";
-    sqlx::query(lock)
-        .bind(name)
-        .execute(&mut *conn)
-        .await
-        .map_err(test_error("cannot lock", server))?;
-    let result = async {
-        let count: i64 = sqlx::query_scalar(ready)
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(test_error("cannot look for the template", server))?;
-        if count == 1 {
-            return Ok(());
-        }
+
+    async fn build_template(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        name: &str,
+        migrator: &Migrator,
+    ) -> Result<(), Error> {
         // A template left half-built by a crash, or built before resets
         // were, is rebuilt.
         let marked: i64 = sqlx::query_scalar(
@@ -396,13 +252,87 @@ async fn ensure_template(
         run!(&mut *conn, sql, "cannot describe the template", server)?;
         // No one may connect to it from now on, so copies never find it busy.
         let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
-        run!(&mut *conn, sql, "cannot mark the template", server)?;
-        Ok(())
+        run!(&mut *conn, sql, "cannot mark the template", server)
     }
-    .await;
-    let unlock = "SELECT pg_advisory_unlock(hashtext('stowage-template:' || $1))";
-    let _ = sqlx::query(unlock).bind(name).execute(&mut *conn).await;
-    result
+
+    /// A spare's name says it is one.
+    async fn copy(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        template: &str,
+        name: &str,
+        _spare: bool,
+    ) -> Result<(), Error> {
+        copy(conn, server, template, name).await
+    }
+
+    fn spare_name(template: &str) -> String {
+        format!("{}{}", new_name(), spare_suffix(template))
+    }
+
+    async fn claim(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        template: &str,
+        name: &str,
+    ) -> Result<Option<String>, Error> {
+        Ok(claim_spare(conn, server, template, name)
+            .await?
+            .then(|| name.to_owned()))
+    }
+
+    async fn since(conn: &mut sqlx::PgConnection) -> Option<String> {
+        reuse::horizon(conn).await.ok()
+    }
+
+    async fn ready(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        template: &str,
+    ) -> Result<usize, Error> {
+        let ready: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
+                .bind(spare_pattern(template))
+                .fetch_one(conn)
+                .await
+                .map_err(test_error("cannot count spare copies", server))?;
+        Ok(usize::try_from(ready).unwrap_or(usize::MAX))
+    }
+
+    /// One a test has claimed has another name by now.
+    async fn drop_spare(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        _template: &str,
+        spare: &str,
+    ) -> Result<(), Error> {
+        if !plain_name(spare) {
+            return Ok(());
+        }
+        let sql = format!("DROP DATABASE IF EXISTS {spare}");
+        run!(conn, sql, "cannot drop a spare copy too many", server)
+    }
+
+    async fn ended(conn: &mut sqlx::PgConnection, server: &str, name: &str) -> Result<bool, Error> {
+        reuse::ended(conn, server, name).await
+    }
+
+    async fn reset(
+        conn: &mut sqlx::PgConnection,
+        server: &str,
+        db: &Finished,
+    ) -> Result<Option<String>, Error> {
+        let Some(since) = db.since.as_deref() else {
+            return Ok(None);
+        };
+        let spare = Self::spare_name(&db.template);
+        let reset = reuse::reset_into(conn, server, &db.name, &db.template, since, &spare).await?;
+        Ok(reset.then_some(spare))
+    }
+}
+
+async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
+    <Postgres as Copying>::maintenance(server).await
 }
 
 /// Copy the template into a new database `name`.

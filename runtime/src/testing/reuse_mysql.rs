@@ -22,7 +22,7 @@ use super::mysql::forget_owner;
 use super::names::plain_name;
 use super::server::test_error;
 use crate::Error;
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -121,51 +121,40 @@ fn plain(name: &str) -> bool {
     !name.is_empty() && !name.contains(['`', '.'])
 }
 
-/// Reset finished test schema `name` to `template`'s state and mark it a
-/// spare with table `mark`; `false` when it cannot be (then the caller drops
-/// it) or `wanted` spares are ready.
-pub(super) async fn recycle(
+/// Reset schema `name`, its sessions gone, to `template`'s state and mark
+/// it a spare with table `mark`; `false`, with nothing changed, when it is
+/// not equal to the template in everything the reset compares.
+pub(super) async fn reset(
+    conn: &mut sqlx::MySqlConnection,
     server: &str,
     name: &str,
     template: &str,
     mark: &str,
-    wanted: usize,
 ) -> Result<bool, Error> {
-    if !plain_name(name) || !plain_name(template) || !plain_name(mark) {
+    if !plain_name(mark) {
         return Ok(false);
     }
-    let mut conn =
-        crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await?;
     let fail = |what: &str| test_error(&format!("cannot reset a test database: {what}"), server);
-    if super::mysql::ready(&mut conn, server, mark).await? >= wanted {
-        return Ok(false);
-    }
-    if !ended(&mut conn, name)
-        .await
-        .map_err(fail("ending its sessions"))?
-    {
-        return Ok(false);
-    }
     // MySQL 8 caches what `information_schema.TABLES` says for a day by
     // default; MariaDB has no such setting.
     let _ = sqlx::raw_sql("SET SESSION information_schema_stats_expiry = 0")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await;
     let setup = "SET SESSION group_concat_max_len = 4294967295, SESSION foreign_key_checks = 0";
     sqlx::raw_sql(setup)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(fail("settings"))?;
-    let same = definitions(&mut conn, name)
+    let same = definitions(&mut *conn, name)
         .await
         .map_err(fail("definitions"))?
-        == definitions(&mut conn, template)
+        == definitions(&mut *conn, template)
             .await
             .map_err(fail("definitions"))?;
-    let pristine = tables(&mut conn, template)
+    let pristine = tables(&mut *conn, template)
         .await
         .map_err(fail("checksums"))?;
-    let found = tables(&mut conn, name).await.map_err(fail("checksums"))?;
+    let found = tables(&mut *conn, name).await.map_err(fail("checksums"))?;
     let (true, Some(pristine), Some(found)) = (same, pristine, found) else {
         return Ok(false);
     };
@@ -193,29 +182,30 @@ pub(super) async fn recycle(
     }
     if !script.is_empty()
         && sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await
             .is_err()
     {
         return Ok(false);
     }
     // The check: all of it again (a trigger may have written elsewhere).
-    let after = tables(&mut conn, name).await.map_err(fail("checksums"))?;
+    let after = tables(&mut *conn, name).await.map_err(fail("checksums"))?;
     if after.as_ref() != Some(&pristine) {
         return Ok(false);
     }
     let mark_it = format!("CREATE TABLE `{name}`.`{mark}` (spare INT)");
-    run!(&mut conn, mark_it, "cannot mark a reset database", server)?;
+    run!(&mut *conn, mark_it, "cannot mark a reset database", server)?;
     // Marked, and then nobody's: a claim may take it.
-    forget_owner(&mut conn, name).await;
-    super::mysql::trim(&mut conn, server, template, name, wanted).await?;
-    let _ = conn.close().await;
+    forget_owner(&mut *conn, name).await;
     Ok(true)
 }
 
 /// End the finished test's sessions on `name` and wait until they are gone;
 /// `false` if they are still there after 5 s.
-async fn ended(conn: &mut sqlx::MySqlConnection, name: &str) -> Result<bool, sqlx::Error> {
+pub(super) async fn ended(
+    conn: &mut sqlx::MySqlConnection,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
     let started = Instant::now();
     loop {
         let sessions: Vec<u64> = sqlx::query_scalar(

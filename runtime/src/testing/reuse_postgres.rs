@@ -27,7 +27,7 @@
 //! The database is then renamed to a spare of its template, with the counts
 //! after the reset as its new baseline.
 
-use super::names::{new_name, plain_name, with_database};
+use super::names::with_database;
 use super::postgres::rename_when_free;
 use super::server::test_error;
 use crate::Error;
@@ -180,47 +180,33 @@ pub(super) async fn horizon(conn: &mut sqlx::PgConnection) -> Result<String, sql
 }
 
 /// Reset finished test database `name` (handed out at transaction horizon
-/// `since`) to `template`'s state and rename it a spare of it; `false`, with
-/// nothing changed but its sessions ended, when it cannot be reset (then
-/// the caller drops it) or `wanted` spares are ready. A reset that turns
-/// out one spare too many (others were made meanwhile) is dropped.
-pub(super) async fn recycle(
+/// `since`), its sessions gone, to `template`'s state and rename it `spare`;
+/// `false`, with nothing changed, when it cannot be reset (then the caller
+/// drops it).
+pub(super) async fn reset_into(
+    maintenance: &mut sqlx::PgConnection,
     server: &str,
     name: &str,
     template: &str,
     since: &str,
-    spare_pattern: &str,
-    spare_suffix: &str,
-    wanted: usize,
+    spare: &str,
 ) -> Result<bool, Error> {
-    if !plain_name(name) || !plain_name(template) {
-        return Ok(false);
-    }
-    let mut maintenance =
-        crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await?;
-    let (ready, pristine, baseline, settings, recent): (
-        i64,
-        Option<String>,
-        Option<String>,
-        bool,
-        bool,
-    ) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE $1), \
-         (SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $2), \
-         (SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $3), \
-         EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
-                 WHERE d.datname = $3), \
-         current_setting('server_version_num')::int >= 150000",
-    )
-    .bind(spare_pattern)
-    .bind(template)
-    .bind(name)
-    .fetch_one(&mut maintenance)
-    .await
-    .map_err(test_error(
-        "cannot look at a finished test database",
-        server,
-    ))?;
+    let (pristine, baseline, settings, recent): (Option<String>, Option<String>, bool, bool) =
+        sqlx::query_as(
+            "SELECT (SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1), \
+             (SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $2), \
+             EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
+                     WHERE d.datname = $2), \
+             current_setting('server_version_num')::int >= 150000",
+        )
+        .bind(template)
+        .bind(name)
+        .fetch_one(&mut *maintenance)
+        .await
+        .map_err(test_error(
+            "cannot look at a finished test database",
+            server,
+        ))?;
     let pristine = pristine.as_deref().and_then(Pristine::parse);
     let baseline = match baseline {
         None => Some(Baseline::default()),
@@ -229,10 +215,7 @@ pub(super) async fn recycle(
     let (Some(pristine), Some(baseline)) = (pristine, baseline) else {
         return Ok(false);
     };
-    if usize::try_from(ready).unwrap_or(usize::MAX) >= wanted || settings || !recent {
-        return Ok(false);
-    }
-    if !ended(&mut maintenance, server, name).await? {
+    if settings || !recent {
         return Ok(false);
     }
     let mut conn = sqlx::PgConnection::connect(&with_database(server, name))
@@ -250,26 +233,27 @@ pub(super) async fn recycle(
         "COMMENT ON DATABASE {name} IS {}",
         literal(&baseline.to_comment())
     );
-    run!(&mut maintenance, comment, "cannot record a reset", server)?;
+    run!(&mut *maintenance, comment, "cannot record a reset", server)?;
     // Once the reset's own session has left.
-    let spare = format!("{}{spare_suffix}", new_name());
     rename_when_free(
-        &mut maintenance,
+        maintenance,
         server,
         name,
-        &spare,
+        spare,
         "cannot rename a reset database",
     )
     .await?;
-    super::postgres::trim(&mut maintenance, server, template, &spare, wanted).await?;
-    let _ = maintenance.close().await;
     Ok(true)
 }
 
 /// End the finished test's sessions on `name` (a pool still closing) and
 /// wait until they are gone, and with them their unflushed statistics;
 /// `false` if they are still there after 5 s.
-async fn ended(conn: &mut sqlx::PgConnection, server: &str, name: &str) -> Result<bool, Error> {
+pub(super) async fn ended(
+    conn: &mut sqlx::PgConnection,
+    server: &str,
+    name: &str,
+) -> Result<bool, Error> {
     let started = Instant::now();
     loop {
         let left: i64 = sqlx::query_scalar(

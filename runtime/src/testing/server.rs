@@ -1,5 +1,6 @@
 //! [`TestServer`]: what differs between the databases in making test
-//! databases, with one implementation per dialect beside this file.
+//! databases. `flow.rs` implements it for every server that copies a
+//! template (PostgreSQL, MySQL), `sqlite.rs` for SQLite.
 
 use super::TestDb;
 use crate::connect::redact;

@@ -1,0 +1,352 @@
+//! The life of a test database on a server that copies a template, written
+//! once: the template built by one process under a lock, a spare claimed or a
+//! copy made, spares made ahead within a bound, a finished test's database
+//! reset into a spare, and the spares trimmed to the number wanted. Each
+//! server supplies the primitives ([`Copying`]: PostgreSQL in `postgres.rs`,
+//! MySQL and MariaDB in `mysql.rs`); SQLite copies a file and needs none of it.
+
+use super::TestDb;
+use super::names::{plain_name, with_database};
+use super::server::{Entry, Finished, TestServer, test_error};
+use crate::dialect::BoxFuture;
+use crate::{Error, Migrator};
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+
+/// How long a process waits for another to build the template.
+const TEMPLATE_WAIT: Duration = Duration::from_secs(600);
+/// How long a process waits to count the spares alone before it leaves a
+/// spare too many in place.
+const TRIM_WAIT: Duration = Duration::from_secs(60);
+
+/// What one kind of server does on a maintenance connection, for the flow
+/// of this module. Names passed in are stowage's own (`names.rs`).
+pub(super) trait Copying: Sync {
+    /// The maintenance connection.
+    type Conn: Connection;
+
+    /// A maintenance connection to `server`.
+    fn maintenance(server: &str) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
+
+    /// Create database `name`, empty.
+    fn create_database(
+        conn: &mut Self::Conn,
+        server: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// [`TestServer::drop_database`].
+    fn drop_database(server: &str, name: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// [`TestServer::inventory`].
+    fn inventory(server: &str) -> impl Future<Output = Result<Vec<Entry>, Error>> + Send;
+
+    /// [`TestServer::remove`].
+    fn remove(server: &str, entry: &Entry) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// [`TestServer::keep`].
+    fn keep(server: &str, name: &str) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// [`TestServer::reset_pays`].
+    fn reset_pays(_copied: Option<Duration>) -> bool {
+        true
+    }
+
+    /// Take the lock named `key` for this session, until [`unlock`](Self::unlock)
+    /// or the session's end: at once or not at all (`wait` `None`), or
+    /// waiting up to `wait` (PostgreSQL waits as long as it takes). Whether
+    /// it is taken.
+    fn lock(
+        conn: &mut Self::Conn,
+        server: &str,
+        key: &str,
+        wait: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Release the lock named `key`.
+    fn unlock(
+        conn: &mut Self::Conn,
+        server: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether template `name` is complete.
+    fn template_ready(
+        conn: &mut Self::Conn,
+        server: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Build template `name` from nothing (dropping what a crash left of
+    /// it): create it, run `migrator` in it, and mark it complete.
+    fn build_template(
+        conn: &mut Self::Conn,
+        server: &str,
+        name: &str,
+        migrator: &Migrator,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Copy `template` into a new database `name`, marked a spare of
+    /// `template` when `spare`, so that a marked spare is a complete one.
+    fn copy(
+        conn: &mut Self::Conn,
+        server: &str,
+        template: &str,
+        name: &str,
+        spare: bool,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The name of a new spare of `template`.
+    fn spare_name(template: &str) -> String;
+
+    /// Claim a spare of `template` for the test that would get database
+    /// `name`: the name of the database it gets, or `None` when no spare is
+    /// left.
+    fn claim(
+        conn: &mut Self::Conn,
+        server: &str,
+        template: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// What a reset at the end needs to know, read as a test gets its
+    /// database; `None`: no reset.
+    fn since(conn: &mut Self::Conn) -> impl Future<Output = Option<String>> + Send;
+
+    /// How many spares of `template` are ready.
+    fn ready(
+        conn: &mut Self::Conn,
+        server: &str,
+        template: &str,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Drop `spare` of `template`, unless a test has claimed it meanwhile.
+    fn drop_spare(
+        conn: &mut Self::Conn,
+        server: &str,
+        template: &str,
+        spare: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// End the finished test's sessions on database `name` and wait until
+    /// they are gone; `false` when they are still there after a while.
+    fn ended(
+        conn: &mut Self::Conn,
+        server: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Reset finished database `db`, its sessions gone, to its template's
+    /// state and mark it a spare: its name as a spare, or `None`, nothing
+    /// changed, when it cannot be reset (then the caller drops it).
+    fn reset(
+        conn: &mut Self::Conn,
+        server: &str,
+        db: &Finished,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+}
+
+/// Every server that copies a template makes and removes its test
+/// databases with this module's flow.
+impl<P: Copying + Send + 'static> TestServer for P {
+    fn database_url(&self, server: &str, name: &str) -> Result<String, Error> {
+        Ok(with_database(server, name))
+    }
+
+    fn create<'a>(
+        &'a self,
+        db: &'a mut TestDb,
+        template: &'a str,
+        migrator: &'a Migrator,
+        claim: bool,
+    ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
+        Box::pin(create::<P>(db, template, migrator, claim))
+    }
+
+    fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut conn = P::maintenance(&db.server).await?;
+            db.created = true;
+            P::create_database(&mut conn, &db.server, &db.name).await
+        })
+    }
+
+    fn makes_spares(&self) -> bool {
+        true
+    }
+
+    fn make_spare<'a>(
+        &'a self,
+        server: &'a str,
+        template: &'a str,
+        wanted: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(make_spare::<P>(server, template, wanted))
+    }
+
+    fn reset_pays(&self, copied: Option<Duration>) -> bool {
+        P::reset_pays(copied)
+    }
+
+    fn recycle<'a>(
+        &'a self,
+        db: &'a Finished,
+        wanted: usize,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(recycle::<P>(db, wanted))
+    }
+
+    fn drop_database<'a>(
+        &'a self,
+        server: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(P::drop_database(server, name))
+    }
+
+    fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
+        Box::pin(P::inventory(server))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        server: &'a str,
+        entry: &'a Entry,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(P::remove(server, entry))
+    }
+
+    fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(P::keep(server, name))
+    }
+}
+
+/// [`TestServer::create`] on `P`.
+async fn create<P: Copying>(
+    db: &mut TestDb,
+    template: &str,
+    migrator: &Migrator,
+    claim: bool,
+) -> Result<Option<Duration>, Error> {
+    // One maintenance connection makes sure of the template, then claims a
+    // spare copy or makes one.
+    let server = db.server.clone();
+    let mut conn = P::maintenance(&server).await?;
+    ensure_template::<P>(&mut conn, &server, template, migrator).await?;
+    db.created = true;
+    let claimed = match claim {
+        true => P::claim(&mut conn, &server, template, &db.name).await?,
+        false => None,
+    };
+    let copied = match claimed {
+        Some(name) => {
+            db.url = with_database(&server, &name);
+            db.name = name;
+            None
+        }
+        None => {
+            let started = Instant::now();
+            P::copy(&mut conn, &server, template, &db.name, false).await?;
+            Some(started.elapsed())
+        }
+    };
+    // Without it the database is dropped at the end, not reset.
+    db.since = P::since(&mut conn).await;
+    Ok(copied)
+}
+
+/// Build the template once, under a lock, unless it is ready.
+async fn ensure_template<P: Copying>(
+    conn: &mut P::Conn,
+    server: &str,
+    name: &str,
+    migrator: &Migrator,
+) -> Result<(), Error> {
+    if P::template_ready(conn, server, name).await? {
+        return Ok(());
+    }
+    // One process builds it; the others wait on the lock, then find it ready.
+    let key = format!("stowage-template:{name}");
+    if !P::lock(conn, server, &key, Some(TEMPLATE_WAIT)).await? {
+        return Err(Error::LockTimeout {
+            waited: TEMPLATE_WAIT,
+            holder: None,
+        });
+    }
+    let result = async {
+        if P::template_ready(conn, server, name).await? {
+            return Ok(());
+        }
+        P::build_template(conn, server, name, migrator).await
+    }
+    .await;
+    let _ = P::unlock(conn, server, &key).await;
+    result
+}
+
+/// [`TestServer::make_spare`] on `P`.
+async fn make_spare<P: Copying>(server: &str, template: &str, wanted: usize) -> Result<(), Error> {
+    let mut conn = P::maintenance(server).await?;
+    // A slot lock per spare being made bounds them to `wanted`; closing the
+    // connection releases it.
+    let mut taken = false;
+    for slot in 0..wanted {
+        let key = format!("stowage-spare:{template}:{slot}");
+        if P::lock(&mut conn, server, &key, None).await? {
+            taken = true;
+            break;
+        }
+    }
+    if !taken || P::ready(&mut conn, server, template).await? >= wanted {
+        return Ok(());
+    }
+    let spare = P::spare_name(template);
+    P::copy(&mut conn, server, template, &spare, true).await?;
+    trim::<P>(&mut conn, server, template, &spare, wanted).await?;
+    conn.close()
+        .await
+        .map_err(test_error("cannot disconnect", server))
+}
+
+/// [`TestServer::recycle`] on `P`.
+async fn recycle<P: Copying>(db: &Finished, wanted: usize) -> Result<bool, Error> {
+    let server = db.server.as_str();
+    if !plain_name(&db.name) || !plain_name(&db.template) {
+        return Ok(false);
+    }
+    let mut conn = P::maintenance(server).await?;
+    if P::ready(&mut conn, server, &db.template).await? >= wanted
+        || !P::ended(&mut conn, server, &db.name).await?
+    {
+        return Ok(false);
+    }
+    let Some(spare) = P::reset(&mut conn, server, db).await? else {
+        return Ok(false);
+    };
+    trim::<P>(&mut conn, server, &db.template, &spare, wanted).await?;
+    let _ = conn.close().await;
+    Ok(true)
+}
+
+/// Drop `spare` of `template`, just made ready, when more than `wanted`
+/// spares are now ready. Several made at once (copies ahead, resets) each
+/// counted fewer before they began; counted again one at a time, under a
+/// lock, no more than `wanted` stay. One a test has claimed meanwhile
+/// stays.
+async fn trim<P: Copying>(
+    conn: &mut P::Conn,
+    server: &str,
+    template: &str,
+    spare: &str,
+    wanted: usize,
+) -> Result<(), Error> {
+    // Held until unlocked or the session ends (an error closes it).
+    let key = format!("stowage-trim:{template}");
+    if !P::lock(conn, server, &key, Some(TRIM_WAIT)).await? {
+        return Ok(());
+    }
+    if P::ready(conn, server, template).await? > wanted {
+        P::drop_spare(conn, server, template, spare).await?;
+    }
+    P::unlock(conn, server, &key).await
+}
