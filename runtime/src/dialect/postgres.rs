@@ -4,7 +4,7 @@
 //! trip.
 
 use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
-use crate::engine::connection::{Cell, Conn, Ty, Value};
+use crate::engine::connection::{Cell, Conn, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
 use crate::engine::lock::{Due, Hold, Request, SessionLock, Settings, Wait};
@@ -22,7 +22,7 @@ pub(crate) struct Postgres;
 /// and name (the statement's one parameter).
 macro_rules! key {
     () => {
-        "hashtextextended('stowage:' || current_database() || ':' || $1, 0)"
+        "hashtextextended('stowage:' || current_database() || ':' || {key}, 0)"
     };
 }
 
@@ -147,10 +147,6 @@ impl SqlDialect for Postgres {
         format!("\"{name}\"")
     }
 
-    fn param(&self, n: usize) -> String {
-        format!("${n}")
-    }
-
     /// `decode('…', 'hex')`: no backslash, so that the literal means the
     /// same under `standard_conforming_strings = off`.
     fn bytes_literal(&self, bytes: &[u8]) -> String {
@@ -198,9 +194,9 @@ impl SqlDialect for Postgres {
     ) -> BoxFuture<'c, Result<Option<String>, Error>> {
         Box::pin(async move {
             let sql = "SELECT quote_ident(n.nspname) FROM pg_class c \
-                       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+                       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass({name})";
             let cell = conn
-                .fetch_one(sql.to_owned(), vec![Value::Text(table.name.clone())], Ty::OptText)
+                .fetch_one(sql.replace("{name}", &self.text_literal(&table.name)), Ty::OptText)
                 .await
                 .map_err(Error::db("cannot find the history table's schema"))?;
             Ok(cell.as_ref().and_then(Cell::text).map(str::to_owned))
@@ -218,7 +214,7 @@ impl SqlDialect for Postgres {
                        WHEN current_setting('transaction_read_only') = 'on' THEN 'its sessions are \
                        read-only (default_transaction_read_only)' ELSE '' END";
             let cell = conn
-                .fetch_one(sql.to_owned(), Vec::new(), Ty::Text)
+                .fetch_one(sql.to_owned(), Ty::Text)
                 .await
                 .map_err(Error::db("cannot ask whether the server takes writes"))?;
             Ok(cell
@@ -405,7 +401,7 @@ async fn orphans(conn: &mut Conn<'_>, key: &str) -> String {
         "SELECT a.pid::bigint, to_char(a.xact_start AT TIME ZONE 'UTC',          'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), left(split_part(a.query, chr(10), 2), 80)          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid          WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ShareLock'          AND ((l.classid::bigint << 32) | l.objid::bigint) = {key} ORDER BY a.xact_start"
     );
     let found = conn
-        .fetch(sql, Vec::new(), &[Ty::I64, Ty::OptText, Ty::OptText])
+        .fetch(sql, &[Ty::I64, Ty::OptText, Ty::OptText])
         .await
         .unwrap_or_default();
     let described: Vec<String> = found

@@ -72,10 +72,6 @@ impl SqlDialect for Sqlite {
         format!("\"{name}\"")
     }
 
-    fn param(&self, _n: usize) -> String {
-        "?".to_owned()
-    }
-
     fn bytes_literal(&self, bytes: &[u8]) -> String {
         format!("X'{}'", hex(bytes))
     }
@@ -117,7 +113,7 @@ impl SqlDialect for Sqlite {
     ) -> BoxFuture<'c, Result<Option<String>, Error>> {
         Box::pin(async move {
             let query_only = conn
-                .fetch_one("PRAGMA query_only".to_owned(), Vec::new(), Ty::I64)
+                .fetch_one("PRAGMA query_only".to_owned(), Ty::I64)
                 .await
                 .map_err(Error::db("cannot ask whether the database takes writes"))?
                 .and_then(|cell| cell.i64());
@@ -140,7 +136,7 @@ impl SqlDialect for Sqlite {
     ) -> BoxFuture<'c, Result<Hold, Error>> {
         Box::pin(async move {
             let enforced = conn
-                .fetch_one("PRAGMA foreign_keys".to_owned(), Vec::new(), Ty::I64)
+                .fetch_one("PRAGMA foreign_keys".to_owned(), Ty::I64)
                 .await
                 .map_err(Error::db("cannot read the SQLite foreign_keys setting"))?
                 .and_then(|cell| cell.i64())
@@ -151,7 +147,6 @@ impl SqlDialect for Sqlite {
                 .fetch_one(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE sql LIKE '%REFERENCES%')"
                         .to_owned(),
-                    Vec::new(),
                     Ty::I64,
                 )
                 .await
@@ -202,7 +197,7 @@ impl SqlDialect for Sqlite {
         Box::pin(async move {
             let sql = "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 10";
             let rows = conn
-                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text, Ty::OptI64, Ty::Text])
+                .fetch(sql.to_owned(), &[Ty::Text, Ty::OptI64, Ty::Text])
                 .await
                 .map_err(Error::db("cannot check foreign keys (PRAGMA foreign_key_check)"))?;
             Ok(rows
@@ -342,7 +337,6 @@ async fn apply_in_savepoint(
             let entry = Entry::of(m, applied_by);
             conn.execute(
                 table.insert_sql(&entry, RowState::Applied, Took::since(started)),
-                Vec::new(),
             )
             .await
             .map_err(Error::failed(m, Spot::default(), true))

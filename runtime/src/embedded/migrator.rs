@@ -290,12 +290,12 @@ impl Migrator {
 
     #[cfg(driver)]
     /// The history table of `dialect` as this migrator's configuration
-    /// names it.
+    /// names it, with the dialect's implementation the engine works through.
     pub(crate) fn table(
         &self,
         dialect: Dialect,
     ) -> Result<crate::engine::history::Table, crate::Error> {
-        crate::engine::history::Table::new(self.config(), dialect)
+        crate::engine::history::Table::new(self.config(), crate::dialect::of(dialect)?)
     }
 
     #[cfg(driver)]

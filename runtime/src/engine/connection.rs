@@ -1,5 +1,5 @@
 //! One connection of any supported backend, behind the few primitives the
-//! migration engine needs: execute a statement with parameters, fetch rows,
+//! migration engine needs: execute a statement, fetch rows,
 //! run a multi-statement script, close.
 
 use crate::{Dialect, Error};
@@ -172,13 +172,6 @@ backends! {
 /// script position.
 pub(crate) const RESYNC: &str = "stowage-resync:";
 
-/// A parameter of a statement (a lock's key, a lease's holder: every
-/// history row is written with literals, `engine::history`).
-#[derive(Debug, Clone)]
-pub(crate) enum Value {
-    Text(String),
-}
-
 /// The type of a column to read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Ty {
@@ -218,18 +211,6 @@ impl Cell {
     }
 }
 
-macro_rules! bound {
-    ($sql:expr, $args:expr) => {{
-        let mut query = sqlx::query(AssertSqlSafe($sql));
-        for arg in $args {
-            query = match arg {
-                Value::Text(v) => query.bind(v),
-            };
-        }
-        query
-    }};
-}
-
 /// How many times a statement that met a transient error is tried again.
 const RETRIES: u32 = 4;
 
@@ -251,24 +232,6 @@ async fn retry(error: &sqlx::Error, attempt: &mut u32) -> bool {
     let pause = std::time::Duration::from_millis(10 << *attempt);
     tokio::time::sleep(pause + super::lock::jitter(pause)).await;
     true
-}
-
-/// A PostgreSQL statement with its parameters `$1`, `$2`, … written in as
-/// literals, for the simple query protocol: stowage's own statements then
-/// use no prepared statement, which a pooler in transaction mode (PgBouncer)
-/// could not keep, and need no session beyond the statement.
-#[cfg(any(feature = "postgres", feature = "any"))]
-fn with_literals(sql: &str, args: Vec<Value>) -> String {
-    let postgres = crate::dialect::postgres();
-    let mut sql = sql.to_owned();
-    // The highest first, so that `$1` does not match the start of `$10`.
-    for (index, value) in args.into_iter().enumerate().rev() {
-        let literal = match value {
-            Value::Text(v) => postgres.text_literal(&v),
-        };
-        sql = sql.replace(&format!("${}", index + 1), &literal);
-    }
-    sql
 }
 
 macro_rules! decode {
@@ -317,18 +280,17 @@ impl Conn<'_> {
         }
     }
 
-    /// Execute one of stowage's own statements with parameters, on its
-    /// own (not in a transaction): the number of rows affected. A deadlock,
+    /// Execute one of stowage's own statements (its values written in as
+    /// the dialect's literals, `SqlDialect::text_literal`), on its own (not in a transaction): the number of rows affected. A deadlock,
     /// a serialization failure or a cluster's certification failure (what
     /// a retry of the same statement can get past) is retried a few times.
     pub(crate) async fn execute(
         &mut self,
         sql: String,
-        args: Vec<Value>,
     ) -> Result<u64, sqlx::Error> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(sql.clone(), args.clone()).await {
+            match self.execute_once(sql.clone()).await {
                 Err(error) if retry(&error, &mut attempt).await => {}
                 done => return done,
             }
@@ -340,12 +302,11 @@ impl Conn<'_> {
     pub(crate) async fn fetch(
         &mut self,
         sql: String,
-        args: Vec<Value>,
         types: &[Ty],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
         let mut attempt = 0;
         loop {
-            match self.fetch_once(sql.clone(), args.clone(), types).await {
+            match self.fetch_once(sql.clone(), types).await {
                 Err(error) if retry(&error, &mut attempt).await => {}
                 done => return done,
             }
@@ -355,48 +316,48 @@ impl Conn<'_> {
     async fn execute_once(
         &mut self,
         sql: String,
-        args: Vec<Value>,
     ) -> Result<u64, sqlx::Error> {
-        // PostgreSQL, typed or through `AnyPool`: the simple query protocol.
+        // PostgreSQL, typed or through `AnyPool`: the simple query protocol,
+        // so that stowage's own statements use no prepared statement, which a
+        // pooler in transaction mode (PgBouncer) could not keep.
         match self {
             #[cfg(feature = "postgres")]
             Conn::Postgres(c) => {
-                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let sql = AssertSqlSafe(sql);
                 Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected())
             }
             #[cfg(feature = "any")]
             Conn::Any(c) if c.backend_name() == "PostgreSQL" => {
-                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let sql = AssertSqlSafe(sql);
                 Ok(sqlx::raw_sql(sql).execute(&mut **c).await?.rows_affected())
             }
             #[allow(unreachable_patterns)]
-            _ => dispatch!(self, c => Ok(bound!(sql, args).execute(&mut **c).await?.rows_affected())),
+            _ => dispatch!(self, c => Ok(sqlx::query(AssertSqlSafe(sql)).execute(&mut **c).await?.rows_affected())),
         }
     }
 
     async fn fetch_once(
         &mut self,
         sql: String,
-        args: Vec<Value>,
         types: &[Ty],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
-        // PostgreSQL, typed or through `AnyPool`: the simple query protocol.
+        // PostgreSQL: the simple query protocol, as in `execute_once`.
         match self {
             #[cfg(feature = "postgres")]
             Conn::Postgres(c) => {
-                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let sql = AssertSqlSafe(sql);
                 let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
                 rows.iter().map(|row| decode!(row, types)).collect()
             }
             #[cfg(feature = "any")]
             Conn::Any(c) if c.backend_name() == "PostgreSQL" => {
-                let sql = AssertSqlSafe(with_literals(&sql, args));
+                let sql = AssertSqlSafe(sql);
                 let rows = sqlx::raw_sql(sql).fetch_all(&mut **c).await?;
                 rows.iter().map(|row| decode!(row, types)).collect()
             }
             #[allow(unreachable_patterns)]
             _ => dispatch!(self, c => {
-                let rows = bound!(sql, args).fetch_all(&mut **c).await?;
+                let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut **c).await?;
                 rows.iter().map(|row| decode!(row, types)).collect()
             }),
         }
@@ -407,10 +368,9 @@ impl Conn<'_> {
     pub(crate) async fn fetch_one(
         &mut self,
         sql: String,
-        args: Vec<Value>,
         ty: Ty,
     ) -> Result<Option<Cell>, sqlx::Error> {
-        let rows = self.fetch(sql, args, &[ty]).await?;
+        let rows = self.fetch(sql, &[ty]).await?;
         Ok(rows.into_iter().next().and_then(|row| row.into_iter().next()))
     }
 

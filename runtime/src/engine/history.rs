@@ -4,7 +4,7 @@
 //! history row.
 
 use super::connection::{Cell, Conn, Ty};
-use crate::dialect::{HistoryTypes, SqlDialect};
+use super::sql_dialect::{HistoryTypes, SqlDialect};
 use crate::embedded::config::is_identifier;
 use crate::{Config, Dialect, Error};
 use std::collections::BTreeMap;
@@ -64,7 +64,8 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn new(config: &Config, dialect: Dialect) -> Result<Table, Error> {
+    /// The history table `config` names, written in `sql`'s dialect.
+    pub(crate) fn new(config: &Config, sql: &'static dyn SqlDialect) -> Result<Table, Error> {
         for (what, name) in [("table", Some(config.table)), ("schema", config.schema)] {
             if let Some(name) = name
                 && !is_identifier(name)
@@ -75,7 +76,6 @@ impl Table {
                 )));
             }
         }
-        let sql = crate::dialect::of(dialect)?;
         let name = match config.schema {
             Some(schema) => format!("{}.{}", sql.quote(schema), sql.quote(config.table)),
             None => sql.quote(config.table),
@@ -215,7 +215,7 @@ impl Table {
         );
         let types = COLUMNS.map(|(_, ty)| ty);
         let rows = conn
-            .fetch(sql, Vec::new(), &types)
+            .fetch(sql, &types)
             .await
             .map_err(Error::db(format!(
                 "cannot read the history table {}",
@@ -241,11 +241,6 @@ impl Table {
             Err(Error::Database { source, .. }) if self.is_undefined(&source) => Ok(None),
             rows => rows.map(Some),
         }
-    }
-
-    /// A placeholder for parameter `n` (from 1).
-    pub(crate) fn param(&self, n: usize) -> String {
-        self.sql.param(n)
     }
 
     /// The row of a migration: applied whole ([`RowState::Applied`]), or
@@ -321,7 +316,7 @@ impl Table {
             self.sql.text_literal(error)
         );
         // The error being recorded is the one reported; this is only a note.
-        let _ = conn.execute(sql, Vec::new()).await;
+        let _ = conn.execute(sql).await;
     }
 
     /// Whether an error says the history table does not exist yet.

@@ -12,7 +12,7 @@
 //! it while the migration connection's statement still runs on the server.
 
 use crate::Error;
-use crate::engine::connection::{Conn, Ty, Value};
+use crate::engine::connection::{Conn, Ty};
 use crate::engine::history::Table;
 use crate::engine::lock::{
     Due, LEASE_ABANDONED, LEASE_HELD, LEASE_RELEASED, Lease, Request, Wait, jitter,
@@ -89,16 +89,15 @@ pub(crate) async fn take(
     .chars()
     .take(255)
     .collect();
-    let holder = Value::Text(token.clone());
-    let (now, until, p1) = (sql.now, (sql.interval)(ttl.as_secs()), table.param(1));
+    let holder = table.sql.text_literal(&token);
+    let (now, until) = (sql.now, (sql.interval)(ttl.as_secs()));
     let mut wait = Wait::new(request);
     loop {
         let inserted = conn
             .execute(
                 format!(
-                    "INSERT INTO {name} (id, holder, expires_at) VALUES (1, {p1}, {now} + {until})"
+                    "INSERT INTO {name} (id, holder, expires_at) VALUES (1, {holder}, {now} + {until})"
                 ),
-                vec![holder.clone()],
             )
             .await;
         let taken = match inserted {
@@ -108,10 +107,9 @@ pub(crate) async fn take(
                 let expired = conn
                     .execute(
                         format!(
-                            "UPDATE {name} SET holder = {p1}, expires_at = {now} + {until} \
+                            "UPDATE {name} SET holder = {holder}, expires_at = {now} + {until} \
                              WHERE id = 1 AND expires_at < {now}"
                         ),
-                        vec![holder.clone()],
                     )
                     .await;
                 match expired {
@@ -142,16 +140,13 @@ pub(crate) async fn take(
         wait.pause().await;
     }
     let id = conn
-        .fetch_one(sql.session_id.to_owned(), Vec::new(), Ty::I64)
+        .fetch_one(sql.session_id.to_owned(), Ty::I64)
         .await
         .ok()
         .flatten()
         .and_then(|cell| cell.i64());
     let state = Arc::new(AtomicU8::new(LEASE_HELD));
-    let delete = format!(
-        "DELETE FROM {name} WHERE id = 1 AND holder = {}",
-        table.sql.text_literal(&token)
-    );
+    let delete = format!("DELETE FROM {name} WHERE id = 1 AND holder = {holder}");
     if let Some(renewer) = renewer {
         let renewing = Renewing {
             name: name.clone(),
@@ -159,7 +154,6 @@ pub(crate) async fn take(
             delete: delete.clone(),
             id,
             sql,
-            p1,
             state: Arc::clone(&state),
         };
         tokio::spawn(renewing.run(renewer));
@@ -220,19 +214,19 @@ fn is_contended(error: &sqlx::Error, sql: LeaseSql) -> bool {
 async fn holder_of(conn: &mut Conn<'_>, name: &str) -> Option<String> {
     let sql =
         format!("SELECT CONCAT(holder, ' (lease until ', expires_at, ')') FROM {name} WHERE id = 1");
-    let cell = conn.fetch_one(sql, Vec::new(), Ty::Text).await.ok()??;
+    let cell = conn.fetch_one(sql, Ty::Text).await.ok()??;
     cell.text().map(str::to_owned)
 }
 
 /// The task that renews a lease on a connection of its own.
 struct Renewing {
     name: String,
-    holder: Value,
+    /// The holder's token, as a literal.
+    holder: String,
     delete: String,
     /// The migration connection's session on the server.
     id: Option<i64>,
     sql: LeaseSql,
-    p1: String,
     state: Arc<AtomicU8>,
 }
 
@@ -258,9 +252,9 @@ impl Renewing {
                     self.name,
                     self.sql.now,
                     (self.sql.interval)(TTL.as_secs()),
-                    self.p1
+                    self.holder
                 );
-                match conn.execute(sql, vec![self.holder.clone()]).await {
+                match conn.execute(sql).await {
                     Ok(1) => renewed = Instant::now(),
                     Ok(_) => {
                         tracing::error!(
@@ -282,7 +276,7 @@ impl Renewing {
         let Some(id) = self.id else {
             return false;
         };
-        conn.fetch_one((self.sql.session_busy)(id), Vec::new(), Ty::I64)
+        conn.fetch_one((self.sql.session_busy)(id), Ty::I64)
             .await
             .ok()
             .flatten()

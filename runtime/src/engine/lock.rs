@@ -11,7 +11,7 @@
 //!
 //! [`SqlDialect::lock`]: crate::dialect::SqlDialect::lock
 
-use super::connection::{Conn, Ty, Value};
+use super::connection::{Conn, Ty};
 use super::history::Table;
 use crate::embedded::hooks::LockWait;
 use crate::{Error, Migrator};
@@ -249,7 +249,8 @@ pub(crate) struct SessionLock {
     /// `try_lock`, where the lock is a transaction's.
     pub(crate) begin: Option<&'static str>,
     /// Try to take the lock without waiting: 1 when taken, 0 when held
-    /// elsewhere, `NULL` when refused.
+    /// elsewhere, `NULL` when refused. In it and in the next two, `{key}`
+    /// stands for the lock's key (the history table's `schema.table`).
     pub(crate) try_lock: &'static str,
     /// Release it: 1 when it was held.
     pub(crate) unlock: &'static str,
@@ -279,11 +280,7 @@ impl SessionLock {
                     .map_err(Error::db("cannot take the migration lock"))?;
             }
             let taken = conn
-                .fetch_one(
-                    self.try_lock.to_owned(),
-                    vec![Value::Text(table.key.clone())],
-                    Ty::OptI64,
-                )
+                .fetch_one(keyed(self.try_lock, table), Ty::OptI64)
                 .await
                 .map_err(Error::db("cannot take the migration lock"))?;
             match taken.and_then(|cell| cell.i64()) {
@@ -317,11 +314,7 @@ impl SessionLock {
     /// Release the lock.
     pub(crate) async fn release(&self, conn: &mut Conn<'_>, table: &Table) -> Result<(), Error> {
         let released = conn
-            .fetch_one(
-                self.unlock.to_owned(),
-                vec![Value::Text(table.key.clone())],
-                Ty::OptI64,
-            )
+            .fetch_one(keyed(self.unlock, table), Ty::OptI64)
             .await
             .map_err(Error::db("cannot release the migration lock"))?;
         if released.and_then(|cell| cell.i64()) != Some(1) {
@@ -332,13 +325,17 @@ impl SessionLock {
 
     /// Who holds the lock, as the server tells.
     async fn holder(&self, conn: &mut Conn<'_>, table: &Table) -> Option<String> {
-        let key = vec![Value::Text(table.key.clone())];
         let cell = conn
-            .fetch_one(self.holder.to_owned(), key, Ty::OptText)
+            .fetch_one(keyed(self.holder, table), Ty::OptText)
             .await
             .ok()??;
         cell.text().map(str::to_owned)
     }
+}
+
+/// `sql` with `{key}` written as the literal of `table`'s lock key.
+fn keyed(sql: &str, table: &Table) -> String {
+    sql.replace("{key}", &table.sql.text_literal(&table.key))
 }
 
 /// A lease the lock holds (see `engine::lease`): a row that

@@ -169,7 +169,6 @@ async fn up_to_date(conn: &mut Conn<'_>, table: &Table, set: &MigrationSet) -> R
     match conn
         .fetch(
             table.head_sql(repeatables.as_ref()),
-            Vec::new(),
             &Table::HEAD_TYPES,
         )
         .await
@@ -339,7 +338,7 @@ async fn apply_pending(
         }
         if let Some(repeatable_table) = &repeatable_table {
             for repeatable in &work.repeatables {
-                conn.execute(repeatable_table.delete_sql(repeatable.version()), Vec::new())
+                conn.execute(repeatable_table.delete_sql(repeatable.version()))
                     .await
                     .map_err(Error::db("cannot update the table of repeatable migrations"))?;
                 applied.push(
@@ -358,7 +357,7 @@ async fn apply_pending(
         if let Some(migration) = set.get(row.version)
             && row.chain != migration.chain()
         {
-            conn.execute(table.chain_sql(row.version, migration.chain()), Vec::new())
+            conn.execute(table.chain_sql(row.version, migration.chain()))
             .await
             .map_err(Error::db("cannot update the history table's chain"))?;
         }

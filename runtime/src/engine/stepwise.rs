@@ -25,7 +25,7 @@ pub(crate) async fn apply(
     let started = Instant::now();
     let result = async {
         let entry = Entry::of(m, applied_by);
-        conn.execute(table.insert_sql(&entry, RowState::Failed, Took::Ms(0)), Vec::new())
+        conn.execute(table.insert_sql(&entry, RowState::Failed, Took::Ms(0)))
             .await
             .map_err(Error::db(format!("cannot record migration {}", m.version())))?;
         for (done, statement) in table.sql.statements(m.up_sql()).iter().enumerate() {
@@ -35,12 +35,12 @@ pub(crate) async fn apply(
                 spot.statement = progress(conn, table, m.version()).await;
                 return Err(Error::failed(m, spot, false)(error));
             }
-            conn.execute(table.progress_sql(m.version(), done + 1), Vec::new())
+            conn.execute(table.progress_sql(m.version(), done + 1))
                 .await
                 .map_err(Error::db("cannot record a migration's progress"))?;
         }
         let sql = table.applied_sql(m.version(), Took::since(started));
-        conn.execute(sql, Vec::new())
+        conn.execute(sql)
             .await
             .map(drop)
             .map_err(Error::db("cannot record a migration as applied"))
@@ -64,7 +64,7 @@ pub(crate) async fn revert(conn: &mut Conn<'_>, table: &Table, m: &Migration) ->
     }
     if result.is_ok() {
         result = conn
-            .execute(table.delete_sql(m.version()), Vec::new())
+            .execute(table.delete_sql(m.version()))
             .await
             .map(drop)
             .map_err(Error::undo_failed(m, Spot::default()));
@@ -80,7 +80,7 @@ async fn progress(conn: &mut Conn<'_>, table: &Table, version: i64) -> Option<i6
         table.name
     );
     let cell = conn
-        .fetch_one(sql, Vec::new(), super::connection::Ty::OptI64)
+        .fetch_one(sql, super::connection::Ty::OptI64)
         .await
         .ok()??;
     cell.i64()

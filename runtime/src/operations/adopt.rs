@@ -193,7 +193,7 @@ fn problem(tool: Tool, problem: String) -> Error {
 /// exist.
 async fn own_rows(conn: &mut Conn<'_>, table: &Table) -> Result<Option<i64>, Error> {
     let sql = format!("SELECT COUNT(*) FROM {}", table.name);
-    match conn.fetch(sql, Vec::new(), &[Ty::I64]).await {
+    match conn.fetch(sql, &[Ty::I64]).await {
         Ok(rows) => Ok(Some(first_i64(&rows))),
         Err(error) if table.is_undefined(&error) => Ok(None),
         Err(error) => Err(Error::db(format!(
@@ -208,7 +208,7 @@ async fn holds_table(conn: &mut Conn<'_>, table: &Table, tool: Tool) -> Result<b
         "SELECT COUNT(*) FROM {}",
         table.sql.quote(tool.history_table())
     );
-    match conn.fetch(sql, Vec::new(), &[Ty::I64]).await {
+    match conn.fetch(sql, &[Ty::I64]).await {
         Ok(_) => Ok(true),
         Err(error) if table.is_undefined(&error) => Ok(false),
         Err(error) => Err(Error::db(format!(
@@ -278,7 +278,6 @@ async fn write(conn: &mut Conn<'_>, table: &Table, taken: &[Taken<'_>]) -> Resul
                     RowState::Applied,
                     Took::Ms(t.duration_ms),
                 ),
-                Vec::new(),
             )
             .await;
         if let Err(error) = result {
@@ -307,7 +306,7 @@ fn as_on_disk(text: &str) -> Vec<String> {
 
 /// The rows of one of the other tool's queries.
 async fn fetch(conn: &mut Conn<'_>, sql: String, types: &[Ty]) -> Result<Vec<Vec<Cell>>, String> {
-    conn.fetch(sql, Vec::new(), types)
+    conn.fetch(sql, types)
         .await
         .map_err(|error| format!("cannot read it: {error}"))
 }

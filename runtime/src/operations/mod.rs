@@ -83,7 +83,7 @@ impl Migrator {
 
 
 async fn delete_row(conn: &mut Conn<'_>, table: &Table, version: i64) -> Result<(), Error> {
-    conn.execute(table.delete_sql(version), Vec::new())
+    conn.execute(table.delete_sql(version))
         .await
         .map_err(Error::db(format!(
             "cannot delete the history row of migration {version}"

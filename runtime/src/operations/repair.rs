@@ -86,7 +86,7 @@ async fn repair_locked(
                     continue;
                 }
                 let sql = table.checksum_sql(row.version, migration.checksum(), chain);
-                conn.execute(sql, Vec::new())
+                conn.execute(sql)
                     .await
                     .map_err(Error::db("cannot update a checksum"))?;
                 tracing::warn!(

@@ -83,7 +83,6 @@ async fn stamp_locked(
         let entry = Entry::of(migration, &by);
         conn.execute(
             table.insert_sql(&entry, RowState::Applied, Took::Ms(0)),
-            Vec::new(),
         )
         .await
         .map_err(Error::db(format!(

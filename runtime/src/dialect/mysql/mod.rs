@@ -24,7 +24,7 @@ pub(crate) struct MySql;
 /// table's schema and name (the statement's one parameter).
 macro_rules! key {
     () => {
-        "CONCAT('stowage:', LEFT(SHA1(CONCAT(COALESCE(DATABASE(), ''), ':', ?)), 40))"
+        "CONCAT('stowage:', LEFT(SHA1(CONCAT(COALESCE(DATABASE(), ''), ':', {key})), 40))"
     };
 }
 
@@ -67,7 +67,6 @@ async fn is_galera(conn: &mut Conn<'_>) -> Result<bool, Error> {
     let rows = conn
         .fetch(
             "SHOW VARIABLES WHERE Variable_name = 'wsrep_on'".to_owned(),
-            Vec::new(),
             &[Ty::Text, Ty::Text],
         )
         .await
@@ -136,10 +135,6 @@ impl SqlDialect for MySql {
         format!("`{name}`")
     }
 
-    fn param(&self, _n: usize) -> String {
-        "?".to_owned()
-    }
-
     fn bytes_literal(&self, bytes: &[u8]) -> String {
         format!("X'{}'", hex(bytes))
     }
@@ -192,7 +187,7 @@ impl SqlDialect for MySql {
     ) -> BoxFuture<'c, Result<Option<String>, Error>> {
         Box::pin(async move {
             let database = conn
-                .fetch_one("SELECT DATABASE()".to_owned(), Vec::new(), Ty::OptText)
+                .fetch_one("SELECT DATABASE()".to_owned(), Ty::OptText)
                 .await
                 .map_err(Error::db("cannot read the current database"))?;
             Ok(database
@@ -212,7 +207,7 @@ impl SqlDialect for MySql {
             let sql = "SHOW VARIABLES WHERE Variable_name IN \
                        ('read_only', 'super_read_only', 'transaction_read_only', 'tx_read_only')";
             let rows = conn
-                .fetch(sql.to_owned(), Vec::new(), &[Ty::Text, Ty::Text])
+                .fetch(sql.to_owned(), &[Ty::Text, Ty::Text])
                 .await
                 .map_err(Error::db("cannot ask whether the server takes writes"))?;
             let on: Vec<&str> = rows

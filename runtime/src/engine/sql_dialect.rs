@@ -1,0 +1,171 @@
+//! [`SqlDialect`]: what the engine needs of a database, which each module of
+//! `dialect/` implements, one per database. The engine and the operations
+//! are written once over it; which implementation serves a migrator is
+//! chosen where its history [`Table`] is made (`Migrator::table`).
+
+use crate::engine::connection::Conn;
+use crate::engine::history::Table;
+use crate::engine::lock::{Hold, Request, Settings};
+use crate::engine::statements::Syntax;
+use crate::{Dialect, Error, Migration};
+
+/// A future that may cross threads, borrowing for `'a`: the trait's async
+/// methods return it, so that the trait can be used as `dyn SqlDialect`.
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One database's way of doing what the engine needs.
+pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
+    /// Which dialect this is.
+    fn dialect(&self) -> Dialect;
+
+    /// How the dialect's SQL is lexed, for splitting a script into statements.
+    fn syntax(&self) -> Syntax;
+
+    /// The statements of a script, for running it one statement (or unit)
+    /// at a time, each a slice of `sql`.
+    fn statements<'s>(&self, sql: &'s str) -> Vec<&'s str> {
+        crate::engine::statements::split_one_by_one(sql, self.syntax())
+    }
+
+    /// The first statement of `sql` this dialect cannot run, with why and
+    /// what to write instead; checked for every migration before any runs.
+    fn unsupported<'s>(&self, _sql: &'s str) -> Option<(&'s str, &'static str)> {
+        None
+    }
+
+    /// `name` as a quoted identifier (`name` is a checked plain identifier).
+    fn quote(&self, name: &str) -> String;
+
+    /// Bytes as a SQL literal.
+    fn bytes_literal(&self, bytes: &[u8]) -> String;
+
+    /// Text as a SQL literal, safe whatever it holds: it travels as bytes.
+    fn text_literal(&self, text: &str) -> String;
+
+    /// The types of the history table's columns, for its one DDL
+    /// (`engine::history`).
+    fn history_types(&self) -> HistoryTypes;
+
+    /// What creates the schema `schema` (quoted) holding the history table,
+    /// when it does not exist; `None` where a schema is not created (an
+    /// SQLite schema is a database the application attaches).
+    fn create_schema_sql(&self, schema: &str) -> Option<String>;
+
+    /// The history table's `applied_at` column read as text.
+    fn applied_at_as_text(&self) -> &'static str;
+
+    /// `expr` read as a 64-bit integer, whatever its integer or boolean type
+    /// (another tool's history columns).
+    fn as_bigint(&self, expr: &str) -> String {
+        format!("CAST({expr} AS BIGINT)")
+    }
+
+    /// `expr` read as text.
+    fn as_text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS TEXT)")
+    }
+
+    /// Whether an error says the history table does not exist yet.
+    fn is_undefined_table(&self, error: &sqlx::Error) -> bool;
+
+    /// The schema or database, quoted, that the (existing) history table is
+    /// in, where the session could move it: see `Table::pinned`.
+    fn home<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+        _table: &'c Table,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Why the server or session cannot take writes (a standby, a read-only
+    /// setting), asked before the lock is taken; `None` when it can.
+    fn read_only<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Take the migration lock, waiting as `request` says, and set the
+    /// session up for migrating. Returns what the lock holds, with the statement
+    /// that restores the session once the lock is released, if it changed
+    /// anything.
+    fn lock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        request: &'c Request,
+    ) -> BoxFuture<'c, Result<Hold, Error>>;
+
+    /// Release the migration lock, consuming what it held (the session's
+    /// restoring statement is run by the caller). Where the lock is a
+    /// transaction, `keep` says whether to commit the work done under it.
+    fn unlock<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        hold: Hold,
+        keep: bool,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+
+    /// Step outside the lock's transaction, if the lock is one, for a
+    /// migration that must run outside any transaction; [`resume`] takes it
+    /// again. Session locks stay held.
+    ///
+    /// [`resume`]: SqlDialect::resume
+    fn suspend<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Take the lock's transaction again after [`suspend`](SqlDialect::suspend).
+    fn resume<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// What is wrong with the data after a migration, before it commits:
+    /// checks the database does not make by itself while migrating. Each
+    /// problem is one line naming the table and row.
+    fn integrity_problems<'c>(
+        &'c self,
+        _conn: &'c mut Conn<'_>,
+    ) -> BoxFuture<'c, Result<Vec<String>, Error>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Apply one migration and record it in the history table, on the
+    /// session the lock set up.
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        settings: &'c Settings,
+        migration: &'c Migration,
+        applied_by: &'c str,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+
+    /// Run one migration's down SQL and remove its history row, on the
+    /// session the lock set up.
+    fn revert<'c>(
+        &'c self,
+        conn: &'c mut Conn<'_>,
+        table: &'c Table,
+        settings: &'c Settings,
+        migration: &'c Migration,
+    ) -> BoxFuture<'c, Result<(), Error>>;
+}
+
+/// A dialect's names for the types of the history table's columns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryTypes {
+    /// A 64-bit integer (`version`, `failed_statement`, `duration_ms`).
+    pub(crate) integer: &'static str,
+    /// A 32-byte value (`checksum`, `chain`).
+    pub(crate) bytes: &'static str,
+    /// The short `state` text.
+    pub(crate) state: &'static str,
+    /// `applied_at`: the type and its default, the time of the insert.
+    pub(crate) applied_at: &'static str,
+    /// What follows the column list (MySQL's engine).
+    pub(crate) options: &'static str,
+}
