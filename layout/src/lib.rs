@@ -13,11 +13,13 @@
 mod checksum;
 mod classify;
 mod dialect;
+mod layout;
 mod names;
 
 pub use checksum::{chain_next, chain_seed, checksum, normalise, repeatable_key};
 pub use classify::classify;
 pub use dialect::Dialect;
+pub use layout::{Layout, Named, NewFile};
 pub use names::{Event, diesel_version};
 
 /// A file or folder read from a migrations folder.

@@ -8,17 +8,7 @@
 
 use crate::Migrator;
 use std::path::{Path, PathBuf};
-
-/// How the files of a folder are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// `<version>_<name>.sql`, or `.up.sql` + `.down.sql` when reversible.
-    Sqlx,
-    /// `V<version>__<name>.sql`, with `U<version>__<name>.sql` to revert it.
-    Flyway,
-    /// `<stamp>_<name>/up.sql` + `down.sql`, stamped as the neighbours are.
-    Diesel,
-}
+use stowage_layout::{Layout, Named};
 
 /// What was written: the files, and what to say about them.
 #[derive(Debug)]
@@ -88,43 +78,19 @@ pub(crate) fn new_migration(
     for (folder, newest_migration) in targets {
         let newest = newest_migration.map(crate::Migration::source_path);
         let file = newest.map(|path| path.rsplit('/').next().unwrap_or(path));
-        // A diesel migration is named by its folder.
-        let layout = match file {
-            Some(file) if !file.ends_with(".sql") => Layout::Diesel,
-            Some(file) if file.starts_with(['V', 'U']) => Layout::Flyway,
-            _ => Layout::Sqlx,
-        };
+        let layout = file.map_or(Layout::Sqlx, Layout::of);
         let neighbour_reversible = newest_migration.is_some_and(|m| m.down_sql().is_some());
-        let stamp_shape = match (layout, file) {
-            (Layout::Diesel, Some(dir)) => dir.split_once('_').map(|(stamp, _)| stamp.to_owned()),
-            (_, Some(_)) => file.map(|f| {
-                f.trim_start_matches(['V', 'U'])
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect()
-            }),
-            _ => None,
-        };
-        let version = next_version(&folder, stamp_shape.as_deref(), now, highest)?;
+        let stamp_shape = file.and_then(|f| Named::read(f, layout == Layout::Diesel));
+        let shape = stamp_shape.as_ref().map(|named| named.written.as_str());
+        let version = next_version(&folder, shape, now, highest)?;
         let reversible = reversible || neighbour_reversible;
-        let files: Vec<(PathBuf, &str)> = match layout {
-            Layout::Diesel => {
-                let dir = folder.join(format!("{version}_{slug}"));
-                vec![(dir.join("up.sql"), UP), (dir.join("down.sql"), DOWN)]
-            }
-            Layout::Flyway => {
-                let mut files = vec![(folder.join(format!("V{version}__{slug}.sql")), UP)];
-                if reversible {
-                    files.push((folder.join(format!("U{version}__{slug}.sql")), DOWN));
-                }
-                files
-            }
-            Layout::Sqlx if reversible => vec![
-                (folder.join(format!("{version}_{slug}.up.sql")), UP),
-                (folder.join(format!("{version}_{slug}.down.sql")), DOWN),
-            ],
-            Layout::Sqlx => vec![(folder.join(format!("{version}_{slug}.sql")), UP)],
-        };
+        let files = layout
+            .files(&version, &slug, reversible)
+            .into_iter()
+            .map(|file| {
+                let text = if file.down { DOWN } else { UP };
+                (folder.join(file.path), text)
+            });
         for (path, text) in files {
             write_new(&path, text)?;
             written.files.push(path);
@@ -220,55 +186,37 @@ fn next_version(
     }
 }
 
-/// The migration files and folders in `folder`: each one's path, its
-/// version as written (`3`, `2026-01-01-120000`) and the rest of its name
-/// (`add_orders.up.sql`; Flyway's `__` as one `_`).
-fn on_disk(folder: &Path) -> Result<Vec<(PathBuf, String, String)>, String> {
+/// The migration files and folders in `folder`, with their names read as
+/// the macro reads them (other files left out).
+fn on_disk(folder: &Path) -> Result<Vec<(PathBuf, Named)>, String> {
     let entries = std::fs::read_dir(folder)
         .map_err(|error| format!("cannot read {}: {error}", folder.display()))?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name.trim_start_matches(['V', 'U']);
-        let Some((stamp, rest)) = stem.split_once('_') else {
-            continue;
-        };
-        if stamp.is_empty() || !stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-            continue;
+        let dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        if let Some(named) = Named::read(&name, dir) {
+            found.push((entry.path(), named));
         }
-        let rest = rest.strip_prefix('_').unwrap_or(rest);
-        found.push((entry.path(), stamp.to_owned(), rest.to_owned()));
     }
     Ok(found)
 }
 
 /// The highest version among the migration files and folders in `folder`,
-/// as their digits read (dashes dropped; diesel's timestamps with their
-/// four-digit suffix).
+/// as the versions of a set compare.
 fn highest_on_disk(folder: &Path) -> Result<Option<u128>, String> {
-    let mut highest = None;
-    for (_, stamp, _) in on_disk(folder)? {
-        let mut digits = stamp.replace('-', "");
-        if stamp.split('-').map(str::len).eq([4, 2, 2, 6]) {
-            digits.push_str("0000");
-        }
-        if let Ok(version) = digits.parse::<u128>() {
-            highest = highest.max(Some(version));
-        }
-    }
-    Ok(highest)
+    Ok(on_disk(folder)?
+        .into_iter()
+        .map(|(_, named)| named.number)
+        .max())
 }
 
 /// The migration file or folder in `folder` whose description is `slug`
 /// (`3_add_orders.sql`, `V3__add_orders.sql`, `2026-…_add_orders/`), if any.
 fn named_on_disk(folder: &Path, slug: &str) -> Result<Option<PathBuf>, String> {
-    Ok(on_disk(folder)?.into_iter().find_map(|(path, _, rest)| {
-        let description = [".up.sql", ".down.sql", ".sql"]
-            .iter()
-            .find_map(|ext| rest.strip_suffix(ext))
-            .unwrap_or(&rest);
-        description.eq_ignore_ascii_case(slug).then_some(path)
-    }))
+    Ok(on_disk(folder)?
+        .into_iter()
+        .find_map(|(path, named)| named.description.eq_ignore_ascii_case(slug).then_some(path)))
 }
 
 /// `path` as the person at the terminal reaches it: relative to the
