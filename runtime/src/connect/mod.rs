@@ -2,6 +2,7 @@
 //! database when it is missing, and never shows a password.
 
 use crate::Error;
+use crate::error::{is_denied, is_transient};
 pub(crate) use redact::redact;
 use redact::{scrub};
 use sqlx::migrate::MigrateDatabase;
@@ -311,49 +312,6 @@ where
 
 /// The reason of an [`Error::Connect`] for a database that does not exist.
 pub(crate) const NO_DATABASE: &str = "the database does not exist (and creating it is off)";
-
-/// Whether waiting (or another connection) may fix the error: the server is
-/// not up or not ready yet, or the connection was lost.
-pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut => true,
-        // PostgreSQL: too many clients.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("53300") => true,
-        _ => is_connection_lost(error),
-    }
-}
-
-/// Whether the server refused the user: a wrong password, or no right to
-/// the database (which may then exist unseen by this user).
-pub(crate) fn is_denied(error: &sqlx::Error) -> bool {
-    match error {
-        // PostgreSQL: invalid authorization, wrong password, no CONNECT
-        // privilege; MySQL: `Access denied …` (1044, 1045).
-        sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("28000" | "28P01" | "42501"))
-                || db.message().contains("Access denied")
-        }
-        _ => false,
-    }
-}
-
-/// Whether the connection itself is gone: the network failed, or the
-/// server is restarting, shutting down or starting up.
-pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // PostgreSQL: shutting down or terminated, crashed, starting
-            // up, connection failure.
-            matches!(
-                db.code().as_deref(),
-                Some("57P01" | "57P02" | "57P03" | "08006" | "08001" | "08003")
-            ) || db.message().contains("starting up")
-        }
-        sqlx::Error::Protocol(message) => message.contains("reset") || message.contains("closed"),
-        _ => false,
-    }
-}
 
 /// The database URL of the environment: `DATABASE_URL`, or when it is not
 /// set, the contents of the file `DATABASE_URL_FILE` names (a Docker or

@@ -1,7 +1,8 @@
 //! What differs between the databases, one module per dialect behind one
-//! trait, [`SqlDialect`] (defined in `engine/sql_dialect.rs`): quoting and literals, the history table's SQL, the
-//! lock, how a migration is applied (and its failure reported), and how one
-//! is reverted. The engine and the operations are written once over it.
+//! trait, [`SqlDialect`] (defined in `engine/sql_dialect.rs`): quoting and
+//! literals, the history table's SQL, the lock, how a migration is applied
+//! (and its failure reported), and how one is reverted. The engine and the
+//! operations are written once over it.
 //!
 //! (How a test database is copied differs too; that lives beside the test
 //! harness, in `testing/`.)

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub(crate) struct Postgres;
 
 /// The advisory lock's key: the database, then the history table's schema
-/// and name (the statement's one parameter).
+/// and name (`{key}`, written in as a literal).
 macro_rules! key {
     () => {
         "hashtextextended('stowage:' || current_database() || ':' || {key}, 0)"
@@ -93,6 +93,8 @@ const LEASE: LeaseSql = LeaseSql {
     },
     // A duplicate key, a serialization failure, a deadlock.
     contended: &["23505", "40001", "40P01"],
+    // A duplicate key in the catalog, a duplicate type or table.
+    created_meanwhile: &["23505", "42710", "42P07"],
 };
 
 impl SqlDialect for Postgres {

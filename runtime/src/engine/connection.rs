@@ -215,16 +215,11 @@ impl Cell {
 const RETRIES: u32 = 4;
 
 /// Whether a statement that failed with `error` on its `attempt`-th retry
-/// is to be tried again: a deadlock or serialization failure (SQLSTATE
-/// 40001, which MySQL gives for its deadlock 1213 and a Galera cluster for
-/// a certification failure; PostgreSQL's 40P01), up to [`RETRIES`] times,
+/// is to be tried again: a deadlock or serialization failure
+/// ([`is_deadlock`](crate::error::is_deadlock)), up to [`RETRIES`] times,
 /// after a pause that grows.
 async fn retry(error: &sqlx::Error, attempt: &mut u32) -> bool {
-    let transient = error
-        .as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"));
-    if !transient || *attempt >= RETRIES {
+    if !crate::error::is_deadlock(error) || *attempt >= RETRIES {
         return false;
     }
     *attempt += 1;

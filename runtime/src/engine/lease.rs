@@ -13,6 +13,7 @@
 
 use crate::Error;
 use crate::engine::connection::{Conn, Ty};
+use crate::error::{has_code, is_rolled_back};
 use crate::engine::history::Table;
 use crate::engine::lock::{
     Due, LEASE_ABANDONED, LEASE_HELD, LEASE_RELEASED, Lease, Request, Wait, jitter,
@@ -44,6 +45,9 @@ pub(crate) struct LeaseSql {
     pub(crate) session_busy: fn(i64) -> String,
     /// The error codes that say another session has the row.
     pub(crate) contended: &'static [&'static str],
+    /// The error codes that say another session created the lock's table
+    /// at the same moment.
+    pub(crate) created_meanwhile: &'static [&'static str],
 }
 
 /// Take the lease of `table`'s lock, waiting as `request` says, and keep it
@@ -64,14 +68,8 @@ pub(crate) async fn take(
         ))
         .await;
     match created {
-        // Made at the same moment by another process (PostgreSQL says so
-        // with a duplicate key in its catalog, or a duplicate type or
-        // table): there it is.
-        Err(error)
-            if error
-                .as_database_error()
-                .and_then(|db| db.code())
-                .is_some_and(|code| matches!(code.as_ref(), "23505" | "42710" | "42P07")) => {}
+        // Made at the same moment by another process: there it is.
+        Err(error) if has_code(&error, sql.created_meanwhile) => {}
         other => other.map_err(Error::db("cannot create the table of the migration lock"))?,
     }
     let renewer = conn.open_another().await.transpose().map_err(Error::db(
@@ -191,24 +189,11 @@ pub(crate) async fn release(conn: &mut Conn<'_>, lease: Option<Lease>) -> Result
     removed
 }
 
-/// Whether the server rolled the statement back for another transaction's
-/// sake (SQLSTATE class 40: a deadlock, a serialization failure, a
-/// cluster's certification), so that running it again may succeed.
-fn is_rolled_back(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code.starts_with("40"))
-}
-
 /// Whether an error says another session has the row: a duplicate key, a
 /// serialization failure, or a cluster's certification refusing one of two
 /// writers (a deadlock).
 fn is_contended(error: &sqlx::Error, sql: LeaseSql) -> bool {
-    error
-        .as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| sql.contended.contains(&code.as_ref()))
+    has_code(error, sql.contended)
 }
 
 async fn holder_of(conn: &mut Conn<'_>, name: &str) -> Option<String> {

@@ -82,7 +82,7 @@ impl Migrator {
             // timeout, a pooler's recycling) is not a failed run: once more,
             // on a new connection.
             if let Err(Error::Database { source, .. }) = &fast
-                && crate::connect::is_transient(source)
+                && crate::error::is_transient(source)
                 && let Some(Ok(fresh)) = conn.open_another().await
             {
                 tracing::warn!(error = %source, "the connection was lost; trying a new one");
@@ -149,12 +149,12 @@ const RECONNECTS: u32 = 3;
 /// server then rolled back, or committed whole with its history row).
 fn lost_connection(error: &Error) -> bool {
     match error {
-        Error::Database { source, .. } => crate::connect::is_connection_lost(source),
+        Error::Database { source, .. } => crate::error::is_connection_lost(source),
         Error::MigrationFailed {
             transactional: true,
             source: source @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_)),
             ..
-        } => crate::connect::is_connection_lost(source),
+        } => crate::error::is_connection_lost(source),
         _ => false,
     }
 }

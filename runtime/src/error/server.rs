@@ -1,6 +1,8 @@
-//! What the servers' errors say, read into stowage's messages: a server's
-//! own words without what a driver adds, a read-only server, a statement
-//! that cannot run in a transaction, advice for a failed connection.
+//! What the servers' errors say, in one place: a server's own words without
+//! what a driver adds, a read-only server, a statement that cannot run in a
+//! transaction, advice for a failed connection, and which errors waiting or
+//! trying again can get past. (The codes of the lease's races, and of a
+//! missing table, are in each dialect's module.)
 
 pub(crate) fn server_message(error: &sqlx::Error) -> String {
     error
@@ -76,4 +78,72 @@ pub(crate) fn connect_advice(url: &str, reason: &str) -> &'static str {
         "check that the server is running and reachable from here, and the URL's host, port, \
          user and password"
     }
+}
+
+/// Whether waiting (or another connection) may fix the error: the server is
+/// not up or not ready yet, or the connection was lost.
+pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut => true,
+        // PostgreSQL: too many clients.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("53300") => true,
+        _ => is_connection_lost(error),
+    }
+}
+
+/// Whether the server refused the user: a wrong password, or no right to
+/// the database (which may then exist unseen by this user).
+pub(crate) fn is_denied(error: &sqlx::Error) -> bool {
+    match error {
+        // PostgreSQL: invalid authorization, wrong password, no CONNECT
+        // privilege; MySQL: `Access denied …` (1044, 1045).
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("28000" | "28P01" | "42501"))
+                || db.message().contains("Access denied")
+        }
+        _ => false,
+    }
+}
+
+/// Whether the connection itself is gone: the network failed, or the
+/// server is restarting, shutting down or starting up.
+pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // PostgreSQL: shutting down or terminated, crashed, starting
+            // up, connection failure.
+            matches!(
+                db.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "08006" | "08001" | "08003")
+            ) || db.message().contains("starting up")
+        }
+        sqlx::Error::Protocol(message) => message.contains("reset") || message.contains("closed"),
+        _ => false,
+    }
+}
+
+/// Whether a statement failed on a deadlock or a serialization failure:
+/// SQLSTATE 40001, which MySQL gives for its deadlock 1213 and a Galera
+/// cluster for a certification failure, and PostgreSQL's 40P01.
+pub(crate) fn is_deadlock(error: &sqlx::Error) -> bool {
+    has_code(error, &["40001", "40P01"])
+}
+
+/// Whether the server rolled the statement back for another transaction's
+/// sake (SQLSTATE class 40: a deadlock, a serialization failure, a
+/// cluster's certification), so that running it again may succeed.
+pub(crate) fn is_rolled_back(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("40"))
+}
+
+/// Whether the server's error has one of `codes` as its SQLSTATE.
+pub(crate) fn has_code(error: &sqlx::Error, codes: &[&str]) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| codes.contains(&code.as_ref()))
 }

@@ -21,7 +21,7 @@ use script::Unit;
 pub(crate) struct MySql;
 
 /// The lock's name: a hash of the current database, then the history
-/// table's schema and name (the statement's one parameter).
+/// table's schema and name (`{key}`, written in as a literal).
 macro_rules! key {
     () => {
         "CONCAT('stowage:', LEFT(SHA1(CONCAT(COALESCE(DATABASE(), ''), ':', {key})), 40))"
@@ -60,6 +60,8 @@ const LEASE: LeaseSql = LeaseSql {
     // A duplicate key; a deadlock, which is also how a Galera cluster's
     // certification refuses one of two writers.
     contended: &["23000", "40001"],
+    // `CREATE TABLE IF NOT EXISTS` of two sessions at once: both succeed.
+    created_meanwhile: &[],
 };
 
 /// Whether the server is a node of a Galera cluster.
