@@ -1,7 +1,8 @@
 //! Generate the benchmark's migration sets: 500 migrations, each one table,
 //! one index and three rows, in sqlx's layout (read by stowage and
-//! `sqlx::migrate!`) and refinery's, for each dialect; and the first 10 and
-//! 100 of them, for the test-database benchmark.
+//! `sqlx::migrate!`) and refinery's, for each dialect; the first 10 and
+//! 100 of them, for the test-database benchmark; and one DDL-heavy schema
+//! script (`generated/ddl`), for the comparison with each database's client.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -45,7 +46,40 @@ fn main() {
                 &sql,
             );
         }
+        write(
+            &root.join(format!("ddl/{dialect}/0001_schema.sql")),
+            &schema(id),
+        );
     }
+}
+
+/// A schema script as projects write their first migration: 100 DDL
+/// statements, no rows. 40 tables, each but the first referring to the one
+/// before it; an index on 30 of them; a column added to 30 of them.
+fn schema(id: &str) -> String {
+    let mut sql = String::new();
+    for i in 1..=40 {
+        let parent = match i {
+            1 => String::new(),
+            _ => format!(
+                ",\n    parent_id BIGINT,\n    FOREIGN KEY (parent_id) REFERENCES s_{} (id)",
+                i - 1
+            ),
+        };
+        writeln!(
+            sql,
+            "CREATE TABLE s_{i} (\n    {id},\n    name VARCHAR(100) NOT NULL,\n    \
+             created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP{parent}\n);"
+        )
+        .unwrap();
+    }
+    for i in 1..=30 {
+        writeln!(sql, "CREATE INDEX s_{i}_name ON s_{i} (name);").unwrap();
+    }
+    for i in 1..=30 {
+        writeln!(sql, "ALTER TABLE s_{i} ADD COLUMN note VARCHAR(200);").unwrap();
+    }
+    sql
 }
 
 fn write(path: &Path, text: &str) {

@@ -7,6 +7,7 @@
 //! scripts/bench testdb [--trials N] [backends]   # one test's database
 //! scripts/bench suite [--trials N] [backends]    # whole suites, as users run them
 //!     [--migrations 10|100|500] [--tests 10|100] [--runner cargo-test|nextest]
+//! scripts/bench ddl [--trials N] [backends]      # one DDL-heavy script, against each client
 //! ```
 //!
 //! Servers come from `STOWAGE_BENCH_PG_URL` / `STOWAGE_BENCH_MYSQL_URL`
@@ -15,6 +16,7 @@
 //! of many up-to-date runs on one connection, next to the median of
 //! `SELECT 1` on the same connection.
 
+mod ddl;
 mod suite;
 mod testdb;
 
@@ -72,6 +74,7 @@ struct Options {
     backends: Vec<Backend>,
     testdb: bool,
     suite: bool,
+    ddl: bool,
     /// Which of the suite benchmark's configurations to run (all by default).
     only: suite::Only,
 }
@@ -83,6 +86,7 @@ fn options() -> Result<Options> {
         backends: Vec::new(),
         testdb: false,
         suite: false,
+        ddl: false,
         only: suite::Only::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -101,6 +105,7 @@ fn options() -> Result<Options> {
             }
             "testdb" => options.testdb = true,
             "suite" => options.suite = true,
+            "ddl" => options.ddl = true,
             "postgres" => options.backends.push(Backend::Postgres),
             "mysql" => options.backends.push(Backend::MySql),
             "sqlite" => options.backends.push(Backend::Sqlite),
@@ -311,6 +316,17 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
+/// The median over trials of `times` divided by `base`, trial by trial.
+fn median_ratio(times: &[Duration], base: &[Duration]) -> f64 {
+    let mut ratios: Vec<f64> = times
+        .iter()
+        .zip(base)
+        .map(|(t, b)| t.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 struct Row {
     tool: Tool,
     apply_all: Duration,
@@ -351,13 +367,7 @@ async fn bench_backend(backend: Backend, options: &Options) -> Result<Vec<Row>> 
         .zip(apply)
         .zip(noop)
         .map(|((tool, apply), noop)| {
-            let mut ratios: Vec<f64> = apply
-                .iter()
-                .zip(&floor)
-                .map(|(t, f)| t.as_secs_f64() / f.as_secs_f64())
-                .collect();
-            ratios.sort_by(f64::total_cmp);
-            let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+            let ratio = median_ratio(&apply, &floor);
             Row {
                 tool: *tool,
                 apply_all: median(apply),
@@ -396,6 +406,10 @@ async fn main() -> Result<()> {
     let options = options()?;
     if options.testdb {
         println!("{}", testdb::run(&options.backends, options.trials).await?);
+        return Ok(());
+    }
+    if options.ddl {
+        println!("{}", ddl::run(&options.backends, options.trials).await?);
         return Ok(());
     }
     if options.suite {
