@@ -110,6 +110,7 @@ impl SqlDialect for Postgres {
             dash_comment_needs_space: false,
             escape_strings: true,
             nested_comments: true,
+            escapes_after: Some(|words| conforming_strings(words).map(|conforming| !conforming)),
         }
     }
 
@@ -486,4 +487,22 @@ async fn in_transaction(
         return Err(failed(error));
     }
     Ok(())
+}
+
+/// What a PostgreSQL statement (its words) sets `standard_conforming_strings`
+/// to: `SET [SESSION | LOCAL] standard_conforming_strings {= | TO} …`,
+/// `RESET standard_conforming_strings`, `RESET ALL`.
+fn conforming_strings(words: &[String]) -> Option<bool> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let value = match words.as_slice() {
+        ["RESET", "STANDARD_CONFORMING_STRINGS" | "ALL"] => return Some(true),
+        ["SET", "SESSION" | "LOCAL", "STANDARD_CONFORMING_STRINGS", rest @ ..]
+        | ["SET", "STANDARD_CONFORMING_STRINGS", rest @ ..] => rest.iter().rfind(|w| **w != "TO")?,
+        _ => return None,
+    };
+    match *value {
+        "OFF" | "FALSE" | "NO" => Some(false),
+        "ON" | "TRUE" | "YES" | "DEFAULT" => Some(true),
+        _ => None,
+    }
 }

@@ -65,6 +65,7 @@ impl SqlDialect for Sqlite {
             dash_comment_needs_space: false,
             escape_strings: false,
             nested_comments: false,
+            escapes_after: None,
         }
     }
 

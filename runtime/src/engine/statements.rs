@@ -11,7 +11,7 @@
 use crate::error::{Spot, excerpt};
 
 /// What a dialect's lexer must know beyond the common ground.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Syntax {
     /// A backslash escapes the next character in `'…'` and `"…"` (MySQL).
     pub(crate) backslash_escapes: bool,
@@ -26,7 +26,16 @@ pub(crate) struct Syntax {
     pub(crate) escape_strings: bool,
     /// `/* … */` comments nest (PostgreSQL).
     pub(crate) nested_comments: bool,
+    /// For a dialect whose settings change how later strings are read:
+    /// from a statement's words (upper-cased, outside quotes and
+    /// comments), whether a backslash escapes in `'…'` after it; `None`
+    /// when the statement leaves that as it was (PostgreSQL's
+    /// `standard_conforming_strings`).
+    pub(crate) escapes_after: Option<EscapesAfter>,
 }
+
+/// See [`Syntax::escapes_after`].
+pub(crate) type EscapesAfter = fn(&[String]) -> Option<bool>;
 
 /// Where the quoted string, quoted identifier or comment that starts at
 /// byte `i` ends; `None` when none starts there.
@@ -171,9 +180,8 @@ pub(crate) fn split(sql: &str, syntax: Syntax) -> Vec<&str> {
     cut(sql, syntax, false)
 }
 
-/// [`split`], for statements sent one at a time: PostgreSQL parses each under
-/// the settings the ones before made, so a `SET standard_conforming_strings`
-/// changes how the strings after it are read. (A script sent whole is parsed
+/// [`split`], for statements sent one at a time: a server may parse each
+/// under the settings the ones before made ([`Syntax::escapes_after`]). (A script sent whole is parsed
 /// whole, under the settings it started with: use [`split`] for it.)
 pub(crate) fn split_one_by_one(sql: &str, syntax: Syntax) -> Vec<&str> {
     cut(sql, syntax, true)
@@ -197,10 +205,10 @@ fn cut(sql: &str, syntax: Syntax, follow_settings: bool) -> Vec<&str> {
         match b {
             b';' if depth == 0 => {
                 if follow_settings
-                    && syntax.escape_strings
-                    && let Some(conforming) = conforming_strings(&words)
+                    && let Some(escapes_after) = syntax.escapes_after
+                    && let Some(escapes) = escapes_after(&words)
                 {
-                    syntax.backslash_escapes = !conforming;
+                    syntax.backslash_escapes = escapes;
                 }
                 push(&mut statements, &sql[start..i], syntax);
                 i += 1;
@@ -226,24 +234,6 @@ fn cut(sql: &str, syntax: Syntax, follow_settings: bool) -> Vec<&str> {
     }
     push(&mut statements, &sql[start..], syntax);
     statements
-}
-
-/// What a PostgreSQL statement (its words) sets `standard_conforming_strings`
-/// to: `SET [SESSION | LOCAL] standard_conforming_strings {= | TO} …`,
-/// `RESET standard_conforming_strings`, `RESET ALL`.
-fn conforming_strings(words: &[String]) -> Option<bool> {
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let value = match words.as_slice() {
-        ["RESET", "STANDARD_CONFORMING_STRINGS" | "ALL"] => return Some(true),
-        ["SET", "SESSION" | "LOCAL", "STANDARD_CONFORMING_STRINGS", rest @ ..]
-        | ["SET", "STANDARD_CONFORMING_STRINGS", rest @ ..] => rest.iter().rfind(|w| **w != "TO")?,
-        _ => return None,
-    };
-    match *value {
-        "OFF" | "FALSE" | "NO" => Some(false),
-        "ON" | "TRUE" | "YES" | "DEFAULT" => Some(true),
-        _ => None,
-    }
 }
 
 /// Track `BEGIN … END` nesting inside `CREATE TRIGGER / PROCEDURE / FUNCTION

@@ -124,6 +124,7 @@ impl SqlDialect for MySql {
             dash_comment_needs_space: true,
             escape_strings: false,
             nested_comments: false,
+            escapes_after: None,
         }
     }
 
