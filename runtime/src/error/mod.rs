@@ -4,8 +4,11 @@ use std::time::Duration;
 
 mod server;
 pub(crate) use server::{
-    connect_advice, has_code, is_connection_lost, is_deadlock, is_denied, is_rolled_back,
-    is_transient, read_only_reason, server_message, with_transaction_advice,
+    connect_advice, read_only_reason, server_message, with_transaction_advice,
+};
+#[cfg(driver)]
+pub(crate) use server::{
+    has_code, is_connection_lost, is_deadlock, is_denied, is_rolled_back, is_transient,
 };
 
 /// The error of every fallible stowage operation.

@@ -82,6 +82,7 @@ pub(crate) fn connect_advice(url: &str, reason: &str) -> &'static str {
 
 /// Whether waiting (or another connection) may fix the error: the server is
 /// not up or not ready yet, or the connection was lost.
+#[cfg(driver)]
 pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut => true,
@@ -93,6 +94,7 @@ pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
 
 /// Whether the server refused the user: a wrong password, or no right to
 /// the database (which may then exist unseen by this user).
+#[cfg(driver)]
 pub(crate) fn is_denied(error: &sqlx::Error) -> bool {
     match error {
         // PostgreSQL: invalid authorization, wrong password, no CONNECT
@@ -107,6 +109,7 @@ pub(crate) fn is_denied(error: &sqlx::Error) -> bool {
 
 /// Whether the connection itself is gone: the network failed, or the
 /// server is restarting, shutting down or starting up.
+#[cfg(driver)]
 pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
@@ -126,6 +129,7 @@ pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
 /// Whether a statement failed on a deadlock or a serialization failure:
 /// SQLSTATE 40001, which MySQL gives for its deadlock 1213 and a Galera
 /// cluster for a certification failure, and PostgreSQL's 40P01.
+#[cfg(driver)]
 pub(crate) fn is_deadlock(error: &sqlx::Error) -> bool {
     has_code(error, &["40001", "40P01"])
 }
@@ -133,6 +137,7 @@ pub(crate) fn is_deadlock(error: &sqlx::Error) -> bool {
 /// Whether the server rolled the statement back for another transaction's
 /// sake (SQLSTATE class 40: a deadlock, a serialization failure, a
 /// cluster's certification), so that running it again may succeed.
+#[cfg(driver)]
 pub(crate) fn is_rolled_back(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
@@ -141,6 +146,7 @@ pub(crate) fn is_rolled_back(error: &sqlx::Error) -> bool {
 }
 
 /// Whether the server's error has one of `codes` as its SQLSTATE.
+#[cfg(driver)]
 pub(crate) fn has_code(error: &sqlx::Error, codes: &[&str]) -> bool {
     error
         .as_database_error()
