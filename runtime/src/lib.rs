@@ -82,6 +82,7 @@ with_driver! {
     mod dialect;
     mod engine;
     mod operations;
+    mod schema;
 }
 
 pub use embedded::{
@@ -97,6 +98,7 @@ with_driver! {
     pub use operations::{
         MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
+    pub use schema::{Difference, ObjectKind, Schema, SchemaObject};
 }
 
 /// Embed a migrations folder into the binary as a [`Migrator`].

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use stowage::testing::TestDb;
 
 pub mod count;
+pub mod native;
 pub mod proxy;
 
 /// A backend the tests run on.
@@ -302,6 +303,12 @@ impl Pool {
         action: stowage::RepairAction,
     ) -> Result<usize, stowage::Error> {
         on_pool!(self, p => migrator.repair(p, action).await)
+    }
+
+    /// The schema as stowage reads it from the catalogue ([`stowage::Migrator::dump`]).
+    pub async fn dump(&self, migrator: &stowage::Migrator) -> stowage::Schema {
+        on_pool!(self, p => migrator.dump(p).await)
+            .unwrap_or_else(|error| panic!("cannot read the schema: {error:?}"))
     }
 
     /// The schema as the catalog describes it: tables, columns and indexes,

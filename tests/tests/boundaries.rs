@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use sqlx::{AssertSqlSafe, Connection};
 use stowage::__private::statements;
 use stowage::Dialect;
-use stowage_tests::{Backend, fresh};
+use stowage_tests::{Backend, fresh, native};
 
 /// The number of results the server returns for `sql` sent as one call.
 macro_rules! results {
@@ -154,42 +154,6 @@ async fn sqlite_snapshot(conn: &mut sqlx::SqliteConnection) -> Snapshot {
     Snapshot { objects, bodies }
 }
 
-/// Run `script` through `mariadb`, the client whose `DELIMITER` rule stowage follows.
-fn mariadb_client(url: &str, script: &str) {
-    use std::io::Write;
-    let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
-    let (authority, database) = rest.split_once('/').expect("a database in the URL");
-    let (user, host) = authority.rsplit_once('@').unwrap_or(("root", authority));
-    let (user, password) = user.split_once(':').unwrap_or((user, ""));
-    let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
-    let mut client = std::process::Command::new("mariadb")
-        .args([
-            "--batch",
-            &format!("--host={host}"),
-            &format!("--port={port}"),
-            &format!("--user={user}"),
-            database.split('?').next().unwrap_or_default(),
-        ])
-        .env("MYSQL_PWD", password)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run the `mariadb` client ({e}); it is the oracle for DELIMITER scripts: \
-                 apt-get install mariadb-client (scripts/test installs it with mariadb-server)"
-            )
-        });
-    client
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let status = client.wait().unwrap();
-    assert!(status.success(), "the mariadb client refused\n{script}");
-}
-
 /// Hold stowage's pieces of `script` against the server's (or the client's) parse.
 async fn agrees(backend: Backend, name: &str, script: &str) {
     let (oracle, ours) = (fresh(backend, name).await, fresh(backend, name).await);
@@ -208,7 +172,8 @@ async fn agrees(backend: Backend, name: &str, script: &str) {
         ($conn:ty, $snapshot:ident) => {{
             let mut whole = <$conn>::connect(&oracle.url).await.unwrap();
             let expected = if delimiter {
-                mariadb_client(&oracle.url, script);
+                // `mariadb`, the client whose `DELIMITER` rule stowage follows.
+                native::client(Backend::MySql, &oracle.url, script);
                 None
             } else {
                 Some(results!(&mut whole, script))

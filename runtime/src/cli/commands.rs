@@ -153,6 +153,14 @@ pub(super) async fn plan(migrator: &Migrator, pool: &sqlx::AnyPool, target: Targ
     Ok((outcome, None))
 }
 
+/// `dump`: the database's schema as SQL (and its objects, for `--json`).
+pub(super) async fn dump(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
+    let schema = migrator.dump(pool).await?;
+    let sql = schema.to_sql();
+    let outcome = Outcome::new(EXIT_OK, sql.trim_end()).with("objects", schema.objects());
+    Ok((outcome, None))
+}
+
 /// `adopt`: take over another tool's history.
 pub(super) async fn adopt(migrator: &Migrator, pool: &sqlx::AnyPool, from: crate::Tool) -> Done {
     let report = migrator.adopt(pool, from).await?;

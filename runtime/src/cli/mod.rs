@@ -223,6 +223,10 @@ pub enum Action {
         #[arg(long)]
         reversible: bool,
     },
+    /// Print the database's schema as one SQL script that recreates it in
+    /// an empty database (read from its catalogue; stowage's own tables
+    /// left out); with `--json`, its objects.
+    Dump,
     /// Fix the history table explicitly.
     Repair {
         /// Accept the binary's checksums for migrations whose files changed.
@@ -494,6 +498,7 @@ impl MigrateCommand {
                 commands::plan(migrator, pool, target).await
             }
             Action::Adopt { from } => commands::adopt(migrator, pool, *from).await,
+            Action::Dump => commands::dump(migrator, pool).await,
             Action::Repair {
                 accept_checksums,
                 clear_failed,
@@ -528,6 +533,7 @@ impl Action {
             Action::Plan { .. } => "plan",
             Action::Adopt { .. } => "adopt",
             Action::Show { .. } => "show",
+            Action::Dump => "dump",
             Action::Repair { .. } => "repair",
             Action::New { .. } => "new",
         }

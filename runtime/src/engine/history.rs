@@ -91,6 +91,16 @@ impl Table {
         })
     }
 
+    /// The unquoted names of stowage's own tables: this one, its
+    /// repeatable migrations' and its lease's.
+    pub(crate) fn own_names(&self) -> [String; 3] {
+        [
+            self.base.to_owned(),
+            format!("{}_repeatable", self.base),
+            format!("{}_lock", self.base),
+        ]
+    }
+
     /// The table of repeatable migrations beside this one,
     /// `<table>_repeatable`, in the same schema: its rows are those of this
     /// table's shape, keyed by each repeatable migration's negative key.

@@ -6,7 +6,8 @@
 //! lock as a lease row), and `apply-slow` (a table, then a four-second
 //! migration), the sets of the deployment tests; `callbacks`, two SQLite
 //! migrations with a slow `afterEachMigrate.sql`; `gap`, v1 without its
-//! migration 2. `STOWAGE_TEST_LOCK_TIMEOUT`
+//! migration 2; `schema`, the sets of every kind of object the schema
+//! tests dump. `STOWAGE_TEST_LOCK_TIMEOUT`
 //! sets the lock timeout in seconds. `STOWAGE_TEST_TRACING=1` installs a
 //! `tracing` subscriber at `warn` on stderr first, as an application with
 //! logging does.
@@ -21,6 +22,7 @@ static V2: Migrator = stowage::embed_migrations!("fixtures/apply/v2");
 static APPLY_SLOW: Migrator = stowage::embed_migrations!("fixtures/apply/slow");
 static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
 static CALLBACKS: Migrator = stowage::embed_migrations!("fixtures/cli/callbacks");
+static SCHEMA: Migrator = stowage::embed_migrations!("fixtures/schema");
 
 fn main() {
     if std::env::var_os("STOWAGE_TEST_TRACING").is_some() {
@@ -38,6 +40,7 @@ fn main() {
         Ok("apply-slow") => APPLY_SLOW.clone(),
         Ok("callbacks") => CALLBACKS.clone(),
         Ok("gap") => GAP.clone(),
+        Ok("schema") => SCHEMA.clone(),
         _ => MIGRATOR.clone(),
     };
     if let Some(seconds) = std::env::var("STOWAGE_TEST_LOCK_TIMEOUT")

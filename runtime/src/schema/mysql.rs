@@ -1,0 +1,131 @@
+//! MySQL's and MariaDB's schema: the current database's objects as
+//! `SHOW CREATE …` renders them, without what differs between two
+//! databases of the same schema (`AUTO_INCREMENT=` counters, `DEFINER=`).
+
+use super::{ObjectKind, SchemaObject};
+use crate::engine::connection::{Conn, Ty};
+
+/// Every table, sequence (MariaDB), view, routine, trigger and event of
+/// the current database, except the tables (and views) in `own` (a list of
+/// literals) and their triggers.
+pub(super) async fn read(
+    conn: &mut Conn<'_>,
+    own: &str,
+) -> Result<Vec<SchemaObject>, sqlx::Error> {
+    let listings = [
+        format!(
+            "SELECT CAST(CASE TABLE_TYPE WHEN 'VIEW' THEN 'VIEW' WHEN 'SEQUENCE' THEN 'SEQUENCE' \
+             ELSE 'TABLE' END AS CHAR), CAST(TABLE_NAME AS CHAR), NULL FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE <> 'TEMPORARY' \
+             AND TABLE_NAME NOT IN ({own})"
+        ),
+        "SELECT CAST(ROUTINE_TYPE AS CHAR), CAST(ROUTINE_NAME AS CHAR), NULL \
+         FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()"
+            .to_owned(),
+        format!(
+            "SELECT 'TRIGGER', CAST(TRIGGER_NAME AS CHAR), CAST(CONCAT('CREATE TRIGGER `', \
+             REPLACE(TRIGGER_NAME, '`', '``'), '` ', ACTION_TIMING, ' ', EVENT_MANIPULATION, \
+             ' ON `', REPLACE(EVENT_OBJECT_TABLE, '`', '``'), '` FOR EACH ROW ', \
+             ACTION_STATEMENT) AS CHAR) FROM information_schema.TRIGGERS \
+             WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE NOT IN ({own})"
+        ),
+        "SELECT 'EVENT', CAST(EVENT_NAME AS CHAR), NULL FROM information_schema.EVENTS \
+         WHERE EVENT_SCHEMA = DATABASE()"
+            .to_owned(),
+    ];
+    let mut found = Vec::new();
+    for listing in listings {
+        for row in conn.fetch(listing, &[Ty::Text, Ty::Text, Ty::OptText]).await? {
+            let (Some(what), Some(name)) = (row[0].text(), row[1].text()) else {
+                continue;
+            };
+            // A trigger is written from its parts: `SHOW CREATE TRIGGER`
+            // gives a date, which `AnyPool` cannot read.
+            if let Some(definition) = row[2].text() {
+                found.push(SchemaObject {
+                    kind: ObjectKind::Trigger,
+                    name: name.to_owned(),
+                    definition: definition.to_owned(),
+                });
+                continue;
+            }
+            let (kind, column) = match what {
+                "TABLE" => (ObjectKind::Table, 1),
+                "SEQUENCE" => (ObjectKind::Sequence, 1),
+                "VIEW" => (ObjectKind::View, 1),
+                "PROCEDURE" | "FUNCTION" => (ObjectKind::Function, 2),
+                "EVENT" => (ObjectKind::Event, 3),
+                _ => continue,
+            };
+            let show = format!("SHOW CREATE {what} `{}`", name.replace('`', "``"));
+            let types = [Ty::OptText, Ty::OptText, Ty::OptText, Ty::OptText];
+            let rows = conn.fetch(show, &types[..=column]).await?;
+            let Some(definition) = rows
+                .first()
+                .and_then(|row| row.get(column))
+                .and_then(|cell| cell.text())
+            else {
+                continue;
+            };
+            found.push(SchemaObject {
+                kind,
+                name: name.to_owned(),
+                definition: normalise(kind, definition),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// `definition` without what two databases of the same schema render
+/// differently: a table's `AUTO_INCREMENT=` counter and the `DEFINER=`
+/// clause of views, routines, triggers and events.
+fn normalise(kind: ObjectKind, definition: &str) -> String {
+    let (clause, ends) = match kind {
+        ObjectKind::Table => (" AUTO_INCREMENT=", ' '),
+        _ => (" DEFINER=", ' '),
+    };
+    let Some(start) = definition.find(clause) else {
+        return definition.to_owned();
+    };
+    let rest = &definition[start + clause.len()..];
+    // The value: digits, or `user`@`host` (backticked parts may hold spaces).
+    let mut quoted = false;
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            if c == '`' {
+                quoted = !quoted;
+            }
+            !quoted && c == ends
+        })
+        .map_or(rest.len(), |(i, _)| i);
+    format!("{}{}", &definition[..start], &rest[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_definers_are_left_out() {
+        assert_eq!(
+            normalise(
+                ObjectKind::Table,
+                "CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT\n) ENGINE=InnoDB AUTO_INCREMENT=7 DEFAULT CHARSET=utf8mb4"
+            ),
+            "CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        );
+        assert_eq!(
+            normalise(
+                ObjectKind::View,
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`a b`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1"
+            ),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
+        );
+        assert_eq!(
+            normalise(ObjectKind::Trigger, "CREATE trigger tr before insert on t"),
+            "CREATE trigger tr before insert on t"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! `Migrator::dump` and `migrate dump`: the schema read from the catalogue,
+//! held against each database's own tools. At every version of a set that
+//! holds every kind of object the backend has:
+//!
+//! - the dump, applied to an empty database by the database's own client,
+//!   recreates the same schema (stowage's model and the native dump tool's
+//!   output both equal);
+//! - the dump, applied by stowage as a migration, does the same;
+//! - the same files applied by the database's own client give the same
+//!   model as stowage applying them;
+//! - `app migrate dump` (the binary, on `AnyPool`) prints the same script.
+
+use stowage::{Migrator, ObjectKind, Schema};
+use stowage_tests::{Backend, fresh, native, on_every_backend};
+
+static SCHEMA: Migrator = stowage::embed_migrations!("fixtures/schema");
+
+/// stowage's own tables, which no dump holds.
+const OWN: &[&str] = &[
+    "stowage_migrations",
+    "stowage_migrations_repeatable",
+    "stowage_migrations_lock",
+];
+
+const APP: &str = env!("CARGO_BIN_EXE_stowage-test-cli");
+
+/// `app migrate <args>` on `url` with the schema set: stdout, after
+/// asserting success.
+fn app(url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(APP)
+        .args(["migrate"])
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("STOWAGE_TEST_SET", "schema")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "migrate {args:?} failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn differences(actual: &Schema, expected: &Schema) -> String {
+    actual
+        .diff(expected)
+        .iter()
+        .map(|d| format!("  {d}\n"))
+        .collect()
+}
+
+/// A migrator of one migration, `1_schema.sql`, holding `sql`.
+fn migrator_of(sql: &str) -> Migrator {
+    let contents: &'static [u8] = Box::leak(sql.as_bytes().to_vec().into_boxed_slice());
+    let entries: &'static [include_dir::DirEntry<'static>] =
+        Box::leak(Box::new([include_dir::DirEntry::File(
+            include_dir::File::new("1_schema.sql", contents),
+        )]));
+    Migrator::from_dir(&include_dir::Dir::new("", entries)).unwrap()
+}
+
+/// The lines only one of two texts has, marked `-` (the first) and `+`.
+fn line_diff(a: &str, b: &str) -> String {
+    let only = |x: &str, y: &str, mark: char| -> String {
+        let others: Vec<&str> = y.lines().collect();
+        x.lines()
+            .filter(|line| !others.contains(line))
+            .map(|line| format!("{mark} {line}\n"))
+            .collect()
+    };
+    format!("{}{}", only(a, b, '-'), only(b, a, '+'))
+}
+
+async fn dump_round_trips_at_every_version(backend: Backend) {
+    let set = SCHEMA.set(backend.dialect()).unwrap();
+    let mut previous: Option<Schema> = None;
+    for migration in set.iter() {
+        let version = migration.version();
+        let built = fresh(backend, "built").await;
+        let pool = built.pool().await;
+        pool.run_to(&SCHEMA, version).await.unwrap();
+        let schema = pool.dump(&SCHEMA).await;
+        assert!(
+            schema
+                .objects()
+                .iter()
+                .all(|o| !o.name.contains("stowage_migrations")),
+            "stowage's own tables are left out: {schema:#?}"
+        );
+        if let Some(previous) = &previous {
+            assert!(
+                !schema.diff(previous).is_empty(),
+                "version {version} changes the schema, and the dump must see it"
+            );
+        }
+        let sql = schema.to_sql();
+
+        // The dump through the database's own client recreates the schema.
+        let copy = fresh(backend, "copy").await;
+        native::client(backend, &copy.url, &sql);
+        let copied = copy.pool().await.dump(&SCHEMA).await;
+        assert!(
+            copied == schema,
+            "at version {version}, the dump applied to an empty database gives another schema:\n{}\nthe dump:\n{sql}",
+            differences(&copied, &schema)
+        );
+        match (
+            native::dump(backend, &built.url, OWN),
+            native::dump(backend, &copy.url, OWN),
+        ) {
+            (Some(original), Some(recreated)) => assert!(
+                original == recreated,
+                "at version {version}, the native dump tool sees another schema in the copy:\n{}\nthe dump:\n{sql}",
+                line_diff(&original, &recreated)
+            ),
+            (None, None) => eprintln!(
+                "the installed pg_dump is older than this server: the copy is compared by \
+                 stowage's model only"
+            ),
+            other => panic!("only one of the two databases could be dumped: {other:?}"),
+        }
+
+        // The dump as a migration of its own: stowage applies it alike.
+        let as_migration = fresh(backend, "as migration").await;
+        let target = as_migration.pool().await;
+        target.run(&migrator_of(&sql)).await.unwrap();
+        let applied = target.dump(&SCHEMA).await;
+        assert!(
+            applied == schema,
+            "at version {version}, the dump applied by stowage gives another schema:\n{}",
+            differences(&applied, &schema)
+        );
+        target.close().await;
+
+        // The same files through the database's own client: the same model.
+        let by_client = fresh(backend, "by client").await;
+        for applied in set.iter().take_while(|m| m.version() <= version) {
+            native::client(backend, &by_client.url, applied.up_sql());
+        }
+        let theirs = by_client.pool().await.dump(&SCHEMA).await;
+        assert!(
+            theirs == schema,
+            "at version {version}, the client's schema is not stowage's:\n{}",
+            differences(&theirs, &schema)
+        );
+
+        // The binary's `migrate dump`, on AnyPool, prints the same script.
+        assert_eq!(app(&built.url, &["dump"]).trim_end(), sql.trim_end());
+        previous = Some(schema);
+        pool.close().await;
+    }
+}
+
+/// What the model holds of each kind, in the server's rendering.
+async fn every_kind_is_read(backend: Backend) {
+    let db = fresh(backend, "kinds").await;
+    let pool = db.pool().await;
+    pool.run(&SCHEMA).await.unwrap();
+    let schema = pool.dump(&SCHEMA).await;
+    let has = |kind: ObjectKind, name: &str, part: &str| {
+        let object = schema
+            .get(kind, name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in {schema:#?}"));
+        assert!(
+            object.definition.contains(part),
+            "{kind} {name} should hold `{part}`: {}",
+            object.definition
+        );
+    };
+    match backend {
+        Backend::Postgres => {
+            has(ObjectKind::Schema, "billing", "CREATE SCHEMA billing");
+            has(
+                ObjectKind::Type,
+                "public.mood",
+                "ENUM ('sad', 'ok', 'happy')",
+            );
+            has(
+                ObjectKind::Type,
+                "public.positive_int",
+                "CHECK ((VALUE > 0))",
+            );
+            has(ObjectKind::Type, "public.pair", "(a integer, b text)");
+            has(
+                ObjectKind::Table,
+                "public.users",
+                "id bigint GENERATED ALWAYS AS IDENTITY NOT NULL",
+            );
+            has(
+                ObjectKind::Table,
+                "public.users",
+                "name character varying(80) COLLATE pg_catalog.\"C\"",
+            );
+            has(
+                ObjectKind::Table,
+                "public.users",
+                "GENERATED ALWAYS AS (lower(email)) STORED",
+            );
+            has(
+                ObjectKind::Table,
+                "public.users",
+                "bio text DEFAULT ''::text",
+            );
+            has(
+                ObjectKind::Table,
+                "billing.invoices",
+                "EXCLUDE USING gist (period WITH &&)",
+            );
+            has(
+                ObjectKind::Table,
+                "public.events",
+                "PARTITION BY RANGE (at)",
+            );
+            has(
+                ObjectKind::Table,
+                "public.events_2026",
+                "PARTITION OF public.events FOR VALUES FROM",
+            );
+            has(
+                ObjectKind::Table,
+                "public.user_log",
+                "INHERITS (public.base_log)",
+            );
+            has(ObjectKind::Table, "public.cache", "CREATE UNLOGGED TABLE");
+            has(
+                ObjectKind::Sequence,
+                "public.ticket_numbers",
+                "INCREMENT BY 5",
+            );
+            has(
+                ObjectKind::Sequence,
+                "billing.invoices_id_seq",
+                "AS integer",
+            );
+            has(
+                ObjectKind::SequenceOwner,
+                "public.owned_numbers",
+                "OWNED BY public.counters.n",
+            );
+            has(
+                ObjectKind::Constraint,
+                "billing.invoices.invoices_user_id_fkey",
+                "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+            );
+            has(
+                ObjectKind::Constraint,
+                "billing.invoices.amount_positive",
+                "NOT VALID",
+            );
+            has(
+                ObjectKind::Index,
+                "billing.invoices_user",
+                "WHERE (amount > (0)::numeric)",
+            );
+            has(
+                ObjectKind::Index,
+                "public.totals_user",
+                "CREATE UNIQUE INDEX",
+            );
+            has(ObjectKind::View, "public.active_users", "mood");
+            has(
+                ObjectKind::MaterializedView,
+                "public.totals",
+                "WITH NO DATA",
+            );
+            has(ObjectKind::Function, "public.touch()", "LANGUAGE plpgsql");
+            has(
+                ObjectKind::Function,
+                "public.reset_scores()",
+                "CREATE OR REPLACE PROCEDURE",
+            );
+            has(
+                ObjectKind::Trigger,
+                "public.users.users_touch",
+                "EXECUTE FUNCTION touch()",
+            );
+            has(
+                ObjectKind::Comment,
+                "COLUMN public.users.email",
+                "'unique, as typed'",
+            );
+            has(
+                ObjectKind::Comment,
+                "VIEW public.active_users",
+                "everyone not sad",
+            );
+            has(
+                ObjectKind::Index,
+                "public.events_2026_at_idx",
+                "ATTACH PARTITION public.events_2026_at_idx",
+            );
+            // Made by constraints and identity columns: not objects of their own.
+            for (kind, name) in [
+                (ObjectKind::Index, "public.users_pkey"),
+                (ObjectKind::Sequence, "public.users_id_seq"),
+            ] {
+                assert!(
+                    schema.get(kind, name).is_none(),
+                    "{kind} {name} is not the user's"
+                );
+            }
+        }
+        Backend::MySql => {
+            has(ObjectKind::Table, "users", "CHECK (`name` <> '')");
+            has(ObjectKind::Table, "invoices", "ON DELETE CASCADE");
+            has(ObjectKind::Table, "logs", "ENGINE=MyISAM");
+            has(ObjectKind::Sequence, "tickets", "increment by 5");
+            has(
+                ObjectKind::View,
+                "uses_function",
+                "`double_it`(`users`.`id`)",
+            );
+            has(ObjectKind::Function, "reset_names", "CREATE PROCEDURE");
+            has(ObjectKind::Function, "double_it", "RETURN x * 2");
+            has(ObjectKind::Trigger, "users_lower", "LOWER(NEW.email)");
+            has(ObjectKind::Event, "purge_logs", "EVERY 1 DAY");
+            let users = &schema.get(ObjectKind::Table, "users").unwrap().definition;
+            assert!(
+                !users.contains("AUTO_INCREMENT="),
+                "the counter is left out: {users}"
+            );
+            for object in schema.objects() {
+                assert!(
+                    !object.definition.contains("DEFINER="),
+                    "{}",
+                    object.definition
+                );
+            }
+        }
+        Backend::Sqlite => {
+            has(ObjectKind::Table, "users", "bio TEXT");
+            has(ObjectKind::Table, "documents", "USING fts5(body)");
+            has(ObjectKind::Table, "typed", "STRICT");
+            has(ObjectKind::Index, "invoices_user", "WHERE amount > 0");
+            has(ObjectKind::View, "z_active", "SELECT id, email FROM users");
+            has(ObjectKind::Trigger, "users_lower", "lower(NEW.email)");
+            assert!(
+                schema.get(ObjectKind::Table, "documents_data").is_none(),
+                "the virtual table's shadow tables are its own"
+            );
+        }
+    }
+    pool.close().await;
+}
+
+on_every_backend!(dump_round_trips_at_every_version, every_kind_is_read);
