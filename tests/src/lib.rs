@@ -463,3 +463,47 @@ pub fn interleaved(command: &mut std::process::Command) -> (Option<i32>, String)
     std::io::Read::read_to_string(&mut { reader }, &mut output).unwrap();
     (child.wait().unwrap().code(), output)
 }
+
+/// A folder read at run time as `include_dir` would embed it (its
+/// contents leaked: for tests and tools that read a few folders), for
+/// [`stowage::Migrator::from_dir`].
+pub fn dir_at(path: &std::path::Path) -> std::io::Result<include_dir::Dir<'static>> {
+    fn leak(text: String) -> &'static str {
+        Box::leak(text.into_boxed_str())
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = leak(entry.file_name().to_string_lossy().into_owned());
+        if entry.file_type()?.is_dir() {
+            entries.push(include_dir::DirEntry::Dir(dir_named(name, &entry.path())?));
+        } else {
+            let bytes: &'static [u8] = Box::leak(std::fs::read(entry.path())?.into_boxed_slice());
+            entries.push(include_dir::DirEntry::File(include_dir::File::new(
+                name, bytes,
+            )));
+        }
+    }
+    Ok(include_dir::Dir::new(
+        "",
+        Box::leak(entries.into_boxed_slice()),
+    ))
+}
+
+fn dir_named(
+    name: &'static str,
+    path: &std::path::Path,
+) -> std::io::Result<include_dir::Dir<'static>> {
+    let dir = dir_at(path)?;
+    Ok(include_dir::Dir::new(name, dir.entries()))
+}
+
+/// A folder of one file, `name`, holding `text` (see [`dir_at`]).
+pub fn dir_of(name: &str, text: &str) -> include_dir::Dir<'static> {
+    let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    let bytes: &'static [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+    let entries = Box::leak(Box::new([include_dir::DirEntry::File(
+        include_dir::File::new(name, bytes),
+    )]));
+    include_dir::Dir::new("", entries)
+}

@@ -61,6 +61,13 @@ fn missing(tool: &str, error: std::io::Error) -> ! {
 /// first error, `mariadb`, `sqlite3` with `.bail on`); panics with what it
 /// said when it fails.
 pub fn client(backend: Backend, url: &str, script: &str) {
+    if let Err(said) = try_client(backend, url, script) {
+        panic!("{said}\n{script}");
+    }
+}
+
+/// [`client`], with what the client said as the error when it fails.
+pub fn try_client(backend: Backend, url: &str, script: &str) -> Result<(), String> {
     let (tool, mut command) = match backend {
         Backend::Postgres => {
             let mut c = command(backend, "psql", url);
@@ -96,11 +103,13 @@ pub fn client(backend: Backend, url: &str, script: &str) {
         .write_all(script.as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{tool} refused the script: {}\n{script}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    match output.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "{tool} refused the script: {}",
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        )),
+    }
 }
 
 /// The schema as the database's own dump tool prints it (`pg_dump

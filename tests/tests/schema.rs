@@ -49,12 +49,7 @@ fn differences(actual: &Schema, expected: &Schema) -> String {
 
 /// A migrator of one migration, `1_schema.sql`, holding `sql`.
 fn migrator_of(sql: &str) -> Migrator {
-    let contents: &'static [u8] = Box::leak(sql.as_bytes().to_vec().into_boxed_slice());
-    let entries: &'static [include_dir::DirEntry<'static>] =
-        Box::leak(Box::new([include_dir::DirEntry::File(
-            include_dir::File::new("1_schema.sql", contents),
-        )]));
-    Migrator::from_dir(&include_dir::Dir::new("", entries)).unwrap()
+    Migrator::from_dir(&stowage_tests::dir_of("1_schema.sql", sql)).unwrap()
 }
 
 /// The lines only one of two texts has, marked `-` (the first) and `+`.
@@ -341,4 +336,74 @@ async fn every_kind_is_read(backend: Backend) {
     pool.close().await;
 }
 
-on_every_backend!(dump_round_trips_at_every_version, every_kind_is_read);
+const TESTDB: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
+
+/// `check_schema_file` in a test process of its own: its exit code and
+/// stderr.
+fn check_schema_file(backend: Backend, path: &std::path::Path, update: bool) -> (i32, String) {
+    let mut command = std::process::Command::new(TESTDB);
+    command
+        .args(["-", "schema-file"])
+        .arg(path)
+        .env(
+            "STOWAGE_TEST_DATABASE_URL",
+            stowage_tests::server_url(backend),
+        )
+        .env_remove(stowage::testing::UPDATE_VAR);
+    if update {
+        command.env(stowage::testing::UPDATE_VAR, "1");
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The schema file beside the migrations: missing, then written with
+/// `STOWAGE_UPDATE_SCHEMA=1` as the schema the migrations build, then
+/// current, then out of date when it no longer says what they build.
+async fn the_schema_file_is_kept_current(backend: Backend) {
+    static OBJECTS: Migrator = stowage::embed_migrations!("fixtures/objects");
+    let path = std::env::temp_dir().join(format!(
+        "stowage-schema-{backend:?}-{}.sql",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let (code, stderr) = check_schema_file(backend, &path, false);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stderr.contains("STOWAGE_UPDATE_SCHEMA=1"), "{stderr}");
+
+    let (code, stderr) = check_schema_file(backend, &path, true);
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::read_to_string(&path).unwrap();
+    let db = fresh(backend, "schema file").await;
+    let pool = db.pool().await;
+    pool.run(&OBJECTS).await.unwrap();
+    assert_eq!(written, pool.dump(&OBJECTS).await.to_sql());
+    pool.close().await;
+    assert_eq!(check_schema_file(backend, &path, false).0, 0);
+
+    let first = written
+        .lines()
+        .find(|line| line.starts_with("CREATE"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &path,
+        written.replacen(&first, "CREATE TABLE gone (id int)", 1),
+    )
+    .unwrap();
+    let (code, stderr) = check_schema_file(backend, &path, false);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&format!("+ {first}")), "{stderr}");
+    assert!(stderr.contains("- CREATE TABLE gone (id int)"), "{stderr}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+on_every_backend!(
+    dump_round_trips_at_every_version,
+    every_kind_is_read,
+    the_schema_file_is_kept_current
+);

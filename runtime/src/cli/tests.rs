@@ -96,6 +96,10 @@ fn every_error() -> Vec<Error> {
         Error::ReadOnly {
             reason: "it is a standby".to_owned(),
         },
+        Error::SchemaFile {
+            path: "schema.sql".to_owned(),
+            problem: "does not exist".to_owned(),
+        },
         Error::PlaceholderUnset {
             source_path: path(),
             name: "role".to_owned(),
@@ -143,6 +147,7 @@ fn every_error() -> Vec<Error> {
             | Error::TakeOver { .. }
             | Error::UnsupportedStatement { .. }
             | Error::ReadOnly { .. }
+            | Error::SchemaFile { .. }
             | Error::PlaceholderUnset { .. }
             | Error::CallbackFailed { .. }
             | Error::MigrationFailed { .. } => {}
@@ -152,9 +157,9 @@ fn every_error() -> Vec<Error> {
 }
 
 /// The subcommands, as typed.
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "up", "down", "status", "stamp", "verify", "check", "wait", "plan", "adopt", "show", "new",
-    "repair",
+    "dump", "repair",
 ];
 
 /// Every command an error's advice names (a `…` span starting with a

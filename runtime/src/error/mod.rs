@@ -333,6 +333,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A schema file kept beside the migrations is not the schema they
+    /// build ([`testing::check_schema_file`](crate::testing::check_schema_file)).
+    #[error("the schema file {path} {problem}")]
+    SchemaFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
+
     /// A placeholder used by a migration or callback has no value; found
     /// before anything ran.
     #[error(

@@ -237,19 +237,31 @@ impl fmt::Display for Difference {
     }
 }
 
-/// The objects in the order that creates them: by kind; within the kinds
-/// that may read others of their kind (views, types, tables), each after
-/// those its definition names, by name otherwise.
+/// When an object of `kind` is created: in [`ObjectKind`]'s order, except
+/// that views and materialized views, which may read each other, are
+/// created together.
+fn stage(kind: ObjectKind) -> ObjectKind {
+    match kind {
+        ObjectKind::MaterializedView => ObjectKind::View,
+        other => other,
+    }
+}
+
+/// The objects in the order that creates them: by [`stage`]; within a
+/// stage, each after those its definition names (views read views, types
+/// and tables name others of their kind), by name otherwise.
 fn dependency_order(objects: &[SchemaObject]) -> Vec<&SchemaObject> {
     let mut ordered = Vec::with_capacity(objects.len());
+    let mut staged: Vec<&SchemaObject> = objects.iter().collect();
+    staged.sort_by_key(|object| stage(object.kind));
     let mut at = 0;
-    while at < objects.len() {
-        let kind = objects[at].kind;
-        let end = objects[at..]
+    while at < staged.len() {
+        let kind = stage(staged[at].kind);
+        let end = staged[at..]
             .iter()
-            .position(|object| object.kind != kind)
-            .map_or(objects.len(), |length| at + length);
-        let mut left: Vec<&SchemaObject> = objects[at..end].iter().collect();
+            .position(|object| stage(object.kind) != kind)
+            .map_or(staged.len(), |length| at + length);
+        let mut left: Vec<&SchemaObject> = staged[at..end].to_vec();
         while !left.is_empty() {
             // The first whose definition names none of the others left; on
             // a cycle (or a name that only looks like one), the first.
@@ -373,13 +385,15 @@ mod tests {
                 object(ObjectKind::View, "b_c", "CREATE VIEW b_c AS SELECT * FROM t"),
                 object(ObjectKind::Table, "t", "CREATE TABLE t (a_b int)"),
                 object(ObjectKind::View, "b", "CREATE VIEW b AS SELECT a FROM t"),
+                object(ObjectKind::MaterializedView, "m", "CREATE MATERIALIZED VIEW m AS SELECT * FROM b"),
+                object(ObjectKind::View, "a_m", "CREATE VIEW a_m AS SELECT * FROM m"),
             ],
         );
         let order: Vec<&str> = dependency_order(schema.objects())
             .iter()
             .map(|o| o.name.as_str())
             .collect();
-        assert_eq!(order, ["t", "b", "b_c", "a"]);
+        assert_eq!(order, ["t", "b_c", "a", "b", "m", "a_m"]);
     }
 
     #[test]

@@ -96,12 +96,14 @@ mod names;
 mod postgres;
 mod reuse_mysql;
 mod reuse_postgres;
+mod schema_file;
 mod server;
 mod spares;
 mod sqlite;
 
 pub use cleanup::{cleanup, kept_databases};
 pub use names::{server_from_env, template_name};
+pub use schema_file::{UPDATE_VAR, check_schema_file};
 
 /// A fresh database for one test, migrated to head (or empty).
 #[derive(Debug)]

@@ -6,7 +6,8 @@
 //! `stowage-test-testdb - sqlite-pool` (one taking a `SqlitePool`, likewise),
 //! or `stowage-test-testdb <server-url> evolving-v1|evolving-v2` (a test of one
 //! folder's migrations before and after a migration was added, with spares
-//! made ahead after any copy and waited for).
+//! made ahead after any copy and waited for), or `stowage-test-testdb -
+//! schema-file <path>` (`check_schema_file` of the objects set).
 
 use stowage::testing::TestDb;
 
@@ -60,6 +61,16 @@ async fn main() {
             &EVOLVING_V2
         };
         if let Err(error) = evolving(server, dir).await {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if mode == "schema-file" {
+        // `check_schema_file` of the objects set, on the server of the
+        // environment, against the file named next.
+        let path = args.get(3).map_or("schema.sql", String::as_str);
+        if let Err(error) = stowage::testing::check_schema_file(&OBJECTS, path).await {
             eprintln!("error: {error}");
             std::process::exit(1);
         }

@@ -1,0 +1,141 @@
+//! Real projects' migration folders, version by version, against each
+//! database's own tools (`scripts/corpus` runs it on fetched folders):
+//!
+//! ```text
+//! stowage-corpus <postgres|mysql|sqlite> <folder> [<folder> …]
+//! ```
+//!
+//! For each folder, on the servers of `STOWAGE_TEST_PG_URL` /
+//! `STOWAGE_TEST_MYSQL_URL` (SQLite: files), at every version: stowage
+//! applies the next migration to one database and the database's own
+//! client applies its file to another; the two schemas (`Migrator::dump`)
+//! must be equal. The dump, applied by the client to an empty database,
+//! must give the same schema and the same native dump (`pg_dump`,
+//! `mariadb-dump`, sqlite3's `.schema`). One line per version; the exit
+//! code is 1 when any version disagrees.
+
+use stowage::{Migrator, Schema};
+use stowage_tests::{Backend, dir_at, fresh, native};
+
+const OWN: &[&str] = &[
+    "stowage_migrations",
+    "stowage_migrations_repeatable",
+    "stowage_migrations_lock",
+];
+
+fn differences(actual: &Schema, expected: &Schema) -> String {
+    actual
+        .diff(expected)
+        .iter()
+        .take(3)
+        .map(|d| format!("\n    {}", d.to_string().replace('\n', "\n    ")))
+        .collect()
+}
+
+/// The problems of one folder, said as they are found.
+async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, String> {
+    let dir = dir_at(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let migrator = Migrator::from_dir(&dir).map_err(|e| e.to_string())?;
+    let set = migrator
+        .set(backend.dialect())
+        .ok_or_else(|| format!("{} has no migrations for {backend:?}", path.display()))?;
+    let (built, by_client) = (
+        fresh(backend, "built").await,
+        fresh(backend, "client").await,
+    );
+    let (pool, theirs_pool) = (built.pool().await, by_client.pool().await);
+    let mut problems = 0;
+    let mut client_ok = true;
+    for migration in set.iter() {
+        let version = migration.version();
+        let mut said = Vec::new();
+        if let Err(error) = pool.run_to(&migrator, version).await {
+            println!("{version}: stowage stopped: {error}");
+            return Ok(problems + 1);
+        }
+        let schema = pool.dump(&migrator).await;
+        if client_ok {
+            match native::try_client(backend, &by_client.url, migration.up_sql()) {
+                Ok(()) => {
+                    let theirs = theirs_pool.dump(&migrator).await;
+                    if theirs != schema {
+                        said.push(format!(
+                            "the client's schema is not stowage's:{}",
+                            differences(&theirs, &schema)
+                        ));
+                    }
+                }
+                Err(error) => {
+                    said.push(format!(
+                        "the client stopped (not compared from here): {error}"
+                    ));
+                    client_ok = false;
+                }
+            }
+        }
+        let copy = fresh(backend, "copy").await;
+        match native::try_client(backend, &copy.url, &schema.to_sql()) {
+            Err(error) => said.push(format!("the dump does not apply: {error}")),
+            Ok(()) => {
+                let copied = copy.pool().await.dump(&migrator).await;
+                if copied != schema {
+                    said.push(format!(
+                        "the dump recreates another schema:{}",
+                        differences(&copied, &schema)
+                    ));
+                }
+                match (
+                    native::dump(backend, &built.url, OWN),
+                    native::dump(backend, &copy.url, OWN),
+                ) {
+                    (Some(a), Some(b)) if a != b => {
+                        let only: Vec<&str> =
+                            a.lines().filter(|l| !b.contains(l)).take(3).collect();
+                        let extra: Vec<&str> =
+                            b.lines().filter(|l| !a.contains(l)).take(3).collect();
+                        said.push(format!("the native dumps differ: -{only:?} +{extra:?}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let objects = schema.objects().len();
+        if said.is_empty() {
+            println!("{version}: ok ({objects} objects)");
+        } else {
+            problems += 1;
+            println!("{version}: {}", said.join("; "));
+        }
+    }
+    Ok(problems)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let backend = match args.next().as_deref() {
+        Some("postgres") => Backend::Postgres,
+        Some("mysql") => Backend::MySql,
+        Some("sqlite") => Backend::Sqlite,
+        _ => {
+            eprintln!("usage: stowage-corpus <postgres|mysql|sqlite> <folder> [<folder> …]");
+            std::process::exit(2);
+        }
+    };
+    let mut failed = false;
+    for path in args {
+        println!("== {path}");
+        match folder(backend, std::path::Path::new(&path)).await {
+            Ok(0) => println!("== {path}: every version agrees"),
+            Ok(n) => {
+                failed = true;
+                println!("== {path}: {n} version(s) disagree");
+            }
+            Err(error) => {
+                failed = true;
+                println!("== {path}: {error}");
+            }
+        }
+    }
+    std::process::exit(i32::from(failed));
+}
