@@ -99,6 +99,8 @@ with_driver! {
         MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
     pub use schema::{Difference, ObjectKind, Schema, SchemaObject};
+    #[cfg(feature = "any")]
+    pub use schema::Drift;
 }
 
 /// Embed a migrations folder into the binary as a [`Migrator`].

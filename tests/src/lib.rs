@@ -311,6 +311,13 @@ impl Pool {
             .unwrap_or_else(|error| panic!("cannot read the schema: {error:?}"))
     }
 
+    /// The schema against the one `migrator` builds, made on `server`
+    /// ([`stowage::Migrator::drift`]).
+    pub async fn drift(&self, migrator: &stowage::Migrator, server: &str) -> stowage::Drift {
+        on_pool!(self, p => migrator.drift(p, server).await)
+            .unwrap_or_else(|error| panic!("cannot compare the schema: {error:?}"))
+    }
+
     /// The schema as the catalog describes it: tables, columns and indexes,
     /// one line each, sorted; the history table left out.
     pub async fn schema(&self) -> Vec<String> {

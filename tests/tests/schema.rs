@@ -27,16 +27,9 @@ const APP: &str = env!("CARGO_BIN_EXE_stowage-test-cli");
 /// `app migrate <args>` on `url` with the schema set: stdout, after
 /// asserting success.
 fn app(url: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(APP)
-        .args(["migrate"])
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("STOWAGE_TEST_SET", "schema")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "migrate {args:?} failed: {stderr}");
-    String::from_utf8(output.stdout).unwrap()
+    let (code, stdout) = app_code(url, args);
+    assert_eq!(code, 0, "migrate {args:?} failed: {stdout}");
+    stdout
 }
 
 fn differences(actual: &Schema, expected: &Schema) -> String {
@@ -402,8 +395,260 @@ async fn the_schema_file_is_kept_current(backend: Backend) {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// `app migrate <args>` on `url` with the schema set: exit code and stdout.
+fn app_code(url: &str, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(APP)
+        .args(["migrate"])
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("STOWAGE_TEST_SET", "schema")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// At every version, the schema is the one the migrations build there:
+/// no drift, through the library and the binary.
+async fn no_drift_at_any_version(backend: Backend) {
+    let server = stowage_tests::server_url(backend);
+    let empty = fresh(backend, "drift").await;
+    let drift = empty.pool().await.drift(&SCHEMA, &server).await;
+    assert_eq!(
+        (drift.version, drift.differences.len()),
+        (None, 0),
+        "{drift}"
+    );
+    for migration in SCHEMA.set(backend.dialect()).unwrap().iter() {
+        let db = fresh(backend, "drift").await;
+        let pool = db.pool().await;
+        pool.run_to(&SCHEMA, migration.version()).await.unwrap();
+        let drift = pool.drift(&SCHEMA, &server).await;
+        assert_eq!(drift.version, Some(migration.version()));
+        assert!(drift.differences.is_empty(), "{drift}");
+        let (code, stdout) = app_code(&db.url, &["drift"]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(stdout.starts_with("no drift"), "{stdout}");
+        pool.close().await;
+    }
+}
+
+/// Each kind of hand change made after the migrations, on a database of
+/// its own: the object it touched, reported as missing, unexpected or
+/// changed; through the binary, exit 10 and the JSON's differences.
+async fn hand_changes_are_drift(backend: Backend) {
+    use stowage::Difference;
+    let server = stowage_tests::server_url(backend);
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Change {
+        Missing,
+        Unexpected,
+        Changed,
+    }
+    use Change::*;
+    let changes: &[(&str, ObjectKind, &str, Change)] = match backend {
+        Backend::Postgres => &[
+            (
+                "ALTER TABLE users ADD COLUMN extra int",
+                ObjectKind::Table,
+                "public.users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users ALTER COLUMN bio TYPE varchar(10)",
+                ObjectKind::Table,
+                "public.users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users ALTER COLUMN bio SET DEFAULT 'x'",
+                ObjectKind::Table,
+                "public.users",
+                Changed,
+            ),
+            (
+                "DROP INDEX users_lower_name",
+                ObjectKind::Index,
+                "public.users_lower_name",
+                Missing,
+            ),
+            (
+                "DROP INDEX users_lower_name; CREATE INDEX users_lower_name ON users (name)",
+                ObjectKind::Index,
+                "public.users_lower_name",
+                Changed,
+            ),
+            (
+                "ALTER TABLE billing.invoices DROP CONSTRAINT amount_positive",
+                ObjectKind::Constraint,
+                "billing.invoices.amount_positive",
+                Missing,
+            ),
+            (
+                "ALTER TABLE users DROP CONSTRAINT name_not_blank",
+                ObjectKind::Table,
+                "public.users",
+                Changed,
+            ),
+            (
+                "CREATE OR REPLACE VIEW active_users AS SELECT id, email, mood FROM users WHERE mood = 'happy'",
+                ObjectKind::View,
+                "public.active_users",
+                Changed,
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+                ObjectKind::Function,
+                "public.touch()",
+                Changed,
+            ),
+            (
+                "DROP TRIGGER users_touch ON users; CREATE TRIGGER users_touch BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION touch()",
+                ObjectKind::Trigger,
+                "public.users.users_touch",
+                Changed,
+            ),
+            (
+                "CREATE TABLE hotfix (id int)",
+                ObjectKind::Table,
+                "public.hotfix",
+                Unexpected,
+            ),
+        ],
+        Backend::MySql => &[
+            (
+                "ALTER TABLE users ADD COLUMN extra INT",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users MODIFY bio VARCHAR(10)",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users ALTER COLUMN bio SET DEFAULT 'x'",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "DROP INDEX users_created ON users",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users DROP CONSTRAINT name_check",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "CREATE OR REPLACE VIEW z_active AS SELECT id FROM users",
+                ObjectKind::View,
+                "z_active",
+                Changed,
+            ),
+            (
+                "DROP PROCEDURE reset_names",
+                ObjectKind::Function,
+                "reset_names",
+                Missing,
+            ),
+            (
+                "DROP TRIGGER users_lower",
+                ObjectKind::Trigger,
+                "users_lower",
+                Missing,
+            ),
+            (
+                "CREATE TRIGGER users_upper BEFORE UPDATE ON users FOR EACH ROW SET NEW.email = UPPER(NEW.email)",
+                ObjectKind::Trigger,
+                "users_upper",
+                Unexpected,
+            ),
+            (
+                "CREATE TABLE hotfix (id INT)",
+                ObjectKind::Table,
+                "hotfix",
+                Unexpected,
+            ),
+        ],
+        Backend::Sqlite => &[
+            (
+                "ALTER TABLE users ADD COLUMN extra INTEGER",
+                ObjectKind::Table,
+                "users",
+                Changed,
+            ),
+            (
+                "DROP INDEX invoices_user",
+                ObjectKind::Index,
+                "invoices_user",
+                Missing,
+            ),
+            (
+                "DROP INDEX invoices_user; CREATE INDEX invoices_user ON invoices (amount)",
+                ObjectKind::Index,
+                "invoices_user",
+                Changed,
+            ),
+            (
+                "DROP VIEW z_active; CREATE VIEW z_active AS SELECT id FROM users",
+                ObjectKind::View,
+                "z_active",
+                Changed,
+            ),
+            (
+                "DROP TRIGGER users_lower; CREATE TRIGGER users_lower AFTER UPDATE ON users BEGIN SELECT 1; END",
+                ObjectKind::Trigger,
+                "users_lower",
+                Changed,
+            ),
+            (
+                "CREATE TABLE hotfix (id INTEGER)",
+                ObjectKind::Table,
+                "hotfix",
+                Unexpected,
+            ),
+        ],
+    };
+    for &(sql, kind, name, change) in changes {
+        let db = fresh(backend, "hand change").await;
+        let pool = db.pool().await;
+        pool.run(&SCHEMA).await.unwrap();
+        native::client(backend, &db.url, &format!("{sql};"));
+        let drift = pool.drift(&SCHEMA, &server).await;
+        let found: Vec<(ObjectKind, &str, Change)> = drift
+            .differences
+            .iter()
+            .map(|d| {
+                let seen = match d {
+                    Difference::Missing(_) => Missing,
+                    Difference::Unexpected(_) => Unexpected,
+                    _ => Changed,
+                };
+                (d.object().kind, d.object().name.as_str(), seen)
+            })
+            .collect();
+        assert_eq!(found, [(kind, name, change)], "after `{sql}`:\n{drift}");
+        let (code, stdout) = app_code(&db.url, &["drift", "--json"]);
+        assert_eq!(code, 10, "{stdout}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json["drift"]["differences"][0]["name"], name, "{stdout}");
+        pool.close().await;
+    }
+}
+
 on_every_backend!(
     dump_round_trips_at_every_version,
     every_kind_is_read,
-    the_schema_file_is_kept_current
+    the_schema_file_is_kept_current,
+    no_drift_at_any_version,
+    hand_changes_are_drift
 );

@@ -4,7 +4,7 @@
 
 use super::output::{Outcome, joined, listed, planned, plural};
 use super::ready::{readiness, wait_for_head};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
+use super::{EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
 use crate::{Error, Migrator, RepairAction, Target};
 
 /// What a subcommand did, and the status it read.
@@ -158,6 +158,19 @@ pub(super) async fn dump(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
     let schema = migrator.dump(pool).await?;
     let sql = schema.to_sql();
     let outcome = Outcome::new(EXIT_OK, sql.trim_end()).with("objects", schema.objects());
+    Ok((outcome, None))
+}
+
+/// `drift`: the schema against the one the migrations build at the
+/// database's version, made on `server`.
+pub(super) async fn drift(migrator: &Migrator, pool: &sqlx::AnyPool, server: &str) -> Done {
+    let drift = migrator.drift(pool, server).await?;
+    let code = if drift.differences.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_DRIFT
+    };
+    let outcome = Outcome::new(code, drift.to_string()).with("drift", &drift);
     Ok((outcome, None))
 }
 

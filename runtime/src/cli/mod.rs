@@ -85,6 +85,8 @@ pub const EXIT_OUT_OF_ORDER: i32 = 8;
 /// `check`: the database cannot be reached (it is not waited for:
 /// `--connect-timeout` is 0 unless given).
 pub const EXIT_UNREACHABLE: i32 = 9;
+/// `drift`: the schema is not the one the migrations build.
+pub const EXIT_DRIFT: i32 = 10;
 
 /// The heading of the options every subcommand takes.
 const GLOBAL: &str = "Global options";
@@ -227,6 +229,21 @@ pub enum Action {
     /// an empty database (read from its catalogue; stowage's own tables
     /// left out); with `--json`, its objects.
     Dump,
+    /// Compare the database's schema with the one this binary's migrations
+    /// build at the database's version (in a scratch database: in memory
+    /// for SQLite, a new database on the server otherwise); exit 10 when
+    /// they differ. Read-only.
+    Drift {
+        /// Build the expected schema on this server instead (a user that
+        /// may create databases, of the same version as the database's).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "STOWAGE_DEV_URL",
+            hide_env_values = true
+        )]
+        dev_url: Option<String>,
+    },
     /// Fix the history table explicitly.
     Repair {
         /// Accept the binary's checksums for migrations whose files changed.
@@ -420,7 +437,7 @@ impl MigrateCommand {
         }
         let progress = Progress::new(self.quiet, self.verbose);
         let migrator = &progress.attach(migrator.clone());
-        let (outcome, status) = match self.act(migrator, &pool, target, started).await {
+        let (outcome, status) = match self.act(migrator, &pool, url, target, started).await {
             Ok((outcome, status)) => (outcome, status),
             Err(error) => {
                 progress.stop();
@@ -460,6 +477,7 @@ impl MigrateCommand {
         &self,
         migrator: &Migrator,
         pool: &sqlx::AnyPool,
+        url: &str,
         target: Option<Target>,
         started: std::time::Instant,
     ) -> commands::Done {
@@ -499,6 +517,9 @@ impl MigrateCommand {
             }
             Action::Adopt { from } => commands::adopt(migrator, pool, *from).await,
             Action::Dump => commands::dump(migrator, pool).await,
+            Action::Drift { dev_url } => {
+                commands::drift(migrator, pool, dev_url.as_deref().unwrap_or(url)).await
+            }
             Action::Repair {
                 accept_checksums,
                 clear_failed,
@@ -534,6 +555,7 @@ impl Action {
             Action::Adopt { .. } => "adopt",
             Action::Show { .. } => "show",
             Action::Dump => "dump",
+            Action::Drift { .. } => "drift",
             Action::Repair { .. } => "repair",
             Action::New { .. } => "new",
         }

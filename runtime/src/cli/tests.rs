@@ -157,9 +157,9 @@ fn every_error() -> Vec<Error> {
 }
 
 /// The subcommands, as typed.
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "up", "down", "status", "stamp", "verify", "check", "wait", "plan", "adopt", "show", "new",
-    "dump", "repair",
+    "dump", "drift", "repair",
 ];
 
 /// Every command an error's advice names (a `…` span starting with a

@@ -355,3 +355,37 @@ pub fn database_url() -> Result<Option<String>, Error> {
     Ok(Some(url.to_owned()))
 }
 
+/// The dialect of a URL, by its scheme.
+#[cfg(feature = "any")]
+pub(crate) fn dialect_of_url(url: &str) -> Result<crate::Dialect, Error> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(crate::Dialect::Postgres)
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        Ok(crate::Dialect::MySql)
+    } else if url.starts_with("sqlite:") {
+        Ok(crate::Dialect::Sqlite)
+    } else {
+        Err(Error::InvalidUrl {
+            url: redact(url),
+            reason: "the scheme is not postgres, mysql or sqlite".to_owned(),
+        })
+    }
+}
+
+/// Replace the database (the URL's path) of a server URL.
+#[cfg(feature = "any")]
+pub(crate) fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}

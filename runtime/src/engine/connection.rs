@@ -94,6 +94,17 @@ macro_rules! backends {
         }
 
         impl Conn<'_> {
+            /// The same connection, lent: for one operation to call others
+            /// on the connection it holds.
+            pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+                match self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        Conn::$variant(c) => Conn::$variant(Held::Borrowed(&mut **c)),
+                    )*
+                }
+            }
+
             /// The pool this connection came from; `None` for a lent one.
             pub(crate) fn pool(&self) -> Option<Pool> {
                 match self {
@@ -123,6 +134,14 @@ macro_rules! backends {
                     #[allow(unreachable_patterns)]
                     _ => None,
                 }
+            }
+        }
+
+        impl sealed::Sealed for &mut Conn<'_> {}
+        impl<'a> Database<'a> for &'a mut Conn<'_> {
+            #[allow(private_interfaces)]
+            fn connect(self) -> Connecting<'a> {
+                Box::pin(async move { Ok(self.reborrow()) })
             }
         }
 

@@ -334,7 +334,7 @@ pub enum Error {
     },
 
     /// A schema file kept beside the migrations is not the schema they
-    /// build ([`testing::check_schema_file`](crate::testing::check_schema_file)).
+    /// build (`testing::check_schema_file`, feature `testing`).
     #[error("the schema file {path} {problem}")]
     SchemaFile {
         /// The file.

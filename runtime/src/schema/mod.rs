@@ -10,9 +10,14 @@ use crate::engine::connection::{Conn, Database};
 use crate::{Dialect, Error, Migrator};
 use std::fmt;
 
+#[cfg(feature = "any")]
+mod expected;
 mod mysql;
 mod postgres;
 mod sqlite;
+
+#[cfg(feature = "any")]
+pub use expected::Drift;
 
 /// What kind of object a [`SchemaObject`] is. The order is the order in
 /// which [`Schema::to_sql`] creates them.
@@ -189,12 +194,11 @@ impl Schema {
 }
 
 /// One way in which a schema is not the one expected ([`Schema::diff`]).
+///
+/// With feature `serde`, one flat object: `change` (`missing`,
+/// `unexpected` or `changed`), `kind`, `name`, and the `expected` and
+/// `actual` definitions (`null` where there is none).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize),
-    serde(tag = "change", rename_all = "snake_case")
-)]
 #[non_exhaustive]
 pub enum Difference {
     /// Expected, and not there.
@@ -208,6 +212,26 @@ pub enum Difference {
         /// What is there.
         actual: SchemaObject,
     },
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Difference {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (change, expected, actual) = match self {
+            Difference::Missing(object) => ("missing", Some(object), None),
+            Difference::Unexpected(object) => ("unexpected", None, Some(object)),
+            Difference::Changed { expected, actual } => ("changed", Some(expected), Some(actual)),
+        };
+        let object = self.object();
+        let mut out = serializer.serialize_struct("Difference", 5)?;
+        out.serialize_field("change", change)?;
+        out.serialize_field("kind", &object.kind)?;
+        out.serialize_field("name", &object.name)?;
+        out.serialize_field("expected", &expected.map(|o| &o.definition))?;
+        out.serialize_field("actual", &actual.map(|o| &o.definition))?;
+        out.end()
+    }
 }
 
 impl Difference {

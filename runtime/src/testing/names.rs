@@ -11,7 +11,6 @@
 //!   `_spare_<set>` at the end, a spare copy of that set's template;
 //! - `stowage_kept_…`: a failing test's database, kept for a look.
 
-use crate::connect::redact;
 use crate::{Dialect, Error, Migrator};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -178,37 +177,7 @@ pub(super) fn may_be_running(pid: u32) -> bool {
     !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
-pub(super) fn dialect_of(url: &str) -> Result<Dialect, Error> {
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Dialect::Postgres)
-    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        Ok(Dialect::MySql)
-    } else if url.starts_with("sqlite:") {
-        Ok(Dialect::Sqlite)
-    } else {
-        Err(Error::InvalidUrl {
-            url: redact(url),
-            reason: "the scheme is not postgres, mysql or sqlite".to_owned(),
-        })
-    }
-}
-
-/// Replace the database (the URL's path) of a server URL.
-pub(super) fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
+pub(super) use crate::connect::{dialect_of_url as dialect_of, with_database};
 
 pub(super) fn sqlite_dir() -> PathBuf {
     std::env::temp_dir().join("stowage-testdb")
