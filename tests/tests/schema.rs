@@ -645,7 +645,134 @@ async fn hand_changes_are_drift(backend: Backend) {
     }
 }
 
+/// A database built by the database's own client from the set's files up
+/// to version 2, without history: `up` refuses, changing nothing and (in
+/// the binary) naming version 2; `baseline` stamps 2; then `up` applies
+/// the rest and the schema has no drift. A hand change makes baseline
+/// refuse, naming the closest version and the difference.
+async fn a_database_built_otherwise_is_baselined(backend: Backend) {
+    let server = stowage_tests::server_url(backend);
+    let set = SCHEMA.set(backend.dialect()).unwrap();
+    let by_client = |db: &stowage_tests::Fresh| {
+        for migration in set.iter().take(2) {
+            native::client(backend, &db.url, migration.up_sql());
+        }
+    };
+    let db = fresh(backend, "baseline").await;
+    by_client(&db);
+    let pool = db.pool().await;
+    let before = pool.dump(&SCHEMA).await;
+    let error = pool.run(&SCHEMA).await.unwrap_err();
+    let stowage::Error::ExistingSchema { objects, matching } = &error else {
+        panic!("not refused as built otherwise: {error:?}");
+    };
+    assert!(objects.iter().any(|o| o.ends_with("users")), "{objects:?}");
+    assert_eq!(
+        *matching, None,
+        "the library has no server to build versions on"
+    );
+    assert!(error.to_string().contains("`baseline`"), "{error}");
+    assert_eq!(pool.dump(&SCHEMA).await, before, "nothing changed");
+    assert!(
+        !pool
+            .tables()
+            .await
+            .iter()
+            .any(|t| t.contains("stowage_migrations"))
+    );
+
+    let output = std::process::Command::new(APP)
+        .args(["migrate", "up"])
+        .env("DATABASE_URL", &db.url)
+        .env("STOWAGE_TEST_SET", "schema")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("at version 2: record that with `stamp 2`"),
+        "{stderr}"
+    );
+
+    let (code, stdout) = app_code(&db.url, &["baseline"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("at version 2: recorded it as applied"),
+        "{stdout}"
+    );
+    let status = pool.status(&SCHEMA).await.unwrap();
+    assert_eq!(status.current, Some(2));
+    assert_eq!(
+        stowage_tests::versions(&pool.run(&SCHEMA).await.unwrap()),
+        [3]
+    );
+    assert!(pool.drift(&SCHEMA, &server).await.differences.is_empty());
+    pool.close().await;
+
+    // Through the library, on a database with one table more.
+    let changed = fresh(backend, "baseline").await;
+    by_client(&changed);
+    native::client(backend, &changed.url, "CREATE TABLE hotfix (id INTEGER);");
+    let pool = changed.pool().await;
+    let error = on_pool(&pool, &server).await.unwrap_err();
+    let stowage::Error::NoMatchingVersion {
+        closest,
+        differences,
+    } = &error
+    else {
+        panic!("not refused: {error:?}");
+    };
+    assert_eq!(*closest, Some(2), "{error}");
+    assert_eq!(differences.len(), 1, "{error}");
+    assert!(
+        differences[0].contains("hotfix") && differences[0].contains("not expected"),
+        "{error}"
+    );
+    assert_eq!(
+        pool.status(&SCHEMA).await.unwrap().current,
+        None,
+        "nothing recorded"
+    );
+    pool.close().await;
+
+    // Nothing to record on an empty database.
+    let empty = fresh(backend, "baseline").await;
+    assert_eq!(on_pool(&empty.pool().await, &server).await.unwrap(), None);
+}
+
+async fn on_pool(
+    pool: &stowage_tests::Pool,
+    server: &str,
+) -> Result<Option<std::ops::RangeInclusive<i64>>, stowage::Error> {
+    match pool.kind() {
+        stowage_tests::Kind::Postgres(p) => SCHEMA.baseline(p, server).await,
+        stowage_tests::Kind::MySql(p) => SCHEMA.baseline(p, server).await,
+        stowage_tests::Kind::Sqlite(p) => SCHEMA.baseline(p, server).await,
+    }
+}
+
+/// Tables of another application's beside the migrations: refused by
+/// default, applied beside with `Policy::Allow`.
+async fn tables_of_another_application_are_allowed_on_request(backend: Backend) {
+    let db = fresh(backend, "shared").await;
+    native::client(backend, &db.url, "CREATE TABLE other_app (id INTEGER);");
+    let pool = db.pool().await;
+    let error = pool.run(&SCHEMA).await.unwrap_err();
+    assert!(
+        matches!(&error, stowage::Error::ExistingSchema { objects, .. } if objects.len() == 1 && objects[0].ends_with("other_app")),
+        "{error:?}"
+    );
+    let allowing = SCHEMA.clone().with_existing_schema(stowage::Policy::Allow);
+    assert_eq!(
+        stowage_tests::versions(&pool.run(&allowing).await.unwrap()),
+        [1, 2, 3]
+    );
+    pool.close().await;
+}
+
 on_every_backend!(
+    a_database_built_otherwise_is_baselined,
+    tables_of_another_application_are_allowed_on_request,
     dump_round_trips_at_every_version,
     every_kind_is_read,
     the_schema_file_is_kept_current,

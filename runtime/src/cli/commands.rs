@@ -10,12 +10,36 @@ use crate::{Error, Migrator, RepairAction, Target};
 /// What a subcommand did, and the status it read.
 pub(super) type Done = Result<(Outcome, Option<crate::Status>), Error>;
 
-/// `up`: apply what is pending, all or up to `to`.
-pub(super) async fn up(migrator: &Migrator, pool: &sqlx::AnyPool, to: Option<i64>) -> Done {
+/// `up`: apply what is pending, all or up to `to`. Refused on a database
+/// built some other way, it names the version whose schema that database
+/// has, when one does (built on `server`, or `STOWAGE_DEV_URL`).
+pub(super) async fn up(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    to: Option<i64>,
+    server: &str,
+) -> Done {
     let report = match to {
         Some(version) => migrator.run_to(pool, version).await,
         None => migrator.run(pool).await,
-    }?;
+    };
+    let report = match report {
+        Err(Error::ExistingSchema {
+            objects,
+            matching: None,
+        }) => {
+            let dev = std::env::var("STOWAGE_DEV_URL").ok();
+            let server = dev.as_deref().unwrap_or(server);
+            let matching = migrator
+                .matching_versions(pool, server)
+                .await
+                .ok()
+                .flatten()
+                .map(|versions| *versions.end());
+            return Err(Error::ExistingSchema { objects, matching });
+        }
+        report => report?,
+    };
     let outcome =
         Outcome::new(EXIT_OK, report.to_string()).with("applied", listed(report.applied()));
     Ok((outcome, None))
@@ -172,6 +196,30 @@ pub(super) async fn drift(migrator: &Migrator, pool: &sqlx::AnyPool, server: &st
     };
     let outcome = Outcome::new(code, drift.to_string()).with("drift", &drift);
     Ok((outcome, None))
+}
+
+/// `baseline`: stamp the version whose schema the database has.
+pub(super) async fn baseline(migrator: &Migrator, pool: &sqlx::AnyPool, server: &str) -> Done {
+    let said = match migrator.baseline(pool, server).await? {
+        Some(versions) if versions.start() == versions.end() => format!(
+            "the database's schema is the one the migrations build at version {}: recorded it \
+             as applied; `up` applies what follows",
+            versions.end()
+        ),
+        Some(versions) => format!(
+            "the database's schema is the one the migrations build at versions {} to {} (those \
+             after {} change no schema): recorded {} as applied, the newest; if the database \
+             lacks the changes of those, `stamp {} --yes` records the older one instead",
+            versions.start(),
+            versions.end(),
+            versions.start(),
+            versions.end(),
+            versions.start()
+        ),
+        None => "the database holds no tables: nothing to record; `up` applies every migration"
+            .to_owned(),
+    };
+    Ok((Outcome::new(EXIT_OK, said), None))
 }
 
 /// `adopt`: take over another tool's history.

@@ -139,6 +139,22 @@ pub struct MigrateCommand {
     pub action: Action,
 }
 
+/// Where `drift` and `baseline` build the migrations' schema.
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct DevServer {
+    /// Build the migrations' schema in a scratch database on this server
+    /// (a user that may create databases, of the same version as the
+    /// database's) instead of the database's own.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "STOWAGE_DEV_URL",
+        hide_env_values = true
+    )]
+    pub dev_url: Option<String>,
+}
+
 /// A `migrate` subcommand.
 #[derive(Debug, Clone, clap::Subcommand)]
 #[non_exhaustive]
@@ -234,15 +250,18 @@ pub enum Action {
     /// for SQLite, a new database on the server otherwise); exit 10 when
     /// they differ. Read-only.
     Drift {
-        /// Build the expected schema on this server instead (a user that
-        /// may create databases, of the same version as the database's).
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "STOWAGE_DEV_URL",
-            hide_env_values = true
-        )]
-        dev_url: Option<String>,
+        /// Where to build the migrations' schema.
+        #[command(flatten)]
+        dev: DevServer,
+    },
+    /// For a database built without these migrations (tables, no
+    /// history): find the version whose schema it has, by building each in
+    /// a scratch database, and stamp it; refuses, with the differences
+    /// from the closest version, when none matches.
+    Baseline {
+        /// Where to build the migrations' schema.
+        #[command(flatten)]
+        dev: DevServer,
     },
     /// Fix the history table explicitly.
     Repair {
@@ -482,7 +501,7 @@ impl MigrateCommand {
         started: std::time::Instant,
     ) -> commands::Done {
         match &self.action {
-            Action::Up { to } => commands::up(migrator, pool, *to).await,
+            Action::Up { to } => commands::up(migrator, pool, *to, url).await,
             Action::Down {
                 steps,
                 to,
@@ -517,8 +536,11 @@ impl MigrateCommand {
             }
             Action::Adopt { from } => commands::adopt(migrator, pool, *from).await,
             Action::Dump => commands::dump(migrator, pool).await,
-            Action::Drift { dev_url } => {
-                commands::drift(migrator, pool, dev_url.as_deref().unwrap_or(url)).await
+            Action::Drift { dev } => {
+                commands::drift(migrator, pool, dev.dev_url.as_deref().unwrap_or(url)).await
+            }
+            Action::Baseline { dev } => {
+                commands::baseline(migrator, pool, dev.dev_url.as_deref().unwrap_or(url)).await
             }
             Action::Repair {
                 accept_checksums,
@@ -556,6 +578,7 @@ impl Action {
             Action::Show { .. } => "show",
             Action::Dump => "dump",
             Action::Drift { .. } => "drift",
+            Action::Baseline { .. } => "baseline",
             Action::Repair { .. } => "repair",
             Action::New { .. } => "new",
         }

@@ -96,6 +96,18 @@ fn every_error() -> Vec<Error> {
         Error::ReadOnly {
             reason: "it is a standby".to_owned(),
         },
+        Error::ExistingSchema {
+            objects: vec!["users".to_owned()],
+            matching: None,
+        },
+        Error::ExistingSchema {
+            objects: vec!["users".to_owned()],
+            matching: Some(2),
+        },
+        Error::NoMatchingVersion {
+            closest: Some(2),
+            differences: vec!["table users differs".to_owned()],
+        },
         Error::SchemaFile {
             path: "schema.sql".to_owned(),
             problem: "does not exist".to_owned(),
@@ -148,6 +160,8 @@ fn every_error() -> Vec<Error> {
             | Error::UnsupportedStatement { .. }
             | Error::ReadOnly { .. }
             | Error::SchemaFile { .. }
+            | Error::ExistingSchema { .. }
+            | Error::NoMatchingVersion { .. }
             | Error::PlaceholderUnset { .. }
             | Error::CallbackFailed { .. }
             | Error::MigrationFailed { .. } => {}
@@ -157,9 +171,9 @@ fn every_error() -> Vec<Error> {
 }
 
 /// The subcommands, as typed.
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 15] = [
     "up", "down", "status", "stamp", "verify", "check", "wait", "plan", "adopt", "show", "new",
-    "dump", "drift", "repair",
+    "dump", "drift", "baseline", "repair",
 ];
 
 /// Every command an error's advice names (a `…` span starting with a

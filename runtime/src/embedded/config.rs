@@ -45,6 +45,7 @@ pub struct Config {
     pub(crate) on_modified: Policy,
     pub(crate) on_missing: Policy,
     pub(crate) on_out_of_order: Policy,
+    pub(crate) on_existing_schema: Policy,
     pub(crate) take_over: bool,
     pub(crate) lock: Lock,
 }
@@ -57,6 +58,7 @@ impl Config {
         on_modified: Policy::Error,
         on_missing: Policy::Error,
         on_out_of_order: Policy::Error,
+        on_existing_schema: Policy::Error,
         take_over: true,
         lock: Lock::Server,
     };
@@ -90,6 +92,12 @@ impl Config {
     /// The policy for a pending migration older than the newest applied one.
     pub const fn on_out_of_order(&self) -> Policy {
         self.on_out_of_order
+    }
+
+    /// The policy for a database that holds tables or views of its own and
+    /// no history, when there is something to apply.
+    pub const fn on_existing_schema(&self) -> Policy {
+        self.on_existing_schema
     }
 
     /// How the migration lock is taken.

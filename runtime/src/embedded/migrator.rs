@@ -184,6 +184,20 @@ impl Migrator {
         self
     }
 
+    /// What `run` does on a database that holds tables or views of its own
+    /// (stowage's left aside) and no history, when it has migrations to
+    /// apply: by default it refuses and changes nothing, since such a
+    /// database was built some other way, and its first migration would
+    /// fail or add to it; `migrate baseline` (`Migrator::baseline`)
+    /// records the version it is at. [`Policy::Allow`] applies the
+    /// migrations beside those tables, with a warning (a database shared
+    /// with another application, tables created by hand on purpose).
+    #[must_use]
+    pub const fn with_existing_schema(mut self, policy: Policy) -> Self {
+        self.config.on_existing_schema = policy;
+        self
+    }
+
     /// Whether `run`, finding no history table of its own but the one of
     /// sqlx (`_sqlx_migrations`), diesel (`__diesel_schema_migrations`) or
     /// refinery (`refinery_schema_history`), takes it over before applying

@@ -301,6 +301,10 @@ async fn apply_pending(
             !recorded.contains_key(&m.version()) && up_to.is_none_or(|v| m.version() <= v)
         })
         .collect();
+    // A database built some other way is not built upon.
+    if !exists && !pending.is_empty() {
+        crate::schema::check_no_schema(migrator, conn, table).await?;
+    }
     // Repeatable migrations come after every versioned one: only in a run
     // that goes to the head, those that are new or changed.
     let to_head = up_to.is_none_or(|v| set.head().is_none_or(|head| v >= head.version));

@@ -333,6 +333,37 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database holds tables or views of its own and no stowage
+    /// history: it was built some other way. Found before anything ran.
+    #[error(
+        "the database holds {} table{} or view{} of its own ({}) and no stowage history: it was not \
+         built by these migrations, so `up` would fail on the first of them or add to a schema it \
+         does not know; nothing was changed. {}",
+        objects.len(), plural(objects.len()), plural(objects.len()), listed(objects), existing_advice(*matching)
+    )]
+    ExistingSchema {
+        /// The tables and views, by name.
+        objects: Vec<String>,
+        /// The version whose schema the database's is, when it was looked
+        /// for and found (`migrate up` looks).
+        matching: Option<i64>,
+    },
+
+    /// `baseline`: the database's schema is not the one the migrations
+    /// build at any version.
+    #[error(
+        "the database's schema is not the one the migrations build at any version{}; nothing was \
+         recorded:\n{}",
+        closest.map_or_else(String::new, |v| format!(" (the closest is version {v}, from which it differs as below)")),
+        differences.join("\n")
+    )]
+    NoMatchingVersion {
+        /// The version with the fewest differences.
+        closest: Option<i64>,
+        /// How the database differs from it.
+        differences: Vec<String>,
+    },
+
     /// A schema file kept beside the migrations is not the schema they
     /// build (`testing::check_schema_file`, feature `testing`).
     #[error("the schema file {path} {problem}")]
@@ -547,6 +578,32 @@ pub(crate) fn short_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The first few of `names`, and how many more.
+fn listed(names: &[String]) -> String {
+    let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    match names.len() {
+        0..=5 => shown,
+        n => format!("{shown} and {} more", n - 5),
+    }
+}
+
+fn existing_advice(matching: Option<i64>) -> String {
+    match matching {
+        Some(version) => format!(
+            "Its schema is the one the migrations build at version {version}: record that with \
+             `stamp {version}`, then run again"
+        ),
+        None => "If its schema is one of this binary's versions, `baseline` finds which and \
+                 records it; to apply the migrations beside these tables anyway, use \
+                 `Migrator::with_existing_schema(Policy::Allow)`"
+            .to_owned(),
+    }
 }
 
 #[cfg(test)]

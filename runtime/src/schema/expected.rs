@@ -4,6 +4,7 @@
 use super::{Difference, Schema};
 use crate::engine::connection::Database;
 use crate::{ConnectOptions, Dialect, Error, Migrator, Target};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// What [`Migrator::drift`] found: the database's version and how its
@@ -46,6 +47,56 @@ fn scratch_name() -> String {
     format!("stowage_scratch_{}_{nanos}", std::process::id())
 }
 
+/// A database of its own, made for one comparison and removed after it.
+struct Scratch {
+    pool: sqlx::AnyPool,
+    url: String,
+    dialect: Dialect,
+    file: std::path::PathBuf,
+}
+
+impl Scratch {
+    /// A new, empty database beside `server` (SQLite: a temporary file).
+    async fn create(server: &str, dialect: Dialect) -> Result<Scratch, Error> {
+        let name = scratch_name();
+        let file = std::env::temp_dir().join(format!("{name}.db"));
+        let url = match dialect {
+            Dialect::Sqlite => format!("sqlite://{}?mode=rwc", file.display()),
+            _ => crate::connect::with_database(server, &name),
+        };
+        let options = ConnectOptions::default()
+            .timeout(Duration::from_secs(10))
+            .say_waiting(false)
+            .log_statements(false)
+            .create_database(true);
+        let pool = crate::connect_with(&url, options).await?;
+        Ok(Scratch {
+            pool,
+            url,
+            dialect,
+            file,
+        })
+    }
+
+    /// Close and remove it; a failure is only logged.
+    async fn remove(self) {
+        self.pool.close().await;
+        let removed = match self.dialect {
+            Dialect::Sqlite => std::fs::remove_file(&self.file).map_err(|e| e.to_string()),
+            _ => {
+                use sqlx::migrate::MigrateDatabase;
+                sqlx::Any::drop_database(&self.url)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(error) = removed {
+            let database = crate::connect::redact(&self.url);
+            tracing::warn!(%error, %database, "cannot remove the scratch database");
+        }
+    }
+}
+
 impl Migrator {
     /// The schema this binary's migrations build at `target`
     /// ([`Target::Head`], [`Target::Version`] or [`Target::Base`], which
@@ -74,40 +125,16 @@ impl Migrator {
                 ));
             }
         };
-        let name = scratch_name();
-        let file = std::env::temp_dir().join(format!("{name}.db"));
-        let scratch = match dialect {
-            Dialect::Sqlite => format!("sqlite://{}?mode=rwc", file.display()),
-            _ => crate::connect::with_database(server, &name),
-        };
-        let options = ConnectOptions::default()
-            .timeout(Duration::from_secs(10))
-            .say_waiting(false)
-            .log_statements(false)
-            .create_database(true);
-        let pool: sqlx::AnyPool = crate::connect_with(&scratch, options).await?;
+        let scratch = Scratch::create(server, dialect).await?;
         let built = async {
             match version {
-                Some(version) => self.run_to(&pool, version).await?,
-                None => self.run(&pool).await?,
+                Some(version) => self.run_to(&scratch.pool, version).await?,
+                None => self.run(&scratch.pool).await?,
             };
-            self.dump(&pool).await
+            self.dump(&scratch.pool).await
         }
         .await;
-        pool.close().await;
-        let dropped = match dialect {
-            Dialect::Sqlite => std::fs::remove_file(&file).map_err(|error| error.to_string()),
-            _ => {
-                use sqlx::migrate::MigrateDatabase;
-                sqlx::Any::drop_database(&scratch)
-                    .await
-                    .map_err(|error| error.to_string())
-            }
-        };
-        if let Err(error) = dropped {
-            let database = crate::connect::redact(&scratch);
-            tracing::warn!(%error, %database, "cannot remove the scratch database");
-        }
+        scratch.remove().await;
         built
     }
 
@@ -143,5 +170,94 @@ impl Migrator {
             version,
             differences: live.diff(&expected),
         })
+    }
+
+    /// Record the version a database built some other way is at: its
+    /// schema is compared with the one the migrations build at each
+    /// version in turn (in a scratch database made on `server`, as
+    /// [`expected_schema`](Self::expected_schema) says), and the version
+    /// that equals it is stamped ([`Migrator::stamp`]). Consecutive
+    /// versions that build the same schema (a migration that changes data
+    /// only) cannot be told apart: the newest of them is stamped. Returns
+    /// the versions whose schema the database has, the last one stamped;
+    /// `None` for a database with no tables, where there is nothing to
+    /// record (`run` applies everything). Feature `any`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTarget`] when the database already has a history;
+    /// [`Error::NoMatchingVersion`], with the differences from the closest
+    /// version, when none matches (nothing is recorded); the errors of
+    /// [`Migrator::dump`], [`expected_schema`](Self::expected_schema) and
+    /// [`Migrator::stamp`].
+    pub async fn baseline<'a>(
+        &self,
+        db: impl Database<'a>,
+        server: &str,
+    ) -> Result<Option<RangeInclusive<i64>>, Error> {
+        let mut conn = db
+            .connect()
+            .await
+            .map_err(Error::db("cannot connect to the database"))?;
+        if let Some(current) = self.status(&mut conn).await?.current {
+            return Err(Error::InvalidTarget(format!(
+                "the database already has a history (at version {current}): `baseline` is for one \
+                 built without these migrations"
+            )));
+        }
+        let versions = self.matching_versions(&mut conn, server).await?;
+        if let Some(versions) = &versions {
+            self.stamp(&mut conn, Target::Version(*versions.end())).await?;
+        }
+        Ok(versions)
+    }
+
+    /// The versions whose schema is the database's (the first run of
+    /// them); `None` for a database without tables.
+    pub(crate) async fn matching_versions<'a>(
+        &self,
+        db: impl Database<'a>,
+        server: &str,
+    ) -> Result<Option<RangeInclusive<i64>>, Error> {
+        let live = self.dump(db).await?;
+        if live.objects().is_empty() {
+            return Ok(None);
+        }
+        let dialect = live.dialect();
+        let set = self
+            .set(dialect)
+            .ok_or(Error::NoMigrationsForDialect { dialect })?;
+        let scratch = Scratch::create(server, dialect).await?;
+        let mut closest: Option<(i64, Vec<Difference>)> = None;
+        let found = async {
+            let mut matching: Option<RangeInclusive<i64>> = None;
+            for migration in set.iter() {
+                let version = migration.version();
+                self.run_to(&scratch.pool, version).await?;
+                let differences = live.diff(&self.dump(&scratch.pool).await?);
+                match (&matching, differences.is_empty()) {
+                    (None, true) => matching = Some(version..=version),
+                    (Some(run), true) => matching = Some(*run.start()..=version),
+                    (Some(_), false) => break,
+                    (None, false) => {
+                        if closest.as_ref().is_none_or(|(_, d)| differences.len() <= d.len()) {
+                            closest = Some((version, differences));
+                        }
+                    }
+                }
+            }
+            Ok::<_, Error>(matching)
+        }
+        .await;
+        scratch.remove().await;
+        match found? {
+            Some(versions) => Ok(Some(versions)),
+            None => Err(Error::NoMatchingVersion {
+                closest: closest.as_ref().map(|(v, _)| *v),
+                differences: closest
+                    .map(|(_, d)| d.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
+            }),
+        }
     }
 }

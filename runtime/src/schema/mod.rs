@@ -348,6 +348,40 @@ impl Migrator {
     }
 }
 
+/// Whether `run` may apply migrations to the database on `conn`, which
+/// has no history in `table`: not when it holds tables or views of its own
+/// (unless the migrator allows it, [`Migrator::with_existing_schema`]).
+pub(crate) async fn check_no_schema(
+    migrator: &Migrator,
+    conn: &mut Conn<'_>,
+    table: &crate::engine::history::Table,
+) -> Result<(), Error> {
+    let own = table.own_names();
+    let schema = read(conn, table.dialect(), &own, |text| table.sql.text_literal(text)).await?;
+    let objects: Vec<String> = schema
+        .objects
+        .into_iter()
+        .filter(|o| matches!(o.kind, ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView))
+        .map(|o| o.name)
+        .collect();
+    if objects.is_empty() {
+        return Ok(());
+    }
+    match migrator.config().on_existing_schema() {
+        crate::Policy::Allow => {
+            tracing::warn!(
+                tables = objects.len(),
+                "the database holds tables of its own and no history; applying beside them"
+            );
+            Ok(())
+        }
+        _ => Err(Error::ExistingSchema {
+            objects,
+            matching: None,
+        }),
+    }
+}
+
 /// The schema on `conn`, leaving out the tables named in `own` (and
 /// their indexes and triggers); `literal` writes a text value in the
 /// dialect.

@@ -46,6 +46,7 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
     let (pool, theirs_pool) = (built.pool().await, by_client.pool().await);
     let mut problems = 0;
     let mut client_ok = true;
+    let mut last: Option<Schema> = None;
     for migration in set.iter() {
         let version = migration.version();
         let mut said = Vec::new();
@@ -99,6 +100,7 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
                 }
             }
         }
+        last = Some(schema.clone());
         let objects = schema.objects().len();
         if said.is_empty() {
             println!("{version}: ok ({objects} objects)");
@@ -106,6 +108,51 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
             problems += 1;
             println!("{version}: {}", said.join("; "));
         }
+    }
+    // The middle version, built by the client without history: `baseline`
+    // finds it (or the versions of the same schema around it) and stamps
+    // it, and `run` applies the rest to the same schema as above.
+    let versions: Vec<i64> = set.iter().map(|m| m.version()).collect();
+    let middle = versions[versions.len() / 2];
+    let other = fresh(backend, "baseline").await;
+    let mut built_by_client = true;
+    for migration in set.iter().take_while(|m| m.version() <= middle) {
+        if native::try_client(backend, &other.url, migration.up_sql()).is_err() {
+            built_by_client = false;
+            break;
+        }
+    }
+    if built_by_client {
+        let pool = other.pool().await;
+        let server = stowage_tests::server_url(backend);
+        let baselined = match pool.kind() {
+            stowage_tests::Kind::Postgres(p) => migrator.baseline(p, &server).await,
+            stowage_tests::Kind::MySql(p) => migrator.baseline(p, &server).await,
+            stowage_tests::Kind::Sqlite(p) => migrator.baseline(p, &server).await,
+        };
+        match baselined {
+            Ok(Some(found)) if found.contains(&middle) => match pool.run(&migrator).await {
+                Ok(_) if Some(&pool.dump(&migrator).await) == last.as_ref() => println!(
+                    "baseline at {middle}: found {}..={}, stamped, and `run` built the head's schema",
+                    found.start(),
+                    found.end()
+                ),
+                Ok(_) => {
+                    problems += 1;
+                    println!("baseline at {middle}: `run` after it built another schema");
+                }
+                Err(error) => {
+                    problems += 1;
+                    println!("baseline at {middle}: `run` after it failed: {error}");
+                }
+            },
+            other => {
+                problems += 1;
+                println!("baseline at {middle}: {other:?}");
+            }
+        }
+    } else {
+        println!("baseline at {middle}: not tried, the client stopped before it");
     }
     Ok(problems)
 }
