@@ -8,7 +8,8 @@
 //! - the dump, applied by stowage as a migration, does the same;
 //! - the same files applied by the database's own client give the same
 //!   model as stowage applying them;
-//! - `app migrate dump` (the binary, on `AnyPool`) prints the same script.
+//! - `app migrate dump` (the binary, on `AnyPool`) prints the same script,
+//!   and so does `dump --expected --to V`, built in a scratch database.
 
 use stowage::{Migrator, ObjectKind, Schema};
 use stowage_tests::{Backend, fresh, native, on_every_backend};
@@ -132,6 +133,12 @@ async fn dump_round_trips_at_every_version(backend: Backend) {
 
         // The binary's `migrate dump`, on AnyPool, prints the same script.
         assert_eq!(app(&built.url, &["dump"]).trim_end(), sql.trim_end());
+        // And `dump --expected --to V` builds the same in a scratch database.
+        let to = version.to_string();
+        assert_eq!(
+            app(&built.url, &["dump", "--expected", "--to", &to]).trim_end(),
+            sql.trim_end()
+        );
         previous = Some(schema);
         pool.close().await;
     }

@@ -177,9 +177,18 @@ pub(super) async fn plan(migrator: &Migrator, pool: &sqlx::AnyPool, target: Targ
     Ok((outcome, None))
 }
 
-/// `dump`: the database's schema as SQL (and its objects, for `--json`).
-pub(super) async fn dump(migrator: &Migrator, pool: &sqlx::AnyPool) -> Done {
-    let schema = migrator.dump(pool).await?;
+/// `dump`: the database's schema as SQL (and its objects, for `--json`);
+/// with `expected`, the schema the migrations build at its target, on its
+/// server.
+pub(super) async fn dump(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    expected: Option<(&str, Target)>,
+) -> Done {
+    let schema = match expected {
+        Some((server, target)) => migrator.expected_schema(server, target).await?,
+        None => migrator.dump(pool).await?,
+    };
     let sql = schema.to_sql();
     let outcome = Outcome::new(EXIT_OK, sql.trim_end()).with("objects", schema.objects());
     Ok((outcome, None))

@@ -244,7 +244,18 @@ pub enum Action {
     /// Print the database's schema as one SQL script that recreates it in
     /// an empty database (read from its catalogue; stowage's own tables
     /// left out); with `--json`, its objects.
-    Dump,
+    Dump {
+        /// Print the schema this binary's migrations build instead, in a
+        /// scratch database (at the head, or at `--to`).
+        #[arg(long)]
+        expected: bool,
+        /// With `--expected`: at this version.
+        #[arg(long, requires = "expected")]
+        to: Option<i64>,
+        /// Where to build it.
+        #[command(flatten)]
+        dev: DevServer,
+    },
     /// Compare the database's schema with the one this binary's migrations
     /// build at the database's version (in a scratch database: in memory
     /// for SQLite, a new database on the server otherwise); exit 10 when
@@ -535,7 +546,11 @@ impl MigrateCommand {
                 commands::plan(migrator, pool, target).await
             }
             Action::Adopt { from } => commands::adopt(migrator, pool, *from).await,
-            Action::Dump => commands::dump(migrator, pool).await,
+            Action::Dump { expected, to, dev } => {
+                let server = dev.dev_url.as_deref().unwrap_or(url);
+                let expected = expected.then(|| to.map_or(Target::Head, Target::Version));
+                commands::dump(migrator, pool, expected.map(|target| (server, target))).await
+            }
             Action::Drift { dev } => {
                 commands::drift(migrator, pool, dev.dev_url.as_deref().unwrap_or(url)).await
             }
@@ -576,7 +591,7 @@ impl Action {
             Action::Plan { .. } => "plan",
             Action::Adopt { .. } => "adopt",
             Action::Show { .. } => "show",
-            Action::Dump => "dump",
+            Action::Dump { .. } => "dump",
             Action::Drift { .. } => "drift",
             Action::Baseline { .. } => "baseline",
             Action::Repair { .. } => "repair",
