@@ -64,8 +64,17 @@ fn migrator(krate: &TokenStream, folder: &Folder, sets: &[Set]) -> TokenStream {
     });
     let root = folder.root.to_string_lossy().into_owned();
     let files = &folder.files;
+    // The schema snapshots beside the migrations, for `Migrator::drift`.
+    let snapshots = layout::Dialect::ALL.iter().filter_map(|dialect| {
+        let name = format!("schema.{}.snapshot", dialect.folder());
+        folder.files.contains(&name).then(|| {
+            let path = folder.root.join(&name).to_string_lossy().into_owned();
+            quote!(::std::borrow::Cow::Borrowed(::core::include_str!(#path)))
+        })
+    });
     quote!({
         const SETS: &[#krate::__private::MigrationSet] = &[#(#sets),*];
+        const SNAPSHOTS: &[::std::borrow::Cow<'static, ::core::primitive::str>] = &[#(#snapshots),*];
         #krate::__private::Migrator::embedded(
             SETS,
             #krate::__private::Source::embedded(
@@ -76,6 +85,7 @@ fn migrator(krate: &TokenStream, folder: &Folder, sets: &[Set]) -> TokenStream {
                 },
                 &[#(#files),*],
             ),
+            SNAPSHOTS,
         )
     })
 }

@@ -314,8 +314,24 @@ impl Pool {
     /// The schema against the one `migrator` builds, made on `server`
     /// ([`stowage::Migrator::drift`]).
     pub async fn drift(&self, migrator: &stowage::Migrator, server: &str) -> stowage::Drift {
-        on_pool!(self, p => migrator.drift(p, server).await)
+        self.try_drift(migrator, server)
+            .await
             .unwrap_or_else(|error| panic!("cannot compare the schema: {error:?}"))
+    }
+
+    /// [`stowage::Migrator::drift`], its error kept.
+    pub async fn try_drift(
+        &self,
+        migrator: &stowage::Migrator,
+        server: &str,
+    ) -> Result<stowage::Drift, stowage::Error> {
+        on_pool!(self, p => migrator.drift(p, server).await)
+    }
+
+    /// The schema snapshot's text ([`stowage::Migrator::schema_snapshot`]).
+    pub async fn schema_snapshot(&self, migrator: &stowage::Migrator) -> String {
+        on_pool!(self, p => migrator.schema_snapshot(p).await)
+            .unwrap_or_else(|error| panic!("cannot read the schema snapshot: {error:?}"))
     }
 
     /// The schema as the catalog describes it: tables, columns and indexes,

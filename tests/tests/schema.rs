@@ -652,6 +652,217 @@ async fn hand_changes_are_drift(backend: Backend) {
     }
 }
 
+/// A URL of `backend`'s kind on which no server listens: a scratch
+/// database made there fails, so a drift that succeeds did not make one.
+fn no_server(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => "postgres://root@127.0.0.1:1/none?connect_timeout=2".to_owned(),
+        Backend::MySql => "mysql://root@127.0.0.1:1/none".to_owned(),
+        // SQLite's scratch database is a temporary file whatever the URL.
+        Backend::Sqlite => "sqlite://".to_owned(),
+    }
+}
+
+/// The schema snapshot of a database at the head, given to the migrator:
+/// drift on a database at that version uses it and needs no server for a
+/// scratch database, and still reports a hand change; at another version,
+/// from other migrations, or from another server it is not used; a
+/// snapshot that cannot be read is an error, not a silent fallback.
+async fn drift_uses_the_snapshot_of_its_version(backend: Backend) {
+    let server = stowage_tests::server_url(backend);
+    let head = fresh(backend, "snapshot").await;
+    let pool = head.pool().await;
+    pool.run(&SCHEMA).await.unwrap();
+    let text = pool.schema_snapshot(&SCHEMA).await;
+    assert!(
+        text.contains(&format!("-- dialect: {}\n", backend.dialect().folder())),
+        "{text}"
+    );
+    let versions: Vec<i64> = SCHEMA
+        .set(backend.dialect())
+        .unwrap()
+        .iter()
+        .map(|m| m.version())
+        .collect();
+    let head_version = *versions.last().unwrap();
+    assert!(
+        text.contains(&format!("-- version: {head_version}\n")),
+        "{text}"
+    );
+    let with = SCHEMA.clone().with_schema_snapshot(text.clone());
+
+    let drift = pool.try_drift(&with, &no_server(backend)).await.unwrap();
+    assert!(drift.from_snapshot, "{drift}");
+    assert!(drift.differences.is_empty(), "{drift}");
+    assert!(
+        drift.to_string().contains("embedded schema snapshot"),
+        "{drift}"
+    );
+
+    native::client(backend, &head.url, "CREATE TABLE hotfix (id INTEGER);");
+    let drift = pool.try_drift(&with, &no_server(backend)).await.unwrap();
+    assert!(drift.from_snapshot, "{drift}");
+    let found: Vec<&str> = drift
+        .differences
+        .iter()
+        .map(|d| d.object().name.as_str())
+        .collect();
+    let hotfix = match backend {
+        Backend::Postgres => "public.hotfix",
+        _ => "hotfix",
+    };
+    assert_eq!(found, [hotfix], "{drift}");
+    pool.close().await;
+
+    // At an older version the snapshot does not hold the expected schema:
+    // it is built in a scratch database, as without one.
+    let older = fresh(backend, "snapshot older").await;
+    let older_pool = older.pool().await;
+    older_pool.run_to(&SCHEMA, versions[0]).await.unwrap();
+    let drift = older_pool.try_drift(&with, &server).await.unwrap();
+    assert!(!drift.from_snapshot, "{drift}");
+    assert!(drift.differences.is_empty(), "{drift}");
+    older_pool.close().await;
+
+    // Made from other migrations of the same version, or on another
+    // server, it is not used either.
+    let other = migrator_of("CREATE TABLE other (id INTEGER);");
+    let other_db = fresh(backend, "snapshot other").await;
+    let other_pool = other_db.pool().await;
+    other_pool.run(&other).await.unwrap();
+    let mine = other_pool.schema_snapshot(&other).await;
+    let at_one = SCHEMA.clone().with_schema_snapshot(mine.clone());
+    let one = fresh(backend, "snapshot one").await;
+    let one_pool = one.pool().await;
+    one_pool.run_to(&SCHEMA, 1).await.unwrap();
+    let drift = one_pool.try_drift(&at_one, &server).await.unwrap();
+    assert!(
+        !drift.from_snapshot && drift.differences.is_empty(),
+        "{drift}"
+    );
+    one_pool.close().await;
+    let line = mine.lines().find(|l| l.starts_with("-- server: ")).unwrap();
+    let elsewhere = mine.replacen(line, "-- server: Elsewhere 99", 1);
+    let drift = other_pool
+        .try_drift(&other.clone().with_schema_snapshot(elsewhere), &server)
+        .await
+        .unwrap();
+    assert!(
+        !drift.from_snapshot && drift.differences.is_empty(),
+        "{drift}"
+    );
+    let drift = other_pool
+        .try_drift(
+            &other.clone().with_schema_snapshot(mine.clone()),
+            &no_server(backend),
+        )
+        .await
+        .unwrap();
+    assert!(
+        drift.from_snapshot && drift.differences.is_empty(),
+        "{drift}"
+    );
+
+    // Cut short, it is refused.
+    let cut = &mine[..mine.len() - 3];
+    let error = other_pool
+        .try_drift(&other.clone().with_schema_snapshot(cut.to_owned()), &server)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, stowage::Error::SchemaFile { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("check_schema_snapshot"),
+        "{error}"
+    );
+    other_pool.close().await;
+}
+
+/// `check_schema_snapshot` in a test process of its own, on `folder`: its
+/// exit code and stderr.
+fn check_schema_snapshot(
+    backend: Backend,
+    folder: &std::path::Path,
+    update: bool,
+) -> (i32, String) {
+    let mut command = std::process::Command::new(TESTDB);
+    command
+        .args(["-", "schema-snapshot"])
+        .arg(folder)
+        .env_remove(stowage::testing::UPDATE_VAR);
+    match backend {
+        Backend::Sqlite => command.env_remove("STOWAGE_TEST_DATABASE_URL"),
+        _ => command.env(
+            "STOWAGE_TEST_DATABASE_URL",
+            stowage_tests::server_url(backend),
+        ),
+    };
+    if update {
+        command.env(stowage::testing::UPDATE_VAR, "1");
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The snapshot file in a folder: missing, then written with
+/// `STOWAGE_UPDATE_SCHEMA=1` under the dialect's name as the migrations'
+/// head's snapshot, then current, then out of date once it differs.
+async fn the_schema_snapshot_is_kept_current(backend: Backend) {
+    let folder = std::env::temp_dir().join(format!(
+        "stowage-snapshot-{backend:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let (code, stderr) = check_schema_snapshot(backend, &folder, false);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+
+    let (code, stderr) = check_schema_snapshot(backend, &folder, true);
+    assert_eq!(code, 0, "{stderr}");
+    let path = folder.join(format!("schema.{}.snapshot", backend.dialect().folder()));
+    let written = std::fs::read_to_string(&path).unwrap();
+    let db = fresh(backend, "snapshot file").await;
+    let pool = db.pool().await;
+    pool.run(&SCHEMA).await.unwrap();
+    assert_eq!(written, pool.schema_snapshot(&SCHEMA).await);
+    pool.close().await;
+    assert_eq!(check_schema_snapshot(backend, &folder, false).0, 0);
+
+    std::fs::write(&path, written.replacen("-- version: ", "-- version: 1", 1)).unwrap();
+    let (code, stderr) = check_schema_snapshot(backend, &folder, false);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("STOWAGE_UPDATE_SCHEMA=1"), "{stderr}");
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// The schema set's folder holds a SQLite snapshot: `embed_migrations!`
+/// embeds it, it is current, and the binary's `drift` uses it at the head.
+#[tokio::test]
+async fn the_embedded_sqlite_snapshot_is_current_and_used() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema");
+    let (code, stderr) = check_schema_snapshot(Backend::Sqlite, &folder, false);
+    assert_eq!(code, 0, "{stderr}");
+    let db = fresh(Backend::Sqlite, "embedded snapshot").await;
+    let pool = db.pool().await;
+    pool.run(&SCHEMA).await.unwrap();
+    let drift = pool.drift(&SCHEMA, "sqlite://").await;
+    assert!(
+        drift.from_snapshot && drift.differences.is_empty(),
+        "{drift}"
+    );
+    pool.close().await;
+    let (code, stdout) = app_code(&db.url, &["drift", "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["drift"]["from_snapshot"], true, "{stdout}");
+}
+
 /// A database built by the database's own client from the set's files up
 /// to version 2, without history: `up` refuses, changing nothing and (in
 /// the binary) naming version 2; `baseline` stamps 2; then `up` applies
@@ -784,5 +995,7 @@ on_every_backend!(
     every_kind_is_read,
     the_schema_file_is_kept_current,
     no_drift_at_any_version,
-    hand_changes_are_drift
+    hand_changes_are_drift,
+    drift_uses_the_snapshot_of_its_version,
+    the_schema_snapshot_is_kept_current
 );

@@ -29,12 +29,18 @@ pub struct Migrator {
     hooks: Vec<Hook>,
     #[cfg(driver)]
     lock_wait: Option<LockWait>,
+    /// The schema snapshots' texts (`schema.<dialect>.snapshot`).
+    snapshots: Cow<'static, [Cow<'static, str>]>,
 }
 
 impl Migrator {
     /// Built by `embed_migrations!`.
     #[doc(hidden)]
-    pub const fn embedded(sets: &'static [MigrationSet], source: Source) -> Self {
+    pub const fn embedded(
+        sets: &'static [MigrationSet],
+        source: Source,
+        snapshots: &'static [Cow<'static, str>],
+    ) -> Self {
         Migrator {
             sets: Cow::Borrowed(sets),
             source,
@@ -43,6 +49,7 @@ impl Migrator {
             hooks: Vec::new(),
             #[cfg(driver)]
             lock_wait: None,
+            snapshots: Cow::Borrowed(snapshots),
         }
     }
 
@@ -50,7 +57,7 @@ impl Migrator {
     pub(crate) fn owned(sets: Vec<MigrationSet>) -> Self {
         Migrator {
             sets: Cow::Owned(sets),
-            ..Migrator::embedded(&[], Source::embedded(None, &[]))
+            ..Migrator::embedded(&[], Source::embedded(None, &[]), &[])
         }
     }
 
@@ -111,6 +118,24 @@ impl Migrator {
     /// The settings this migrator applies with.
     pub const fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Add a schema snapshot's text, as `Migrator::schema_snapshot` writes
+    /// it, to those `embed_migrations!` found in the folder
+    /// (`schema.<dialect>.snapshot`). `Migrator::drift` (feature `any`)
+    /// uses a snapshot of the database's version,
+    /// migrations and server instead of building the expected schema in a
+    /// scratch database; a text that cannot be read makes `drift` fail.
+    #[must_use]
+    pub fn with_schema_snapshot(mut self, text: impl Into<Cow<'static, str>>) -> Self {
+        self.snapshots.to_mut().push(text.into());
+        self
+    }
+
+    /// The schema snapshots' texts.
+    #[cfg_attr(not(feature = "any"), allow(dead_code))]
+    pub(crate) fn snapshots(&self) -> &[Cow<'static, str>] {
+        &self.snapshots
     }
 
     /// Use another history table than `stowage_migrations`. The name is

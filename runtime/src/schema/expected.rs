@@ -17,13 +17,20 @@ pub struct Drift {
     pub version: Option<i64>,
     /// Every difference, missing, unexpected or changed, per object.
     pub differences: Vec<Difference>,
+    /// Whether the expected schema came from a schema snapshot embedded
+    /// in the binary ([`Migrator::schema_snapshot`]) rather than from a
+    /// scratch database.
+    pub from_snapshot: bool,
 }
 
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = self
+        let mut at = self
             .version
             .map_or_else(|| "no migration".to_owned(), |v| format!("version {v}"));
+        if self.from_snapshot {
+            at.push_str(" (as the embedded schema snapshot holds it)");
+        }
         if self.differences.is_empty() {
             return write!(f, "no drift: the schema is the one the migrations build at {at}");
         }
@@ -139,8 +146,11 @@ impl Migrator {
     }
 
     /// The live schema against the one this binary's migrations build at
-    /// the database's own version (read-only: takes no lock); the scratch
-    /// database for the latter is made on `server`, as
+    /// the database's own version (read-only: takes no lock). That schema
+    /// is the embedded schema snapshot's ([`schema_snapshot`](Self::schema_snapshot))
+    /// when one was made at this version, from these migrations, on a
+    /// server of the same name and major version; otherwise it is built
+    /// in a scratch database made on `server`, as
     /// [`expected_schema`](Self::expected_schema) says. Feature `any`.
     ///
     /// ```no_run
@@ -155,7 +165,8 @@ impl Migrator {
     ///
     /// # Errors
     ///
-    /// The errors of [`Migrator::status`], [`Migrator::dump`] and
+    /// [`Error::SchemaFile`] when an embedded snapshot cannot be read; the
+    /// errors of [`Migrator::status`], [`Migrator::dump`] and
     /// [`expected_schema`](Self::expected_schema).
     pub async fn drift<'a>(&self, db: impl Database<'a>, server: &str) -> Result<Drift, Error> {
         let mut conn = db
@@ -164,11 +175,26 @@ impl Migrator {
             .map_err(Error::db("cannot connect to the database"))?;
         let version = self.status(&mut conn).await?.current;
         let live = self.dump(&mut conn).await?;
-        let target = version.map_or(Target::Base, Target::Version);
-        let expected = self.expected_schema(server, target).await?;
+        let snapshot = match version {
+            Some(version) if !self.snapshots().is_empty() => {
+                let dialect = live.dialect();
+                let on = super::snapshot::server(&mut conn, dialect).await?;
+                self.embedded_snapshot(dialect, version, &on)?
+            }
+            _ => None,
+        };
+        let from_snapshot = snapshot.is_some();
+        let expected = match snapshot {
+            Some(schema) => schema,
+            None => {
+                let target = version.map_or(Target::Base, Target::Version);
+                self.expected_schema(server, target).await?
+            }
+        };
         Ok(Drift {
             version,
             differences: live.diff(&expected),
+            from_snapshot,
         })
     }
 

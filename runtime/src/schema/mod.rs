@@ -14,10 +14,13 @@ use std::fmt;
 mod expected;
 mod mysql;
 mod postgres;
+mod snapshot;
 mod sqlite;
 
 #[cfg(feature = "any")]
 pub use expected::Drift;
+#[cfg(feature = "testing")]
+pub(crate) use snapshot::file_name as snapshot_file_name;
 
 /// What kind of object a [`SchemaObject`] is. The order is the order in
 /// which [`Schema::to_sql`] creates them.

@@ -103,7 +103,7 @@ mod sqlite;
 
 pub use cleanup::{cleanup, kept_databases};
 pub use names::{server_from_env, template_name};
-pub use schema_file::{UPDATE_VAR, check_schema_file};
+pub use schema_file::{UPDATE_VAR, check_schema_file, check_schema_snapshot};
 
 /// A fresh database for one test, migrated to head (or empty).
 #[derive(Debug)]

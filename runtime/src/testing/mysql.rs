@@ -319,11 +319,32 @@ async fn copy(
         .fetch_all(&mut *conn)
         .await
         .map_err(fail("views"))?;
+    // MariaDB's sequences, before the tables whose defaults take from
+    // them, each at the value it had reached.
+    let sequences: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("SEQUENCE")))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(fail("sequences"))?;
     let mut script = vec![
         format!("CREATE DATABASE {name}"),
         format!("USE {name}"),
         "SET FOREIGN_KEY_CHECKS = 0".to_owned(),
     ];
+    for sequence in &sequences {
+        let sql = format!("SHOW CREATE SEQUENCE `{template}`.`{sequence}`");
+        script.push(
+            show_create(&mut *conn, sql, 1)
+                .await
+                .map_err(fail("sequence definitions"))?,
+        );
+        let next: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT CAST(next_not_cached_value AS CHAR) FROM `{template}`.`{sequence}`"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(fail("sequence values"))?;
+        script.push(format!("SELECT SETVAL(`{sequence}`, {next}, 0)"));
+    }
     for table in &tables {
         let sql = format!("SHOW CREATE TABLE `{template}`.`{table}`");
         script.push(
@@ -340,28 +361,8 @@ async fn copy(
         ));
     }
     script.push("COMMIT".to_owned());
-    for view in &views {
-        let sql = format!("SHOW CREATE VIEW `{template}`.`{view}`");
-        let definition = show_create(&mut *conn, sql, 1)
-            .await
-            .map_err(fail("view definitions"))?;
-        script.push(definition.replace(&format!("`{template}`."), ""));
-    }
-    let triggers: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
-    )
-    .bind(template)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(fail("triggers"))?;
-    for trigger in &triggers {
-        let sql = format!("SHOW CREATE TRIGGER `{template}`.`{trigger}`");
-        script.push(
-            show_create(&mut *conn, sql, 2)
-                .await
-                .map_err(fail("trigger definitions"))?,
-        );
-    }
+    // Routines before the views that call them (MySQL checks a view's
+    // functions when it is created, a routine's body only when it runs).
     let routines: Vec<(String, String)> = sqlx::query_as(
         "SELECT CAST(ROUTINE_TYPE AS CHAR), CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
          WHERE ROUTINE_SCHEMA = ?",
@@ -378,6 +379,69 @@ async fn copy(
                 .map_err(fail("routine definitions"))?,
         );
     }
+    sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
+        .execute(&mut *conn)
+        .await
+        .map_err(fail("recreating its tables and routines"))?;
+
+    // Views in rounds, since one may select from another: each round
+    // creates those whose views exist, until none is left or a round
+    // creates none (then its error is the copy's).
+    let mut pending = Vec::new();
+    for view in &views {
+        let sql = format!("SHOW CREATE VIEW `{template}`.`{view}`");
+        let definition = show_create(&mut *conn, sql, 1)
+            .await
+            .map_err(fail("view definitions"))?;
+        pending.push(definition.replace(&format!("`{template}`."), ""));
+    }
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut error = None;
+        for definition in pending.iter() {
+            if let Err(e) = conn.execute(AssertSqlSafe(definition.clone())).await {
+                failed.push(definition.clone());
+                error = Some(e);
+            }
+        }
+        if let Some(error) = error.filter(|_| failed.len() == pending.len()) {
+            return Err(fail("recreating its views")(error));
+        }
+        pending = failed;
+    }
+
+    let mut script = Vec::new();
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+         ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+    )
+    .bind(template)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(fail("triggers"))?;
+    for trigger in &triggers {
+        let sql = format!("SHOW CREATE TRIGGER `{template}`.`{trigger}`");
+        script.push(
+            show_create(&mut *conn, sql, 2)
+                .await
+                .map_err(fail("trigger definitions"))?,
+        );
+    }
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(EVENT_NAME AS CHAR) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+    )
+    .bind(template)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(fail("events"))?;
+    for event in &events {
+        let sql = format!("SHOW CREATE EVENT `{template}`.`{event}`");
+        script.push(
+            show_create(&mut *conn, sql, 3)
+                .await
+                .map_err(fail("event definitions"))?,
+        );
+    }
     script.push("SET FOREIGN_KEY_CHECKS = 1".to_owned());
     if let Some(mark) = spare_mark {
         // Last, so that a marked spare is a complete one.
@@ -386,7 +450,7 @@ async fn copy(
     sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
         .execute(&mut *conn)
         .await
-        .map_err(fail("recreating its objects"))?;
+        .map_err(fail("recreating its triggers and events"))?;
     Ok(())
 }
 

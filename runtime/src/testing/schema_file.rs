@@ -1,6 +1,7 @@
 //! [`check_schema_file`]: the schema the migrations build, kept as a file
 //! in the repository beside them, where a reviewer sees what a migration
-//! does to it.
+//! does to it; [`check_schema_snapshot`]: the same schema as the snapshot
+//! [`Migrator::drift`] uses.
 
 use super::TestDb;
 use crate::{Error, Migrator};
@@ -32,17 +33,61 @@ pub const UPDATE_VAR: &str = "STOWAGE_UPDATE_SCHEMA";
 /// or holds another schema (or cannot be written); the errors of
 /// [`TestDb::new`] and [`Migrator::dump`].
 pub async fn check_schema_file(migrator: &Migrator, path: impl AsRef<Path>) -> Result<(), Error> {
-    let path = path.as_ref();
-    let shown = path.display().to_string();
     let db = TestDb::new(migrator).await?;
     let pool: sqlx::AnyPool = db.pool().await?;
     let built = migrator.dump(&pool).await;
     pool.close().await;
-    let built = built?.to_sql();
+    check_file(path.as_ref(), &built?.to_sql())
+}
+
+/// Check that `folder` holds the schema snapshot of the schema `migrator`
+/// builds at its head ([`Migrator::schema_snapshot`]), as
+/// `schema.<dialect>.snapshot` (`schema.postgres.snapshot`,
+/// `schema.mysql.snapshot`, `schema.sqlite.snapshot`): the migrations are
+/// applied to a test database on the server from the environment
+/// ([`TestDb::new`]; SQLite without one), and the snapshot read there.
+/// With `STOWAGE_UPDATE_SCHEMA=1` set, the file is written instead. Keep
+/// `folder` the migrations folder, where `embed_migrations!` embeds the
+/// file for [`Migrator::drift`]; and run the check on a server of the
+/// name and major version the application's runs, since `drift` uses a
+/// snapshot only there.
+///
+/// ```no_run
+/// static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("migrations");
+///
+/// #[tokio::test]
+/// async fn schema_snapshot_is_current() {
+///     stowage::testing::check_schema_snapshot(&MIGRATOR, "migrations").await.unwrap();
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::SchemaFile`], with the differences, when the file is missing
+/// or holds another snapshot (or cannot be written); the errors of
+/// [`TestDb::new`] and [`Migrator::schema_snapshot`].
+pub async fn check_schema_snapshot(
+    migrator: &Migrator,
+    folder: impl AsRef<Path>,
+) -> Result<(), Error> {
+    let db = TestDb::new(migrator).await?;
+    let path = folder
+        .as_ref()
+        .join(crate::schema::snapshot_file_name(db.dialect()));
+    let pool: sqlx::AnyPool = db.pool().await?;
+    let built = migrator.schema_snapshot(&pool).await;
+    pool.close().await;
+    check_file(&path, &built?)
+}
+
+/// Compare the file at `path` with `built`, or write it with
+/// `STOWAGE_UPDATE_SCHEMA=1`.
+fn check_file(path: &Path, built: &str) -> Result<(), Error> {
+    let shown = path.display().to_string();
     let update = std::env::var_os(UPDATE_VAR).is_some_and(|value| value != "0");
     let again = format!("run the test again with {UPDATE_VAR}=1 to write it");
     if update {
-        return std::fs::write(path, &built).map_err(|error| Error::SchemaFile {
+        return std::fs::write(path, built).map_err(|error| Error::SchemaFile {
             path: shown,
             problem: format!("cannot be written: {error}"),
         });
@@ -64,7 +109,7 @@ pub async fn check_schema_file(migrator: &Migrator, path: impl AsRef<Path>) -> R
         return Ok(());
     }
     let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
-    let (kept, built) = (lines(&kept), lines(&built));
+    let (kept, built) = (lines(&kept), lines(built));
     let mut differences: Vec<String> = kept
         .iter()
         .filter(|line| !built.contains(line))

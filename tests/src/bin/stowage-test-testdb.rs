@@ -7,11 +7,14 @@
 //! or `stowage-test-testdb <server-url> evolving-v1|evolving-v2` (a test of one
 //! folder's migrations before and after a migration was added, with spares
 //! made ahead after any copy and waited for), or `stowage-test-testdb -
-//! schema-file <path>` (`check_schema_file` of the objects set).
+//! schema-file <path>` (`check_schema_file` of the objects set), or
+//! `stowage-test-testdb - schema-snapshot <folder>` (`check_schema_snapshot`
+//! of the schema set).
 
 use stowage::testing::TestDb;
 
 static OBJECTS: stowage::Migrator = stowage::embed_migrations!("fixtures/objects");
+static SCHEMA: stowage::Migrator = stowage::embed_migrations!("fixtures/schema");
 static LONE: stowage::Migrator = stowage::embed_migrations!("fixtures/lone");
 static EVOLVING_V1: include_dir::Dir<'_> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures/evolving/v1");
@@ -71,6 +74,16 @@ async fn main() {
         // environment, against the file named next.
         let path = args.get(3).map_or("schema.sql", String::as_str);
         if let Err(error) = stowage::testing::check_schema_file(&OBJECTS, path).await {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if mode == "schema-snapshot" {
+        // `check_schema_snapshot` of the schema set, on the server of the
+        // environment, in the folder named next.
+        let folder = args.get(3).map_or(".", String::as_str);
+        if let Err(error) = stowage::testing::check_schema_snapshot(&SCHEMA, folder).await {
             eprintln!("error: {error}");
             std::process::exit(1);
         }
