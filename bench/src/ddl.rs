@@ -9,10 +9,10 @@ use sqlx::{AssertSqlSafe, Connection};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-static DDL: stowage::Migrator = stowage::embed_migrations!("generated/ddl");
+pub(crate) static DDL: stowage::Migrator = stowage::embed_migrations!("generated/ddl");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Applier {
+pub(crate) enum Applier {
     Client,
     Floor,
     Stowage,
@@ -54,7 +54,7 @@ fn script_path(backend: Backend) -> String {
 }
 
 /// `user`, `password`, `host`, `port` and database of a `mysql://` URL.
-fn mysql_parts(url: &str) -> Result<(String, String, String, String, String)> {
+pub(crate) fn mysql_parts(url: &str) -> Result<(String, String, String, String, String)> {
     let rest = url.strip_prefix("mysql://").ok_or("not a mysql:// URL")?;
     let (auth, rest) = rest.rsplit_once('@').ok_or("no user in the MySQL URL")?;
     let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
@@ -71,7 +71,7 @@ fn mysql_parts(url: &str) -> Result<(String, String, String, String, String)> {
 }
 
 /// Apply the script to `db` with `applier`.
-async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
+pub(crate) async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
     let backend = db.backend;
     match (applier, backend) {
         (Applier::Client, _) => {

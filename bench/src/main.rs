@@ -8,6 +8,7 @@
 //! scripts/bench suite [--trials N] [backends]    # whole suites, as users run them
 //!     [--migrations 10|100|500] [--tests 10|100] [--runner cargo-test|nextest]
 //! scripts/bench ddl [--trials N] [backends]      # one DDL-heavy script, against each client
+//! scripts/bench schema [--trials N] [backends]   # reading the schema, against each dump tool
 //! ```
 //!
 //! Servers come from `STOWAGE_BENCH_PG_URL` / `STOWAGE_BENCH_MYSQL_URL`
@@ -17,6 +18,7 @@
 //! `SELECT 1` on the same connection.
 
 mod ddl;
+mod schema;
 mod suite;
 mod testdb;
 
@@ -75,6 +77,7 @@ struct Options {
     testdb: bool,
     suite: bool,
     ddl: bool,
+    schema: bool,
     /// Which of the suite benchmark's configurations to run (all by default).
     only: suite::Only,
 }
@@ -87,6 +90,7 @@ fn options() -> Result<Options> {
         testdb: false,
         suite: false,
         ddl: false,
+        schema: false,
         only: suite::Only::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -106,6 +110,7 @@ fn options() -> Result<Options> {
             "testdb" => options.testdb = true,
             "suite" => options.suite = true,
             "ddl" => options.ddl = true,
+            "schema" => options.schema = true,
             "postgres" => options.backends.push(Backend::Postgres),
             "mysql" => options.backends.push(Backend::MySql),
             "sqlite" => options.backends.push(Backend::Sqlite),
@@ -410,6 +415,10 @@ async fn main() -> Result<()> {
     }
     if options.ddl {
         println!("{}", ddl::run(&options.backends, options.trials).await?);
+        return Ok(());
+    }
+    if options.schema {
+        println!("{}", schema::run(&options.backends, options.trials).await?);
         return Ok(());
     }
     if options.suite {
