@@ -18,11 +18,13 @@ pub(crate) struct Written {
 }
 
 /// Write the next migration named `name` (each dialect folder of a
-/// multi-dialect set gets one). Errors are for the person at the terminal.
+/// multi-dialect set gets one), holding `schema` when given (then only in
+/// the folder of its dialect). Errors are for the person at the terminal.
 pub(crate) fn new_migration(
     migrator: &Migrator,
     name: &str,
     reversible: bool,
+    schema: Option<&crate::Schema>,
 ) -> Result<Written, String> {
     let Some(root) = migrator.source_dir() else {
         return Err(
@@ -44,6 +46,10 @@ pub(crate) fn new_migration(
     let mut targets: Vec<(PathBuf, Option<&crate::Migration>)> = migrator
         .sets()
         .iter()
+        .filter(|set| match (schema, set.dialect()) {
+            (Some(schema), Some(dialect)) => schema.dialect() == dialect,
+            _ => true,
+        })
         .map(|set| {
             let newest = set.iter().last();
             let folder = set
@@ -55,8 +61,22 @@ pub(crate) fn new_migration(
         })
         .collect();
     if targets.is_empty() {
+        if let Some(schema) = schema.filter(|_| !migrator.sets().is_empty()) {
+            return Err(format!(
+                "the migrations folder has dialect folders, none for {}; create `{}/` in it first",
+                schema.dialect(),
+                schema.dialect().folder()
+            ));
+        }
         targets.push((root.to_path_buf(), None));
     }
+    let from_database = schema.map(|schema| {
+        format!(
+            "-- The schema of the database this migration was written from \
+             (`migrate new --from-database`).\n\n{}",
+            schema.to_sql().trim_start()
+        )
+    });
     let mut written = Written {
         files: Vec::new(),
         notes: Vec::new(),
@@ -88,7 +108,11 @@ pub(crate) fn new_migration(
             .files(&version, &slug, reversible)
             .into_iter()
             .map(|file| {
-                let text = if file.down { DOWN } else { UP };
+                let text = match (file.down, &from_database) {
+                    (true, _) => DOWN,
+                    (false, Some(sql)) => sql.as_str(),
+                    (false, None) => UP,
+                };
                 (folder.join(file.path), text)
             });
         for (path, text) in files {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use stowage_tests::readme_block;
 
-const LAYOUTS: [(&str, &str); 6] = [
+const LAYOUTS: [(&str, &str); 7] = [
     // The README's terminal session, on a project of its own.
     ("app", "simple"),
     ("simple", "simple"),
@@ -19,6 +19,8 @@ const LAYOUTS: [(&str, &str); 6] = [
     ("refinery", "refinery"),
     ("diesel", "diesel"),
     ("multi", "multi"),
+    // No migrations yet, for a database made by hand.
+    ("adopting", "adopting"),
 ];
 
 /// The scratch crate, written afresh: its folders copied from the
@@ -222,6 +224,43 @@ fn new_writes_the_next_migration_in_each_layout() {
         ["postgres/3_add_things.sql", "sqlite/3_add_things.sql"]
     );
 
+    // From a database made by hand: its schema as the first migration,
+    // and in a multi-dialect folder only in the database's own dialect's.
+    let hand = dir.join("hand.db");
+    let _ = std::fs::remove_file(&hand);
+    let hand_url = format!("sqlite://{}", hand.display());
+    let hand_schema = "CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n\
+                       CREATE INDEX things_name ON things (name);\n\
+                       CREATE VIEW named AS SELECT name FROM things;";
+    stowage_tests::native::client(stowage_tests::Backend::Sqlite, &hand_url, hand_schema);
+    let (code, stdout, stderr) = run(
+        "adopting",
+        &["new", "from hand", "--from-database"],
+        &hand_url,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("`migrate baseline`"), "{stderr}");
+    let adopting = written("adopting", &stdout);
+    assert_eq!(adopting.len(), 1, "{adopting:?}");
+    let sql = std::fs::read_to_string(dir.join("layouts/adopting").join(&adopting[0])).unwrap();
+    for line in hand_schema.lines() {
+        let statement = line.trim_end_matches(';');
+        assert!(sql.contains(statement), "{statement} is not in:\n{sql}");
+    }
+    let (code, stdout, stderr) = run("multi", &["new", "hand", "--from-database"], &hand_url);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(written("multi", &stdout), ["sqlite/4_hand.sql"]);
+    std::fs::remove_file(dir.join("layouts/multi/sqlite/4_hand.sql")).unwrap();
+    // An empty database has nothing to write; nothing is.
+    let empty_url = format!("sqlite://{}?mode=rwc", dir.join("empty.db").display());
+    let (code, stdout, stderr) = run(
+        "adopting",
+        &["new", "nothing", "--from-database"],
+        &empty_url,
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(stderr.contains("no schema to write"), "{stderr}");
+
     // With a build.rs that reruns for the folder, nothing to say.
     std::fs::write(
         dir.join("build.rs"),
@@ -250,6 +289,18 @@ fn new_writes_the_next_migration_in_each_layout() {
     let (code, stdout, _) = run("refinery", &["show", "12"], "");
     assert_eq!(code, 0);
     assert!(stdout.contains("-- 12 undo me: down"), "{stdout}");
+
+    // Rebuilt with it, the migration written from the database is the
+    // database's schema: `baseline` records it, no drift; a database with
+    // a history is not written from again.
+    let (code, stdout, stderr) = run("adopting", &["baseline"], &hand_url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = run("adopting", &["drift"], &hand_url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("no drift"), "{stdout}");
+    let (code, _, stderr) = run("adopting", &["new", "again", "--from-database"], &hand_url);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("has a history"), "{stderr}");
 
     // A feature left out is named, not reported as a bad URL.
     let (code, _, stderr) = run("simple", &["status"], "mysql://root@127.0.0.1:1/app");

@@ -259,8 +259,13 @@ pub(super) async fn repair(
 }
 
 /// `new`: the files written, one path a line; notes on stderr.
-pub(super) fn new(migrator: &Migrator, name: &str, reversible: bool) -> Outcome {
-    match crate::scaffold::new_migration(migrator, name, reversible) {
+pub(super) fn new(
+    migrator: &Migrator,
+    name: &str,
+    reversible: bool,
+    schema: Option<&crate::Schema>,
+) -> Outcome {
+    match crate::scaffold::new_migration(migrator, name, reversible, schema) {
         Ok(written) => {
             for note in &written.notes {
                 eprintln!("note: {note}");
@@ -279,6 +284,39 @@ pub(super) fn new(migrator: &Migrator, name: &str, reversible: bool) -> Outcome 
             Outcome::failed(EXIT_ERROR, error)
         }
     }
+}
+
+/// `new --from-database`: the database's schema as the next migration,
+/// for a database that has no history (one that has is already built by
+/// migrations, and its schema as a new one would create it twice).
+pub(super) async fn new_from_database(
+    migrator: &Migrator,
+    pool: &sqlx::AnyPool,
+    name: &str,
+    reversible: bool,
+) -> Done {
+    if let Some(current) = migrator.status(pool).await?.current {
+        return Err(Error::InvalidTarget(format!(
+            "this database has a history (at version {current}): `new --from-database` writes \
+             the schema of a database made without migrations; write the next migration by hand"
+        )));
+    }
+    let schema = migrator.dump(pool).await?;
+    if schema.objects().is_empty() {
+        return Err(Error::InvalidTarget(
+            "this database has no schema to write: no tables, views or other objects".to_owned(),
+        ));
+    }
+    let outcome = new(migrator, name, reversible, Some(&schema));
+    let outcome = match outcome.code {
+        EXIT_OK => outcome.then_say(
+            "note: rebuild, then run `migrate baseline` on this database: it records the new \
+             migration as applied, since the database already has its schema"
+                .to_owned(),
+        ),
+        _ => outcome,
+    };
+    Ok((outcome, None))
 }
 
 /// `show`: each embedded file of `version`, up then down.

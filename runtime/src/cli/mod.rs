@@ -240,6 +240,11 @@ pub enum Action {
         /// migration has one).
         #[arg(long)]
         reversible: bool,
+        /// Write the database's schema into it, as `dump` prints it (for a
+        /// database made without migrations: `baseline` then records it),
+        /// into the folder of the database's dialect; needs the database.
+        #[arg(long)]
+        from_database: bool,
     },
     /// Print the database's schema as one SQL script that recreates it in
     /// an empty database (read from its catalogue; stowage's own tables
@@ -495,9 +500,11 @@ impl MigrateCommand {
     fn offline(&self, migrator: &Migrator) -> Option<Outcome> {
         match &self.action {
             Action::Show { version } => Some(commands::show(migrator, *version)),
-            Action::New { name, reversible } => {
-                Some(commands::new(migrator, &name.join(" "), *reversible))
-            }
+            Action::New {
+                name,
+                reversible,
+                from_database: false,
+            } => Some(commands::new(migrator, &name.join(" "), *reversible, None)),
             _ => None,
         }
     }
@@ -567,6 +574,11 @@ impl MigrateCommand {
                 };
                 commands::repair(migrator, pool, action).await
             }
+            Action::New {
+                name,
+                reversible,
+                from_database: true,
+            } => commands::new_from_database(migrator, pool, &name.join(" "), *reversible).await,
             // Answered before connecting.
             Action::Show { .. } | Action::New { .. } => Ok((
                 self.offline(migrator)
