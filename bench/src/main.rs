@@ -9,6 +9,7 @@
 //!     [--migrations 10|100|500] [--tests 10|100] [--runner cargo-test|nextest]
 //! scripts/bench ddl [--trials N] [backends]      # one DDL-heavy script, against each client
 //! scripts/bench schema [--trials N] [backends]   # reading the schema, against each dump tool
+//!     [--folder PATH]                            # a real project's folder instead
 //! ```
 //!
 //! Servers come from `STOWAGE_BENCH_PG_URL` / `STOWAGE_BENCH_MYSQL_URL`
@@ -78,6 +79,8 @@ struct Options {
     suite: bool,
     ddl: bool,
     schema: bool,
+    /// A migrations folder for `schema` instead of the DDL-heavy script.
+    folder: Option<std::path::PathBuf>,
     /// Which of the suite benchmark's configurations to run (all by default).
     only: suite::Only,
 }
@@ -91,6 +94,7 @@ fn options() -> Result<Options> {
         suite: false,
         ddl: false,
         schema: false,
+        folder: None,
         only: suite::Only::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -106,6 +110,9 @@ fn options() -> Result<Options> {
             "--migrations" | "--tests" | "--runner" => {
                 let value = args.next().ok_or(format!("{arg} needs a value"))?;
                 options.only.set(&arg, &value)?;
+            }
+            "--folder" => {
+                options.folder = Some(args.next().ok_or("--folder needs a path")?.into());
             }
             "testdb" => options.testdb = true,
             "suite" => options.suite = true,
@@ -418,7 +425,10 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     if options.schema {
-        println!("{}", schema::run(&options.backends, options.trials).await?);
+        println!(
+            "{}",
+            schema::run(&options.backends, options.trials, options.folder.as_deref()).await?
+        );
         return Ok(());
     }
     if options.suite {

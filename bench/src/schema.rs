@@ -3,7 +3,9 @@
 //! `.schema`) on the DDL-heavy schema of `ddl.rs` (40 tables with foreign
 //! keys, 30 indexes), and `Migrator::drift`, which also builds the
 //! expected schema in a scratch database (or, given the schema snapshot,
-//! reads it from the binary). Connecting included.
+//! reads it from the binary). Connecting included. With `--folder`, a
+//! real project's migrations folder instead, applied as far as the server
+//! takes it.
 
 use crate::ddl::{Applier, DDL, apply, mysql_parts};
 use crate::{Backend, Fresh, Result, fresh, median, median_ratio};
@@ -48,7 +50,7 @@ fn native_dump(db: &Fresh) -> Result<()> {
 /// What [`stowage`] does.
 #[derive(Clone, Copy)]
 enum Read<'a> {
-    /// `Migrator::dump`: the number of objects.
+    /// `Migrator::dump`: the number of objects and of tables.
     Dump,
     /// `Migrator::drift` with this migrator: the number of differences.
     Drift(&'a stowage::Migrator),
@@ -56,18 +58,30 @@ enum Read<'a> {
     Snapshot,
 }
 
-/// `read` on a connection of its own.
-async fn stowage(db: &Fresh, read: Read<'_>) -> Result<(usize, String)> {
+/// `read` on a connection of its own, with `migrator`.
+async fn stowage(
+    db: &Fresh,
+    migrator: &stowage::Migrator,
+    read: Read<'_>,
+) -> Result<(usize, String)> {
     macro_rules! on {
         ($conn:ty) => {{
             let mut c = <$conn>::connect(&db.url).await?;
             let n = match read {
-                Read::Dump => (DDL.dump(&mut c).await?.objects().len(), String::new()),
-                Read::Drift(migrator) => {
-                    let drift = migrator.drift(&mut c, &db.url).await?;
+                Read::Dump => {
+                    let schema = migrator.dump(&mut c).await?;
+                    let tables = schema
+                        .objects()
+                        .iter()
+                        .filter(|o| o.kind == stowage::ObjectKind::Table)
+                        .count();
+                    (schema.objects().len(), tables.to_string())
+                }
+                Read::Drift(with) => {
+                    let drift = with.drift(&mut c, &db.url).await?;
                     (drift.differences.len(), format!("{}", drift.from_snapshot))
                 }
-                Read::Snapshot => (0, DDL.schema_snapshot(&mut c).await?),
+                Read::Snapshot => (0, migrator.schema_snapshot(&mut c).await?),
             };
             c.close().await?;
             n
@@ -80,37 +94,112 @@ async fn stowage(db: &Fresh, read: Read<'_>) -> Result<(usize, String)> {
     })
 }
 
-/// The Markdown table of the comparison on `backends`, `trials` rounds.
-pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
+/// Apply `migrator` to `db` as far as the server takes it: one version
+/// at a time on a probe database, then up to the last that applied on
+/// `db` (so that it holds no failed migration). The version reached.
+async fn apply_folder(backend: Backend, db: &Fresh, migrator: &stowage::Migrator) -> Result<i64> {
+    macro_rules! on {
+        ($pool:ty, $url:expr, $body:expr) => {{
+            let pool = <$pool>::connect($url).await?;
+            let reached = $body(&pool).await;
+            pool.close().await;
+            reached
+        }};
+    }
+    let set = migrator
+        .set(match backend {
+            Backend::Postgres => stowage::Dialect::Postgres,
+            Backend::MySql => stowage::Dialect::MySql,
+            Backend::Sqlite => stowage::Dialect::Sqlite,
+        })
+        .ok_or("the folder has no migrations for this backend")?;
+    let versions: Vec<i64> = set.iter().map(stowage::Migration::version).collect();
+    let probe = fresh(backend).await?;
+    let mut last = None;
+    for &version in &versions {
+        let applied = match backend {
+            Backend::Postgres => {
+                on!(sqlx::PgPool, &probe.url, |p| migrator.run_to(p, version)).is_ok()
+            }
+            Backend::MySql => {
+                on!(sqlx::MySqlPool, &probe.url, |p| migrator.run_to(p, version)).is_ok()
+            }
+            Backend::Sqlite => on!(sqlx::SqlitePool, &probe.url, |p| migrator
+                .run_to(p, version))
+            .is_ok(),
+        };
+        if !applied {
+            eprintln!(
+                "{backend:?}: the server refuses version {version}; measuring at the one before"
+            );
+            break;
+        }
+        last = Some(version);
+    }
+    probe.drop_it().await?;
+    let last = last.ok_or("the server refuses the folder's first migration")?;
+    match backend {
+        Backend::Postgres => on!(sqlx::PgPool, &db.url, |p| migrator.run_to(p, last))?,
+        Backend::MySql => on!(sqlx::MySqlPool, &db.url, |p| migrator.run_to(p, last))?,
+        Backend::Sqlite => on!(sqlx::SqlitePool, &db.url, |p| migrator.run_to(p, last))?,
+    };
+    Ok(last)
+}
+
+/// The Markdown table of the comparison on `backends`, `trials` rounds,
+/// on the DDL-heavy script or on `folder`.
+pub(crate) async fn run(
+    backends: &[Backend],
+    trials: usize,
+    folder: Option<&std::path::Path>,
+) -> Result<String> {
+    let migrator: &'static stowage::Migrator = match folder {
+        Some(path) => {
+            let dir = stowage_tests::dir_at(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Box::leak(Box::new(stowage::Migrator::from_dir(&dir)?))
+        }
+        None => &DDL,
+    };
+    let what = match folder {
+        Some(path) => format!("the migrations of {}", path.display()),
+        None => "the DDL-heavy script (40 tables with foreign keys, 30 indexes)".to_owned(),
+    };
     let mut out = format!(
-        "Reading the schema of the DDL-heavy script (40 tables with foreign keys, 30 indexes), \
+        "Reading the schema of {what}, \
          connecting included: median of {trials} trials; the ratio is the median of the \
          per-trial ratios to the database's own dump tool. Drift builds the expected schema in a \
          scratch database, or, with the schema snapshot embedded, reads it from the binary.\n\n\
-         | backend | objects | native dump tool | `Migrator::dump` | × native | `Migrator::drift` | drift with the snapshot |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n"
+         | backend | version | tables | objects | native dump tool | `Migrator::dump` | × native | `Migrator::drift` | drift with the snapshot |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for &backend in backends {
         let db = fresh(backend).await?;
-        apply(Applier::Stowage, &db).await?;
-        let (_, text) = stowage(&db, Read::Snapshot).await?;
-        let snapshotted = DDL.clone().with_schema_snapshot(text);
+        let version = match folder {
+            Some(_) => apply_folder(backend, &db, migrator).await?.to_string(),
+            None => {
+                apply(Applier::Stowage, &db).await?;
+                "head".to_owned()
+            }
+        };
+        let (_, text) = stowage(&db, migrator, Read::Snapshot).await?;
+        let snapshotted = migrator.clone().with_schema_snapshot(text);
         let (mut native, mut dumps, mut drifts, mut snapshots) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut objects = 0;
+        let (mut objects, mut tables) = (0, String::new());
         for trial in 0..trials {
             let started = Instant::now();
             native_dump(&db)?;
             native.push(started.elapsed());
             let started = Instant::now();
-            objects = stowage(&db, Read::Dump).await?.0;
+            (objects, tables) = stowage(&db, migrator, Read::Dump).await?;
             dumps.push(started.elapsed());
-            for (migrator, times, snapshot) in [
-                (&DDL, &mut drifts, "false"),
+            for (with, times, snapshot) in [
+                (migrator, &mut drifts, "false"),
                 (&snapshotted, &mut snapshots, "true"),
             ] {
                 let started = Instant::now();
-                let (differences, from_snapshot) = stowage(&db, Read::Drift(migrator)).await?;
+                let (differences, from_snapshot) = stowage(&db, with, Read::Drift(with)).await?;
                 times.push(started.elapsed());
                 if differences != 0 || from_snapshot != snapshot {
                     return Err(format!(
@@ -124,7 +213,7 @@ pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
         }
         let ms = |samples: &[Duration]| median(samples.to_vec()).as_secs_f64() * 1e3;
         out.push_str(&format!(
-            "| {backend:?} | {objects} | {:.0} ms | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms |\n",
+            "| {backend:?} | {version} | {tables} | {objects} | {:.0} ms | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms |\n",
             ms(&native),
             ms(&dumps),
             median_ratio(&dumps, &native),
