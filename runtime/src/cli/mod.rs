@@ -262,9 +262,10 @@ pub enum Action {
         dev: DevServer,
     },
     /// Compare the database's schema with the one this binary's migrations
-    /// build at the database's version (in a scratch database: in memory
-    /// for SQLite, a new database on the server otherwise); exit 10 when
-    /// they differ. Read-only.
+    /// build at the database's version (the embedded schema snapshot's when
+    /// it holds that version on this server's major; otherwise built in a
+    /// scratch database: a temporary file for SQLite, a new database on the
+    /// server otherwise); exit 10 when they differ. Read-only.
     Drift {
         /// Where to build the migrations' schema.
         #[command(flatten)]
