@@ -82,6 +82,16 @@ impl Snapshot {
 
     /// Read a snapshot's text; what is wrong with it otherwise.
     pub(crate) fn parse(text: &str) -> Result<Snapshot, String> {
+        // A checkout that turned every line end into CRLF (git's
+        // `core.autocrlf` on Windows) is read as written.
+        let unconverted;
+        let text = match text.starts_with(&format!("{TITLE}\r\n")) {
+            true => {
+                unconverted = text.replace("\r\n", "\n");
+                unconverted.as_str()
+            }
+            false => text,
+        };
         let mut rest = text;
         let mut line = || -> Option<&str> {
             let (line, after) = rest.split_once('\n')?;
@@ -321,5 +331,7 @@ mod tests {
         let lengthened = text.replacen(&format!(" {} ", tricky.len()), &format!(" {} ", tricky.len() + 1), 1);
         assert!(Snapshot::parse(&lengthened).is_err());
         assert!(Snapshot::parse("CREATE TABLE t (a int);\n").is_err());
+        // Checked out with CRLF line ends, it reads the same.
+        assert_eq!(Snapshot::parse(&text.replace('\n', "\r\n")), Ok(written));
     }
 }

@@ -399,7 +399,10 @@ async fn copy(
         let mut failed = Vec::new();
         let mut error = None;
         for definition in pending.iter() {
-            if let Err(e) = conn.execute(AssertSqlSafe(definition.clone())).await {
+            let created = sqlx::raw_sql(AssertSqlSafe(definition.clone()))
+                .execute(&mut *conn)
+                .await;
+            if let Err(e) = created {
                 failed.push(definition.clone());
                 error = Some(e);
             }
