@@ -32,7 +32,7 @@ impl Applier {
     }
 }
 
-fn dialect(backend: Backend) -> stowage::Dialect {
+pub(crate) fn dialect(backend: Backend) -> stowage::Dialect {
     match backend {
         Backend::Postgres => stowage::Dialect::Postgres,
         Backend::MySql => stowage::Dialect::MySql,

@@ -7,7 +7,7 @@
 //! real project's migrations folder instead, applied as far as the server
 //! takes it.
 
-use crate::ddl::{Applier, DDL, apply, mysql_parts};
+use crate::ddl::{Applier, DDL, apply, dialect, mysql_parts};
 use crate::{Backend, Fresh, Result, fresh, median, median_ratio};
 use sqlx::Connection;
 use std::process::{Command, Stdio};
@@ -94,41 +94,43 @@ async fn stowage(
     })
 }
 
+/// `migrator.run_to(version)` on the database at `url`.
+async fn run_to(
+    backend: Backend,
+    url: &str,
+    migrator: &stowage::Migrator,
+    version: i64,
+) -> Result<()> {
+    macro_rules! on {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await?;
+            let ran = migrator.run_to(&pool, version).await;
+            pool.close().await;
+            ran?;
+        }};
+    }
+    match backend {
+        Backend::Postgres => on!(sqlx::PgPool),
+        Backend::MySql => on!(sqlx::MySqlPool),
+        Backend::Sqlite => on!(sqlx::SqlitePool),
+    }
+    Ok(())
+}
+
 /// Apply `migrator` to `db` as far as the server takes it: one version
 /// at a time on a probe database, then up to the last that applied on
 /// `db` (so that it holds no failed migration). The version reached.
 async fn apply_folder(backend: Backend, db: &Fresh, migrator: &stowage::Migrator) -> Result<i64> {
-    macro_rules! on {
-        ($pool:ty, $url:expr, $body:expr) => {{
-            let pool = <$pool>::connect($url).await?;
-            let reached = $body(&pool).await;
-            pool.close().await;
-            reached
-        }};
-    }
     let set = migrator
-        .set(match backend {
-            Backend::Postgres => stowage::Dialect::Postgres,
-            Backend::MySql => stowage::Dialect::MySql,
-            Backend::Sqlite => stowage::Dialect::Sqlite,
-        })
+        .set(dialect(backend))
         .ok_or("the folder has no migrations for this backend")?;
-    let versions: Vec<i64> = set.iter().map(stowage::Migration::version).collect();
     let probe = fresh(backend).await?;
     let mut last = None;
-    for &version in &versions {
-        let applied = match backend {
-            Backend::Postgres => {
-                on!(sqlx::PgPool, &probe.url, |p| migrator.run_to(p, version)).is_ok()
-            }
-            Backend::MySql => {
-                on!(sqlx::MySqlPool, &probe.url, |p| migrator.run_to(p, version)).is_ok()
-            }
-            Backend::Sqlite => on!(sqlx::SqlitePool, &probe.url, |p| migrator
-                .run_to(p, version))
-            .is_ok(),
-        };
-        if !applied {
+    for version in set.iter().map(stowage::Migration::version) {
+        if run_to(backend, &probe.url, migrator, version)
+            .await
+            .is_err()
+        {
             eprintln!(
                 "{backend:?}: the server refuses version {version}; measuring at the one before"
             );
@@ -138,11 +140,7 @@ async fn apply_folder(backend: Backend, db: &Fresh, migrator: &stowage::Migrator
     }
     probe.drop_it().await?;
     let last = last.ok_or("the server refuses the folder's first migration")?;
-    match backend {
-        Backend::Postgres => on!(sqlx::PgPool, &db.url, |p| migrator.run_to(p, last))?,
-        Backend::MySql => on!(sqlx::MySqlPool, &db.url, |p| migrator.run_to(p, last))?,
-        Backend::Sqlite => on!(sqlx::SqlitePool, &db.url, |p| migrator.run_to(p, last))?,
-    };
+    run_to(backend, &db.url, migrator, last).await?;
     Ok(last)
 }
 

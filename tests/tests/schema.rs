@@ -338,12 +338,18 @@ async fn every_kind_is_read(backend: Backend) {
 
 const TESTDB: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
-/// `check_schema_file` in a test process of its own: its exit code and
-/// stderr.
-fn check_schema_file(backend: Backend, path: &std::path::Path, update: bool) -> (i32, String) {
+/// `stowage-test-testdb - <mode> <path>` (`schema-file`: `check_schema_file`,
+/// `schema-snapshot`: `check_schema_snapshot`) on `backend`'s server, in a
+/// test process of its own: its exit code and stderr.
+fn testdb_check(
+    mode: &str,
+    backend: Backend,
+    path: &std::path::Path,
+    update: bool,
+) -> (i32, String) {
     let mut command = std::process::Command::new(TESTDB);
     command
-        .args(["-", "schema-file"])
+        .args(["-", mode])
         .arg(path)
         .env(
             "STOWAGE_TEST_DATABASE_URL",
@@ -358,6 +364,10 @@ fn check_schema_file(backend: Backend, path: &std::path::Path, update: bool) -> 
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+fn check_schema_file(backend: Backend, path: &std::path::Path, update: bool) -> (i32, String) {
+    testdb_check("schema-file", backend, path, update)
 }
 
 /// The schema file beside the migrations: missing, then written with
@@ -780,33 +790,12 @@ async fn drift_uses_the_snapshot_of_its_version(backend: Backend) {
     other_pool.close().await;
 }
 
-/// `check_schema_snapshot` in a test process of its own, on `folder`: its
-/// exit code and stderr.
 fn check_schema_snapshot(
     backend: Backend,
     folder: &std::path::Path,
     update: bool,
 ) -> (i32, String) {
-    let mut command = std::process::Command::new(TESTDB);
-    command
-        .args(["-", "schema-snapshot"])
-        .arg(folder)
-        .env_remove(stowage::testing::UPDATE_VAR);
-    match backend {
-        Backend::Sqlite => command.env_remove("STOWAGE_TEST_DATABASE_URL"),
-        _ => command.env(
-            "STOWAGE_TEST_DATABASE_URL",
-            stowage_tests::server_url(backend),
-        ),
-    };
-    if update {
-        command.env(stowage::testing::UPDATE_VAR, "1");
-    }
-    let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    testdb_check("schema-snapshot", backend, folder, update)
 }
 
 /// The snapshot file in a folder: missing, then written with

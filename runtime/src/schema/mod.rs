@@ -277,7 +277,7 @@ fn stage(kind: ObjectKind) -> ObjectKind {
 /// The objects in the order that creates them: by [`stage`]; within a
 /// stage, each after those its definition names (views read views, types
 /// and tables name others of their kind), by name otherwise.
-fn dependency_order(objects: &[SchemaObject]) -> Vec<&SchemaObject> {
+pub(crate) fn dependency_order(objects: &[SchemaObject]) -> Vec<&SchemaObject> {
     let mut ordered = Vec::with_capacity(objects.len());
     let mut staged: Vec<&SchemaObject> = objects.iter().collect();
     staged.sort_by_key(|object| stage(object.kind));

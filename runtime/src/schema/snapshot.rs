@@ -16,23 +16,29 @@ use super::{ObjectKind, Schema, SchemaObject};
 use crate::engine::connection::{Conn, Database, Ty};
 use crate::{Dialect, Error, Migrator};
 
-/// The kinds, by the word a snapshot names them with.
-const KINDS: [(ObjectKind, &str); 14] = [
-    (ObjectKind::Extension, "extension"),
-    (ObjectKind::Schema, "schema"),
-    (ObjectKind::Type, "type"),
-    (ObjectKind::Sequence, "sequence"),
-    (ObjectKind::Function, "function"),
-    (ObjectKind::Table, "table"),
-    (ObjectKind::View, "view"),
-    (ObjectKind::MaterializedView, "materialized_view"),
-    (ObjectKind::Index, "index"),
-    (ObjectKind::Constraint, "constraint"),
-    (ObjectKind::SequenceOwner, "sequence_owner"),
-    (ObjectKind::Trigger, "trigger"),
-    (ObjectKind::Event, "event"),
-    (ObjectKind::Comment, "comment"),
+/// Every kind: a snapshot names each by its [`ObjectKind`] display, `_`
+/// for spaces (`materialized_view`).
+const KINDS: [ObjectKind; 14] = [
+    ObjectKind::Extension,
+    ObjectKind::Schema,
+    ObjectKind::Type,
+    ObjectKind::Sequence,
+    ObjectKind::Function,
+    ObjectKind::Table,
+    ObjectKind::View,
+    ObjectKind::MaterializedView,
+    ObjectKind::Index,
+    ObjectKind::Constraint,
+    ObjectKind::SequenceOwner,
+    ObjectKind::Trigger,
+    ObjectKind::Event,
+    ObjectKind::Comment,
 ];
+
+/// The word a snapshot names `kind` with.
+fn word(kind: ObjectKind) -> String {
+    kind.to_string().replace(' ', "_")
+}
 
 const TITLE: &str = "-- stowage schema snapshot: the schema the migrations build at the version below, \
                      as Migrator::dump reads it (kept current by stowage::testing::check_schema_snapshot)";
@@ -66,12 +72,9 @@ impl Snapshot {
             self.chain
         );
         for object in &self.schema.objects {
-            let kind = KINDS
-                .iter()
-                .find(|(kind, _)| *kind == object.kind)
-                .map_or("table", |(_, word)| *word);
             out.push_str(&format!(
-                "-- object: {kind} {} {}\n{}\n",
+                "-- object: {} {} {}\n{}\n",
+                word(object.kind),
                 object.definition.len(),
                 object.name,
                 object.definition
@@ -131,9 +134,8 @@ impl Snapshot {
                 return Err(malformed());
             };
             let kind = KINDS
-                .iter()
-                .find(|(_, word)| *word == kind)
-                .map(|(kind, _)| *kind)
+                .into_iter()
+                .find(|known| word(*known) == kind)
                 .ok_or_else(malformed)?;
             let length: usize = length.parse().map_err(|_| malformed())?;
             let definition = after
@@ -263,6 +265,7 @@ impl Migrator {
         version: i64,
         server: &str,
     ) -> Result<Option<Schema>, Error> {
+        let chain = self.chain_at(dialect, version).ok();
         for text in self.snapshots() {
             let snapshot = Snapshot::parse(text).map_err(|problem| Error::SchemaFile {
                 path: "snapshot embedded in this binary".to_owned(),
@@ -271,7 +274,6 @@ impl Migrator {
             if snapshot.schema.dialect != dialect {
                 continue;
             }
-            let chain = self.chain_at(dialect, version).ok();
             let usable = snapshot.version == version
                 && chain.as_deref() == Some(snapshot.chain.as_str())
                 && snapshot.server == server;
@@ -302,6 +304,13 @@ mod tests {
             chain: "ab".repeat(32),
             schema: Schema::new(Dialect::Postgres, objects),
         }
+    }
+
+    #[test]
+    fn every_kind_has_a_word_of_its_own() {
+        let words: std::collections::BTreeSet<String> = KINDS.into_iter().map(word).collect();
+        assert_eq!(words.len(), KINDS.len());
+        assert!(words.iter().all(|w| !w.contains(' ')), "{words:?}");
     }
 
     #[test]

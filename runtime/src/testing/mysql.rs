@@ -9,7 +9,8 @@ use super::names::{
 };
 use super::reuse_mysql;
 use super::server::{Entry, Finished, test_error};
-use crate::{Error, Migrator};
+use crate::schema::dependency_order;
+use crate::{Error, Migrator, ObjectKind, SchemaObject};
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 use std::time::Duration;
 
@@ -291,7 +292,7 @@ async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
 const TEMPLATE_READY: &str = "stowage_template_ready";
 
 /// Recreate the template schema's objects in a new schema, from their own
-/// definitions, in one multi-statement round trip per kind.
+/// definitions, in one multi-statement round trip.
 async fn copy(
     conn: &mut sqlx::MySqlConnection,
     server: &str,
@@ -305,57 +306,80 @@ async fn copy(
             server,
         )
     };
-    let names = |kind: &str| {
-        format!(
-            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{template}' \
-             AND TABLE_TYPE = '{kind}' AND TABLE_NAME <> '{TEMPLATE_READY}' ORDER BY TABLE_NAME"
-        )
+    // Tables, views and MariaDB's sequences, with their kind.
+    let relations = listed(
+        conn,
+        template,
+        &format!(
+            "SELECT CAST(TABLE_TYPE AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME <> '{TEMPLATE_READY}' ORDER BY TABLE_NAME"
+        ),
+    )
+    .await
+    .map_err(fail("tables"))?;
+    let of = |kind: &str, shown_as: &'static str| -> Vec<(&str, &str)> {
+        let rows = relations.iter().filter(|(k, _)| k == kind);
+        rows.map(|(_, name)| (shown_as, name.as_str())).collect()
     };
-    let tables: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("BASE TABLE")))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(fail("tables"))?;
-    let views: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("VIEW")))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(fail("views"))?;
-    // MariaDB's sequences, before the tables whose defaults take from
-    // them, each at the value it had reached.
-    let sequences: Vec<String> = sqlx::query_scalar(AssertSqlSafe(names("SEQUENCE")))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(fail("sequences"))?;
+    let (tables, views, sequences) = (
+        of("BASE TABLE", "TABLE"),
+        of("VIEW", "VIEW"),
+        of("SEQUENCE", "SEQUENCE"),
+    );
+    let routines = listed(
+        conn,
+        template,
+        "SELECT CAST(ROUTINE_TYPE AS CHAR), CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
+         WHERE ROUTINE_SCHEMA = ?",
+    )
+    .await
+    .map_err(fail("routines"))?;
+    let triggers = listed(
+        conn,
+        template,
+        "SELECT 'TRIGGER', CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS \
+         WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+    )
+    .await
+    .map_err(fail("triggers"))?;
+    let events = listed(
+        conn,
+        template,
+        "SELECT 'EVENT', CAST(EVENT_NAME AS CHAR) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+    )
+    .await
+    .map_err(fail("events"))?;
+
     let mut script = vec![
         format!("CREATE DATABASE {name}"),
         format!("USE {name}"),
         "SET FOREIGN_KEY_CHECKS = 0".to_owned(),
     ];
-    for sequence in &sequences {
-        let sql = format!("SHOW CREATE SEQUENCE `{template}`.`{sequence}`");
-        script.push(
-            show_create(&mut *conn, sql, 1)
-                .await
-                .map_err(fail("sequence definitions"))?,
-        );
+    // MariaDB's sequences, before the tables whose defaults take from
+    // them, each at the value it had reached.
+    for (sequence, definition) in sequences.iter().zip(
+        show_all(conn, template, &sequences, 1)
+            .await
+            .map_err(fail("sequence definitions"))?,
+    ) {
+        let sequence = sequence.1;
         let next: String = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT CAST(next_not_cached_value AS CHAR) FROM `{template}`.`{sequence}`"
         )))
         .fetch_one(&mut *conn)
         .await
         .map_err(fail("sequence values"))?;
+        script.push(definition);
         script.push(format!("SELECT SETVAL(`{sequence}`, {next}, 0)"));
     }
-    for table in &tables {
-        let sql = format!("SHOW CREATE TABLE `{template}`.`{table}`");
-        script.push(
-            show_create(&mut *conn, sql, 1)
-                .await
-                .map_err(fail("table definitions"))?,
-        );
-    }
+    script.extend(
+        show_all(conn, template, &tables, 1)
+            .await
+            .map_err(fail("table definitions"))?,
+    );
     // The rows (seed data, the history) in one transaction: one commit.
     script.push("START TRANSACTION".to_owned());
-    for table in &tables {
+    for (_, table) in &tables {
         script.push(format!(
             "INSERT INTO `{name}`.`{table}` SELECT * FROM `{template}`.`{table}`"
         ));
@@ -363,88 +387,39 @@ async fn copy(
     script.push("COMMIT".to_owned());
     // Routines before the views that call them (MySQL checks a view's
     // functions when it is created, a routine's body only when it runs).
-    let routines: Vec<(String, String)> = sqlx::query_as(
-        "SELECT CAST(ROUTINE_TYPE AS CHAR), CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
-         WHERE ROUTINE_SCHEMA = ?",
-    )
-    .bind(template)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(fail("routines"))?;
-    for (kind, routine) in &routines {
-        let sql = format!("SHOW CREATE {kind} `{template}`.`{routine}`");
-        script.push(
-            show_create(&mut *conn, sql, 2)
-                .await
-                .map_err(fail("routine definitions"))?,
-        );
-    }
-    sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
-        .execute(&mut *conn)
-        .await
-        .map_err(fail("recreating its tables and routines"))?;
-
-    // Views in rounds, since one may select from another: each round
-    // creates those whose views exist, until none is left or a round
-    // creates none (then its error is the copy's).
-    let mut pending = Vec::new();
-    for view in &views {
-        let sql = format!("SHOW CREATE VIEW `{template}`.`{view}`");
-        let definition = show_create(&mut *conn, sql, 1)
+    script.extend(
+        show_all(conn, template, &borrowed(&routines), 2)
             .await
-            .map_err(fail("view definitions"))?;
-        pending.push(definition.replace(&format!("`{template}`."), ""));
-    }
-    while !pending.is_empty() {
-        let mut failed = Vec::new();
-        let mut error = None;
-        for definition in pending.iter() {
-            let created = sqlx::raw_sql(AssertSqlSafe(definition.clone()))
-                .execute(&mut *conn)
-                .await;
-            if let Err(e) = created {
-                failed.push(definition.clone());
-                error = Some(e);
-            }
-        }
-        if let Some(error) = error.filter(|_| failed.len() == pending.len()) {
-            return Err(fail("recreating its views")(error));
-        }
-        pending = failed;
-    }
-
-    let mut script = Vec::new();
-    let triggers: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
-         ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
-    )
-    .bind(template)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(fail("triggers"))?;
-    for trigger in &triggers {
-        let sql = format!("SHOW CREATE TRIGGER `{template}`.`{trigger}`");
-        script.push(
-            show_create(&mut *conn, sql, 2)
-                .await
-                .map_err(fail("trigger definitions"))?,
-        );
-    }
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(EVENT_NAME AS CHAR) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
-    )
-    .bind(template)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(fail("events"))?;
-    for event in &events {
-        let sql = format!("SHOW CREATE EVENT `{template}`.`{event}`");
-        script.push(
-            show_create(&mut *conn, sql, 3)
-                .await
-                .map_err(fail("event definitions"))?,
-        );
-    }
+            .map_err(fail("routine definitions"))?,
+    );
+    // Each view after those it selects from, as a dump orders them.
+    let definitions = show_all(conn, template, &views, 1)
+        .await
+        .map_err(fail("view definitions"))?;
+    let views: Vec<SchemaObject> = views
+        .iter()
+        .zip(definitions)
+        .map(|((_, view), definition)| SchemaObject {
+            kind: ObjectKind::View,
+            name: (*view).to_owned(),
+            definition: definition.replace(&format!("`{template}`."), ""),
+        })
+        .collect();
+    script.extend(
+        dependency_order(&views)
+            .into_iter()
+            .map(|view| view.definition.clone()),
+    );
+    script.extend(
+        show_all(conn, template, &borrowed(&triggers), 2)
+            .await
+            .map_err(fail("trigger definitions"))?,
+    );
+    script.extend(
+        show_all(conn, template, &borrowed(&events), 3)
+            .await
+            .map_err(fail("event definitions"))?,
+    );
     script.push("SET FOREIGN_KEY_CHECKS = 1".to_owned());
     if let Some(mark) = spare_mark {
         // Last, so that a marked spare is a complete one.
@@ -453,8 +428,43 @@ async fn copy(
     sqlx::raw_sql(AssertSqlSafe(script.join(";\n")))
         .execute(&mut *conn)
         .await
-        .map_err(fail("recreating its triggers and events"))?;
+        .map_err(fail("recreating its objects"))?;
     Ok(())
+}
+
+/// The `(kind, name)` rows of a query on `information_schema` taking the
+/// template's name.
+async fn listed(
+    conn: &mut sqlx::MySqlConnection,
+    template: &str,
+    sql: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(sql.to_owned()))
+        .bind(template)
+        .fetch_all(conn)
+        .await
+}
+
+fn borrowed(rows: &[(String, String)]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|(kind, name)| (kind.as_str(), name.as_str()))
+        .collect()
+}
+
+/// `SHOW CREATE <kind>` of each object of the template, the definition
+/// in `column`.
+async fn show_all(
+    conn: &mut sqlx::MySqlConnection,
+    template: &str,
+    objects: &[(&str, &str)],
+    column: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut definitions = Vec::with_capacity(objects.len());
+    for (kind, object) in objects {
+        let sql = format!("SHOW CREATE {kind} `{template}`.`{object}`");
+        definitions.push(show_create(&mut *conn, sql, column).await?);
+    }
+    Ok(definitions)
 }
 
 /// The definition in column `column` of a MySQL `SHOW CREATE …` statement.
