@@ -55,6 +55,14 @@ struct Session<'a, 'm> {
     set: &'m MigrationSet,
 }
 
+/// A read-only operation's [`Session`], with the history's rows.
+struct Reading<'a, 'm> {
+    conn: Conn<'a>,
+    table: Table,
+    set: &'m MigrationSet,
+    rows: Vec<HistoryRow>,
+}
+
 impl Migrator {
     async fn session<'a>(&self, db: impl Database<'a>) -> Result<Session<'a, '_>, Error> {
         let conn = db
@@ -69,15 +77,21 @@ impl Migrator {
         Ok(Session { conn, table, set })
     }
 
-    /// The session of a read-only operation, and the history's rows (none
+    /// The session of a read-only operation, with the history's rows (none
     /// when the table does not exist yet).
-    async fn session_rows<'a>(
-        &self,
-        db: impl Database<'a>,
-    ) -> Result<(Session<'a, '_>, Vec<HistoryRow>), Error> {
-        let mut session = self.session(db).await?;
-        let rows = session.table.rows_if_exists(&mut session.conn).await?;
-        Ok((session, rows))
+    async fn reading<'a>(&self, db: impl Database<'a>) -> Result<Reading<'a, '_>, Error> {
+        let Session {
+            mut conn,
+            table,
+            set,
+        } = self.session(db).await?;
+        let rows = table.rows_if_exists(&mut conn).await?;
+        Ok(Reading {
+            conn,
+            table,
+            set,
+            rows,
+        })
     }
 }
 
