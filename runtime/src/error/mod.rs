@@ -4,6 +4,7 @@ use std::time::Duration;
 
 mod making;
 mod server;
+#[cfg(driver)]
 pub(crate) use making::{Spot, excerpt};
 pub(crate) use server::{
     connect_advice, read_only_reason, server_message, with_transaction_advice,
