@@ -118,6 +118,8 @@ struct Candidate {
     text: String,
     normalised: bool,
     no_transaction: bool,
+    /// `-- stowage:compatible` in its leading comments.
+    compatible: bool,
     /// The version diesel gives a diesel folder.
     diesel_version: Option<String>,
 }
@@ -219,7 +221,10 @@ fn collect_set(
             Kind::Simple | Kind::Up | Kind::Diesel | Kind::Repeatable
         ) {
             match directives(&candidate.text) {
-                Ok(no_tx) => candidate.no_transaction |= no_tx,
+                Ok(found) => {
+                    candidate.no_transaction |= found.no_transaction;
+                    candidate.compatible = found.compatible;
+                }
                 Err(message) => problems.push(Problem {
                     path: candidate.path.clone(),
                     message,
@@ -335,6 +340,7 @@ fn collect_set(
                     },
                     down: down_file,
                     no_transaction: up.no_transaction,
+                    compatible: up.compatible,
                     checksum,
                     chain,
                 });
@@ -386,6 +392,7 @@ fn repeatable_set(candidates: Vec<Candidate>, problems: &mut Vec<Problem>) -> Ve
                 },
                 down: None,
                 no_transaction: c.no_transaction,
+                compatible: c.compatible,
                 checksum,
                 chain: checksum,
             }
@@ -420,6 +427,7 @@ fn file_candidate(
         text,
         normalised,
         no_transaction: false,
+        compatible: false,
         diesel_version: None,
     })
 }
@@ -575,6 +583,7 @@ fn diesel_migration(
         text,
         normalised,
         no_transaction: !run_in_transaction,
+        compatible: false,
         diesel_version: Some(diesel_version),
     };
     Some((candidate, down))

@@ -105,6 +105,9 @@ pub struct Parsed {
     pub down: Option<SqlFile>,
     /// Whether it must run outside a transaction.
     pub no_transaction: bool,
+    /// Whether binaries without it still work against the schema it makes
+    /// (`-- stowage:compatible`).
+    pub compatible: bool,
     /// SHA-256 of the normalised up SQL.
     pub checksum: [u8; 32],
     /// The chain value up to and including this migration.

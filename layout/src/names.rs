@@ -270,9 +270,19 @@ pub(crate) fn diesel_metadata(bytes: &[u8]) -> Result<bool, String> {
     }
 }
 
-/// Read the directives of the leading comment block: `Ok(no_transaction)`.
-pub(crate) fn directives(text: &str) -> Result<bool, String> {
-    let mut no_transaction = false;
+/// The directives of a migration's leading comment block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Directives {
+    /// `-- stowage:no-transaction` (or `-- no-transaction`).
+    pub(crate) no_transaction: bool,
+    /// `-- stowage:compatible`: binaries without the migration still work
+    /// against the schema it makes.
+    pub(crate) compatible: bool,
+}
+
+/// Read the directives of the leading comment block.
+pub(crate) fn directives(text: &str) -> Result<Directives, String> {
+    let mut found = Directives::default();
     for line in text.lines().map(str::trim) {
         if line.is_empty() {
             continue;
@@ -281,16 +291,18 @@ pub(crate) fn directives(text: &str) -> Result<bool, String> {
             break;
         };
         match comment.trim() {
-            "stowage:no-transaction" | "no-transaction" => no_transaction = true,
+            "stowage:no-transaction" | "no-transaction" => found.no_transaction = true,
+            "stowage:compatible" => found.compatible = true,
             other if other.starts_with("stowage:") => {
                 return Err(format!(
-                    "unknown directive `-- {other}`; the only directive is `-- stowage:no-transaction`"
+                    "unknown directive `-- {other}`; the directives are \
+                     `-- stowage:no-transaction` and `-- stowage:compatible`"
                 ));
             }
             _ => {}
         }
     }
-    Ok(no_transaction)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -457,12 +469,34 @@ mod tests {
 
     #[test]
     fn directive_block() {
-        assert_eq!(directives("-- stowage:no-transaction\nCREATE"), Ok(true));
+        let no_transaction = Directives {
+            no_transaction: true,
+            compatible: false,
+        };
+        assert_eq!(
+            directives("-- stowage:no-transaction\nCREATE"),
+            Ok(no_transaction)
+        );
         assert_eq!(
             directives("\n-- a comment\n-- no-transaction\nCREATE"),
-            Ok(true)
+            Ok(no_transaction)
         );
-        assert_eq!(directives("CREATE\n-- stowage:no-transaction"), Ok(false));
+        assert_eq!(
+            directives("CREATE\n-- stowage:no-transaction"),
+            Ok(Directives::default())
+        );
+        assert_eq!(
+            directives("-- stowage:compatible\n-- stowage:no-transaction\nCREATE"),
+            Ok(Directives {
+                no_transaction: true,
+                compatible: true,
+            })
+        );
+        assert_eq!(
+            directives("CREATE INDEX i ON t (c);\n-- stowage:compatible").map(|d| d.compatible),
+            Ok(false),
+            "only the leading comments hold directives"
+        );
         assert!(directives("-- stowage:no-tx\nCREATE").is_err());
     }
 }

@@ -96,6 +96,7 @@ fn migration(krate: &TokenStream, folder: &Folder, m: &Parsed) -> TokenStream {
         description,
         source,
         no_transaction,
+        compatible,
         checksum,
         chain,
         ..
@@ -111,6 +112,7 @@ fn migration(krate: &TokenStream, folder: &Folder, m: &Parsed) -> TokenStream {
     quote! {
         #krate::__private::Migration::embedded(
             #version, #description, #source, #up, #down, [#(#checksum),*], [#(#chain),*], #no_transaction,
+            #compatible,
         )
     }
 }

@@ -26,6 +26,7 @@ pub struct Report {
     applied: Vec<Applied>,
     reverted: Vec<Applied>,
     unrecorded: Vec<Applied>,
+    beside: Vec<Applied>,
     head: Option<i64>,
 }
 
@@ -62,8 +63,14 @@ impl Report {
             applied,
             reverted: Vec::new(),
             unrecorded: Vec::new(),
+            beside: Vec::new(),
             head,
         }
+    }
+
+    pub(crate) fn with_beside(mut self, beside: Vec<Applied>) -> Report {
+        self.beside = beside;
+        self
     }
 
     pub(crate) fn with_unrecorded(mut self, unrecorded: Vec<Applied>) -> Report {
@@ -77,6 +84,7 @@ impl Report {
             applied: Vec::new(),
             reverted,
             unrecorded: Vec::new(),
+            beside: Vec::new(),
             head,
         }
     }
@@ -85,6 +93,13 @@ impl Report {
     /// its target, oldest first: their SQL was not reverted.
     pub fn unrecorded(&self) -> &[Applied] {
         &self.unrecorded
+    }
+
+    /// The migrations applied in the database, marked
+    /// `-- stowage:compatible`, that this binary lacks (a newer binary's):
+    /// the run went on beside them. Oldest first; their `duration` is zero.
+    pub fn beside(&self) -> &[Applied] {
+        &self.beside
     }
 
     /// The migrations reverted by `undo`, newest first.
@@ -130,7 +145,7 @@ impl fmt::Display for Report {
             ("reverted", &self.reverted)
         };
         match list.len() {
-            0 => write!(f, "{} database up to date at {head}", self.dialect),
+            0 => write!(f, "{} database up to date at {head}", self.dialect)?,
             n => {
                 write!(
                     f,
@@ -150,8 +165,19 @@ impl fmt::Display for Report {
                         applied.description, applied.duration
                     )?;
                 }
-                Ok(())
             }
         }
+        if !self.beside.is_empty() {
+            let n = self.beside.len();
+            write!(
+                f,
+                "\nbeside {n} newer compatible migration{} this binary does not have:",
+                if n == 1 { "" } else { "s" }
+            )?;
+            for m in &self.beside {
+                write!(f, "\n  {} {}", m.version, m.description)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -343,10 +343,23 @@ async fn plan_executes_nothing(backend: Backend) {
         [1, 2, 3, 4],
         "plan executed nothing"
     );
+    // A binary without migration 4 plans its revert from the down SQL the
+    // history keeps; without it kept, it refuses.
+    let kept = db.plan(&V1, Target::Steps(1)).await.unwrap();
+    assert_eq!(kept.steps.len(), 1);
+    assert_eq!(kept.steps[0].version, 4);
+    assert!(kept.steps[0].sql.contains("DROP COLUMN email"), "{kept:?}");
+    db.execute("UPDATE stowage_migrations SET down_sql = NULL WHERE version = 4")
+        .await;
     assert!(matches!(
-        db.plan(&V1, Target::Base).await,
-        Err(Error::UnknownVersion { .. })
+        db.plan(&V1, Target::Steps(1)).await,
+        Err(Error::UnknownVersion {
+            version: 4,
+            undo_to: None,
+            ..
+        })
     ));
+    assert_eq!(applied(&db.history().await), [1, 2, 3, 4]);
 }
 
 async fn repair_accepts_checksums_and_clears_failed_rows(backend: Backend) {

@@ -105,11 +105,13 @@ async fn unknown_version_is_refused(backend: Backend) {
     let Error::UnknownVersion {
         version,
         description,
+        undo_to,
     } = &error
     else {
         panic!("{error}")
     };
     assert_eq!((*version, description.as_str()), (4, "create comments"));
+    assert_eq!(*undo_to, None, "migration 4 has no down SQL to keep");
     assert_eq!(db.history().await, before);
 
     let allowed = V1.clone().with_missing(Policy::Allow);

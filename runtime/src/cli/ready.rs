@@ -12,7 +12,7 @@ pub(super) fn readiness(migrator: &Migrator, status: &crate::Status) -> (i32, St
         status
             .migrations
             .iter()
-            .filter(|m| m.state == state)
+            .filter(|m| m.state == state && !m.compatible)
             .count()
     };
     use crate::MigrationState as S;
@@ -52,9 +52,29 @@ pub(super) fn readiness(migrator: &Migrator, status: &crate::Status) -> (i32, St
     let at = status
         .current()
         .map_or_else(|| "base".to_owned(), |v| format!("version {v}"));
+    let head = status.head.unwrap_or(0);
+    let missing = status.migrations.iter().filter(|m| m.state == S::Missing);
+    let (beside, lacking): (Vec<_>, Vec<_>) = missing.partition(|m| m.compatible);
     let said = match code {
+        EXIT_OK if !beside.is_empty() => format!(
+            "ok: the {} database is at {at}, this binary's head, beside {} newer compatible \
+             migration{} it does not have ({})",
+            status.dialect,
+            beside.len(),
+            if beside.len() == 1 { "" } else { "s" },
+            beside
+                .iter()
+                .map(|m| m.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         EXIT_OK => format!(
             "ok: the {} database is at {at}, this binary's head",
+            status.dialect
+        ),
+        EXIT_MISSING if lacking.iter().all(|m| m.undoable && m.version > head) => format!(
+            "not ready: {what}; the {} database is at {at}; this binary can undo them from \
+             the down SQL the history keeps: `down --to {head} --yes`",
             status.dialect
         ),
         _ => format!(

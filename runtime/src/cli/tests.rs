@@ -64,6 +64,16 @@ fn every_error() -> Vec<Error> {
         Error::UnknownVersion {
             version: 9,
             description: "later".to_owned(),
+            undo_to: Some(8),
+        },
+        Error::UnknownVersion {
+            version: 9,
+            description: "later".to_owned(),
+            undo_to: None,
+        },
+        Error::StoredDownModified {
+            version: 9,
+            description: "later".to_owned(),
         },
         Error::OutOfOrder {
             version: 2,
@@ -153,6 +163,7 @@ fn every_error() -> Vec<Error> {
             | Error::LockTimeout { .. }
             | Error::ChecksumMismatch { .. }
             | Error::UnknownVersion { .. }
+            | Error::StoredDownModified { .. }
             | Error::OutOfOrder { .. }
             | Error::FailedMigration { .. }
             | Error::ForeignKeyViolation { .. }

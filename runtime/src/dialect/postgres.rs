@@ -170,6 +170,7 @@ impl SqlDialect for Postgres {
             state: "TEXT",
             applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
             options: "",
+            long_text: "TEXT",
         }
     }
 
@@ -186,6 +187,13 @@ impl SqlDialect for Postgres {
             .as_database_error()
             .and_then(|db| db.code())
             .is_some_and(|code| code == "42P01")
+    }
+
+    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == "42703")
     }
 
     /// The schema the table resolves to now: a migration may change the

@@ -88,6 +88,7 @@ impl SqlDialect for Sqlite {
             state: "TEXT",
             applied_at: "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))",
             options: "",
+            long_text: "TEXT",
         }
     }
 
@@ -104,6 +105,12 @@ impl SqlDialect for Sqlite {
         error
             .as_database_error()
             .is_some_and(|db| db.message().starts_with("no such table"))
+    }
+
+    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
+        error
+            .as_database_error()
+            .is_some_and(|db| db.message().starts_with("no such column"))
     }
 
     /// `PRAGMA query_only`; a file opened read-only is found by its first

@@ -15,6 +15,7 @@ pub struct Migration {
     checksum: [u8; 32],
     chain: [u8; 32],
     no_transaction: bool,
+    compatible: bool,
 }
 
 impl Migration {
@@ -30,6 +31,7 @@ impl Migration {
         checksum: [u8; 32],
         chain: [u8; 32],
         no_transaction: bool,
+        compatible: bool,
     ) -> Self {
         Migration {
             version,
@@ -43,6 +45,7 @@ impl Migration {
             checksum,
             chain,
             no_transaction,
+            compatible,
         }
     }
 
@@ -59,6 +62,29 @@ impl Migration {
             checksum: parsed.checksum,
             chain: parsed.chain,
             no_transaction: parsed.no_transaction,
+            compatible: parsed.compatible,
+        }
+    }
+
+    /// A migration this binary lacks, as its history row keeps it: only its
+    /// down SQL (from `down_path` in the binary that applied it) can run.
+    pub(crate) fn stored(
+        version: i64,
+        description: String,
+        down_path: String,
+        down_sql: String,
+        no_transaction: bool,
+    ) -> Self {
+        Migration {
+            version,
+            description: Cow::Owned(description),
+            source_path: Cow::Owned(down_path.clone()),
+            up_sql: Cow::Borrowed(""),
+            down: Some((Cow::Owned(down_path), Cow::Owned(down_sql))),
+            checksum: [0; 32],
+            chain: [0; 32],
+            no_transaction,
+            compatible: false,
         }
     }
 
@@ -128,6 +154,14 @@ impl Migration {
     /// `run_in_transaction = false`).
     pub const fn no_transaction(&self) -> bool {
         self.no_transaction
+    }
+
+    /// Whether binaries without this migration still work against the
+    /// schema it makes (`-- stowage:compatible` in its leading comments: an
+    /// added table, a nullable column, an index). A binary that lacks only
+    /// such migrations starts on a database that has them.
+    pub const fn compatible(&self) -> bool {
+        self.compatible
     }
 
     /// Where the migration came from, relative to the migrations folder: its

@@ -43,7 +43,38 @@ pub struct HistoryRow {
     pub duration_ms: i64,
     /// Which host and program applied it.
     pub applied_by: String,
+    /// Whether the row holds the migration's down SQL, for a binary that
+    /// lacks the migration to undo it ([`Table::stored_down`]).
+    pub down_stored: bool,
+    /// Whether the migration was marked `-- stowage:compatible`.
+    pub compatible: bool,
 }
+
+/// A migration's down SQL as its row keeps it: as embedded in the binary
+/// that applied it (placeholders unresolved), with its file and checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredDown {
+    /// The down SQL.
+    pub(crate) sql: String,
+    /// The file it came from, in the binary that applied it.
+    pub(crate) path: String,
+    /// SHA-256 of `sql`, recorded with it.
+    pub(crate) checksum: Vec<u8>,
+    /// Whether it runs outside a transaction.
+    pub(crate) no_transaction: bool,
+}
+
+/// The columns that keep what a binary lacking the migration needs: its
+/// down SQL, and whether it is `compatible`. Added to a history table made
+/// before them ([`Table::upgrade`]), nullable so that a binary of an
+/// earlier release goes on inserting rows without them.
+const KEPT_COLUMNS: [&str; 5] = [
+    "down_sql",
+    "down_path",
+    "down_checksum",
+    "down_no_transaction",
+    "compatible",
+];
 
 /// The history table of one connection: its dialect and its quoted name.
 #[derive(Debug, Clone)]
@@ -160,6 +191,7 @@ impl Table {
             state,
             applied_at,
             options,
+            long_text,
         } = self.sql.history_types();
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {} (\n\
@@ -172,7 +204,12 @@ impl Table {
              error TEXT,\n\
              applied_at {applied_at},\n\
              duration_ms {integer} NOT NULL DEFAULT 0,\n\
-             applied_by TEXT NOT NULL){options}",
+             applied_by TEXT NOT NULL,\n\
+             down_sql {long_text},\n\
+             down_path TEXT,\n\
+             down_checksum {bytes},\n\
+             down_no_transaction {integer},\n\
+             compatible {integer}){options}",
             self.name
         );
         match self.schema.as_deref().and_then(|s| self.sql.create_schema_sql(s)) {
@@ -181,13 +218,56 @@ impl Table {
         }
     }
 
-    /// Create the history table (and its schema) if it does not exist.
+    /// Create the history table (and its schema) if it does not exist, or
+    /// [upgrade](Self::upgrade) one made by an earlier release.
     pub(crate) async fn ensure(&self, conn: &mut Conn<'_>) -> Result<(), Error> {
         let sql = self.create_sql();
         conn.script(sql).await.map_err(Error::db(format!(
             "cannot create the history table {}",
             self.name
-        )))
+        )))?;
+        self.upgrade(conn).await
+    }
+
+    /// Add the [`KEPT_COLUMNS`] to a table made before them, each one
+    /// missing (a run stopped between two leaves some); under the lock.
+    pub(crate) async fn upgrade(&self, conn: &mut Conn<'_>) -> Result<(), Error> {
+        if self.has_columns(conn, &KEPT_COLUMNS).await? {
+            return Ok(());
+        }
+        let HistoryTypes {
+            integer,
+            bytes,
+            long_text,
+            ..
+        } = self.sql.history_types();
+        for (column, ty) in KEPT_COLUMNS
+            .into_iter()
+            .zip([long_text, "TEXT", bytes, integer, integer]) {
+            if self.has_columns(conn, &[column]).await? {
+                continue;
+            }
+            let sql = format!("ALTER TABLE {} ADD COLUMN {column} {ty}", self.name);
+            conn.execute(sql).await.map_err(Error::db(format!(
+                "cannot add column {column} to the history table {}",
+                self.name
+            )))?;
+        }
+        tracing::info!(table = %self.name, "history table upgraded to keep down SQL and compatibility");
+        Ok(())
+    }
+
+    /// Whether the table has every one of `columns`.
+    async fn has_columns(&self, conn: &mut Conn<'_>, columns: &[&str]) -> Result<bool, Error> {
+        let probe = format!("SELECT {} FROM {} WHERE 1 = 0", columns.join(", "), self.name);
+        match conn.fetch(probe, &[]).await {
+            Ok(_) => Ok(true),
+            Err(error) if self.sql.is_undefined_column(&error) => Ok(false),
+            Err(error) => Err(Error::db(format!(
+                "cannot read the history table {}",
+                self.name
+            ))(error)),
+        }
     }
 
     /// The fast path's one query: the newest row, and with `repeatables`
@@ -209,29 +289,74 @@ impl Table {
 
     pub(crate) const HEAD_TYPES: [Ty; 3] = [Ty::I64, Ty::Bytes, Ty::Text];
 
-    /// Every row, oldest first.
+    /// Every row, oldest first. A table made before the [`KEPT_COLUMNS`],
+    /// not upgraded yet, reads as holding no down SQL.
     pub(crate) async fn rows(&self, conn: &mut Conn<'_>) -> Result<Vec<HistoryRow>, Error> {
-        let columns: Vec<String> = COLUMNS
+        let mut columns: Vec<String> = COLUMNS
             .iter()
             .map(|(name, _)| match *name {
                 "applied_at" => self.sql.applied_at_as_text().to_owned(),
                 name => name.to_owned(),
             })
             .collect();
+        let mut types = COLUMNS.map(|(_, ty)| ty).to_vec();
+        let select = |columns: &[String]| {
+            format!(
+                "SELECT {} FROM {} ORDER BY version",
+                columns.join(", "),
+                self.name
+            )
+        };
+        let base = select(&columns);
+        columns.push(
+            self.sql
+                .as_bigint("CASE WHEN down_sql IS NULL THEN 0 ELSE 1 END"),
+        );
+        columns.push(self.sql.as_bigint("COALESCE(compatible, 0)"));
+        types.extend([Ty::I64, Ty::I64]);
+        let rows = match conn.fetch(select(&columns), &types).await {
+            Err(error) if self.sql.is_undefined_column(&error) => {
+                conn.fetch(base, &types[..COLUMNS.len()]).await
+            }
+            rows => rows,
+        }
+        .map_err(Error::db(format!(
+            "cannot read the history table {}",
+            self.name
+        )))?;
+        Ok(rows.iter().map(|cells| Named(cells).row()).collect())
+    }
+
+    /// The down SQL that the row of `version` keeps, if any (none in a
+    /// table made before it was kept).
+    pub(crate) async fn stored_down(
+        &self,
+        conn: &mut Conn<'_>,
+        version: i64,
+    ) -> Result<Option<StoredDown>, Error> {
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY version",
-            columns.join(", "),
+            "SELECT down_sql, down_path, down_checksum, {} FROM {} \
+             WHERE version = {version} AND down_sql IS NOT NULL",
+            self.sql.as_bigint("down_no_transaction"),
             self.name
         );
-        let types = COLUMNS.map(|(_, ty)| ty);
-        let rows = conn
-            .fetch(sql, &types)
-            .await
-            .map_err(Error::db(format!(
-                "cannot read the history table {}",
+        let types = [Ty::OptText, Ty::OptText, Ty::Bytes, Ty::OptI64];
+        let rows = match conn.fetch(sql, &types).await {
+            Err(error) if self.sql.is_undefined_column(&error) => return Ok(None),
+            rows => rows.map_err(Error::db(format!(
+                "cannot read the down SQL of migration {version} in the history table {}",
                 self.name
-            )))?;
-        Ok(rows.iter().map(|cells| Named(cells).row()).collect())
+            )))?,
+        };
+        Ok(rows.first().map(|cells| {
+            let text = |i: usize| cells.get(i).and_then(Cell::text).unwrap_or_default();
+            StoredDown {
+                sql: text(0).to_owned(),
+                path: text(1).to_owned(),
+                checksum: cells.get(2).map(Cell::bytes).unwrap_or_default().to_vec(),
+                no_transaction: cells.get(3).and_then(Cell::i64) == Some(1),
+            }
+        }))
     }
 
     /// Every row, oldest first, or none when the table does not exist yet.
@@ -255,11 +380,30 @@ impl Table {
 
     /// The row of a migration: applied whole ([`RowState::Applied`]), or
     /// started statement by statement ([`RowState::Failed`] with none done,
-    /// until [`applied_sql`](Self::applied_sql)).
+    /// until [`applied_sql`](Self::applied_sql)). The [`KEPT_COLUMNS`] are
+    /// named only for a migration with down SQL or marked compatible: a
+    /// repeatable migration's row goes into a table of any release.
     pub(crate) fn insert_sql(&self, entry: &Entry<'_>, state: RowState, took: Took<'_>) -> String {
+        let text = |text: Option<&str>| text.map_or("NULL".to_owned(), |t| self.sql.text_literal(t));
+        let down = entry.down.as_ref();
+        let (kept_columns, kept_values) = match down.is_some() || entry.compatible {
+            true => (
+                format!(", {}", KEPT_COLUMNS.join(", ")),
+                format!(
+                    ", {}, {}, {}, {}, {}",
+                    text(down.map(|d| d.sql)),
+                    text(down.map(|d| d.path)),
+                    down.map_or("NULL".to_owned(), |d| self.sql.bytes_literal(&d.checksum)),
+                    down.map_or("NULL", |d| if d.no_transaction { "1" } else { "0" }),
+                    if entry.compatible { 1 } else { 0 },
+                ),
+            ),
+            false => (String::new(), String::new()),
+        };
         format!(
             "INSERT INTO {} (version, description, checksum, chain, state, failed_statement, \
-             duration_ms, applied_by) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+             duration_ms, applied_by{kept_columns}) VALUES ({}, {}, {}, {}, {}, {}, {}, {}\
+             {kept_values})",
             self.name,
             entry.version,
             self.sql.text_literal(entry.description),
@@ -391,12 +535,14 @@ impl Named<'_> {
             applied_at: self.text("applied_at").unwrap_or_default().to_owned(),
             duration_ms: self.i64("duration_ms").unwrap_or_default(),
             applied_by: self.text("applied_by").unwrap_or_default().to_owned(),
+            down_stored: self.0.get(COLUMNS.len()).and_then(Cell::i64) == Some(1),
+            compatible: self.0.get(COLUMNS.len() + 1).and_then(Cell::i64) == Some(1),
         }
     }
 }
 
 /// What a history row records of its migration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry<'a> {
     pub(crate) version: i64,
     pub(crate) description: &'a str,
@@ -404,6 +550,19 @@ pub(crate) struct Entry<'a> {
     pub(crate) chain: &'a [u8],
     /// Who applied it ([`applied_by`]), or where it was taken over from.
     pub(crate) applied_by: &'a str,
+    /// Its down SQL, kept for a binary that lacks the migration.
+    pub(crate) down: Option<EntryDown<'a>>,
+    /// Whether it is marked `-- stowage:compatible`.
+    pub(crate) compatible: bool,
+}
+
+/// The down SQL an [`Entry`] keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryDown<'a> {
+    pub(crate) sql: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) checksum: [u8; 32],
+    pub(crate) no_transaction: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -415,6 +574,13 @@ impl<'a> Entry<'a> {
             checksum: m.checksum(),
             chain: m.chain(),
             applied_by,
+            down: m.down_sql().map(|sql| EntryDown {
+                sql,
+                path: m.down_path().unwrap_or(m.source_path()),
+                checksum: sha256(sql),
+                no_transaction: m.no_transaction(),
+            }),
+            compatible: m.compatible() && !m.is_repeatable(),
         }
     }
 }
@@ -466,4 +632,10 @@ pub(crate) fn applied_by() -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "unknown-program".to_owned());
     format!("{host} {program} (pid {})", std::process::id())
+}
+
+/// SHA-256 of a stored down SQL.
+pub(crate) fn sha256(sql: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(sql.as_bytes()).into()
 }

@@ -131,7 +131,11 @@ impl Migrator {
                             .await
                             .map_err(Error::db("cannot connect to the database again"))?;
                     }
-                    (result, _) => return result.map(|head| Report::new(dialect, applied, head)),
+                    (result, _) => {
+                        return result.map(|(head, beside)| {
+                            Report::new(dialect, applied, head).with_beside(beside)
+                        });
+                    }
                 }
             }
         }
@@ -201,6 +205,19 @@ async fn up_to_date(conn: &mut Conn<'_>, table: &Table, set: &MigrationSet) -> R
     }
 }
 
+/// The version this binary's `down --to` can go back to, undoing what it
+/// lacks from the down SQL the history keeps: its own head, when every row
+/// above it keeps its down SQL (and none it lacks lies below).
+pub(crate) fn undo_to(set: &MigrationSet, rows: &[HistoryRow]) -> Option<i64> {
+    let head = set.head().map_or(0, |h| h.version);
+    let lacking = rows.iter().filter(|r| set.get(r.version).is_none());
+    let mut undoable = true;
+    for row in lacking {
+        undoable &= row.version > head && row.down_stored;
+    }
+    undoable.then_some(head)
+}
+
 /// Compare the history with the binary: the errors that stop a run.
 pub(crate) fn check_policies(
     migrator: &Migrator,
@@ -222,10 +239,13 @@ pub(crate) fn check_policies(
             continue;
         }
         match set.get(row.version) {
+            // A newer binary's migration that this one works beside.
+            None if row.compatible => {}
             None => {
                 let error = Error::UnknownVersion {
                     version: row.version,
                     description: row.description.clone(),
+                    undo_to: undo_to(set, rows),
                 };
                 allow_or_push(config.on_missing, error, &mut problems);
             }
@@ -267,7 +287,8 @@ fn allow_or_push(policy: Policy, error: Error, problems: &mut Vec<Error>) {
 /// The slow path, under the lock: what it applies goes into `applied`, and
 /// the version it is applying into `in_flight` (a run started again after
 /// losing its connection counts that migration as applied when the server
-/// committed it); the newest version applied after it.
+/// committed it); the newest version applied after it, and the newer
+/// compatible migrations the binary lacks and runs beside.
 async fn apply_pending(
     migrator: &Migrator,
     conn: &mut Conn<'_>,
@@ -276,7 +297,7 @@ async fn apply_pending(
     set: &MigrationSet,
     up_to: Option<i64>,
     (applied, in_flight): (&mut Vec<crate::report::Applied>, &mut Option<i64>),
-) -> Result<Option<i64>, Error> {
+) -> Result<(Option<i64>, Vec<crate::report::Applied>), Error> {
     if migrator.config().take_over {
         crate::operations::take_over_found(migrator, conn, table, set).await?;
     }
@@ -319,6 +340,8 @@ async fn apply_pending(
     // a notice from PostgreSQL on every run with work.
     if !exists {
         table.ensure(conn).await?;
+    } else if !work.migrations.is_empty() {
+        table.upgrade(conn).await?;
     }
     let table = &table.pinned(conn).await?;
     let repeatable_table = match with_repeatables {
@@ -366,11 +389,22 @@ async fn apply_pending(
             .map_err(Error::db("cannot update the history table's chain"))?;
         }
     }
-    Ok(set
+    let head = set
         .iter()
         .map(Migration::version)
         .filter(|v| recorded.contains_key(v) || applied.iter().any(|a| a.version == *v))
-        .max())
+        .max();
+    let beside = rows
+        .iter()
+        .filter(|row| row.compatible && set.get(row.version).is_none())
+        .map(|row| crate::report::Applied {
+            version: row.version,
+            description: row.description.clone(),
+            duration: std::time::Duration::ZERO,
+            repeatable: false,
+        })
+        .collect();
+    Ok((head, beside))
 }
 
 /// The repeatable migrations that are new or changed since applied, and

@@ -68,6 +68,10 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     /// Whether an error says the history table does not exist yet.
     fn is_undefined_table(&self, error: &sqlx::Error) -> bool;
 
+    /// Whether `error` says a column does not exist (a history table made
+    /// before the column was).
+    fn is_undefined_column(&self, error: &sqlx::Error) -> bool;
+
     /// The schema or database, quoted, that the (existing) history table is
     /// in, where the session could move it: see `Table::pinned`.
     fn home<'c>(
@@ -168,4 +172,6 @@ pub(crate) struct HistoryTypes {
     pub(crate) applied_at: &'static str,
     /// What follows the column list (MySQL's engine).
     pub(crate) options: &'static str,
+    /// Text of any length (a migration's stored down SQL).
+    pub(crate) long_text: &'static str,
 }

@@ -218,10 +218,36 @@ pub enum Error {
     /// The database has applied a version the binary does not have.
     #[error(
         "migration {version} ({description}) is applied in the database but this binary does not \
-         have it (an older binary, or a deleted file?): deploy the binary that has it, or undo it \
-         with that binary first"
+         have it (an older binary, or a deleted file?): {}",
+        match undo_to {
+            Some(to) => format!(
+                "undo it with this binary (`down --to {to} --yes`, from the down SQL the history \
+                 keeps), or deploy the binary that has it"
+            ),
+            None => "deploy the binary that has it, or undo it with that binary first (its \
+                     history row keeps no down SQL)"
+                .to_owned(),
+        }
     )]
     UnknownVersion {
+        /// The version.
+        version: i64,
+        /// Its description, as recorded.
+        description: String,
+        /// The version `down --to` can go back to with this binary, when
+        /// every migration above it that the binary lacks has its down SQL
+        /// kept in the history.
+        undo_to: Option<i64>,
+    },
+
+    /// The down SQL that a history row keeps no longer matches the checksum
+    /// recorded with it.
+    #[error(
+        "the down SQL the history keeps for migration {version} ({description}) does not match \
+         the checksum recorded with it (changed in the database?), so it is not run: undo the \
+         migration with the binary that has it"
+    )]
+    StoredDownModified {
         /// The version.
         version: i64,
         /// Its description, as recorded.

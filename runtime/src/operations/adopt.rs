@@ -256,6 +256,8 @@ async fn take_over<'m>(
             applied_at: String::new(),
             duration_ms: t.duration_ms,
             applied_by: t.note.clone(),
+            down_stored: false,
+            compatible: false,
         })
         .collect();
     if let Some(error) = check_policies(migrator, set, &rows).into_iter().next() {

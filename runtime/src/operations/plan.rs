@@ -115,7 +115,7 @@ impl Migrator {
                 .collect::<Result<_, _>>()?;
             return Ok(Plan { up: true, steps });
         }
-        let range = undo_range(set, &rows, target)?;
+        let range = undo_range(&mut conn, &table, set, &rows, target).await?;
         let steps = range
             .iter()
             .map(|m| step(self, m, m.down_sql().unwrap_or_default()))

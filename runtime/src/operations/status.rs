@@ -76,6 +76,13 @@ pub struct StatusEntry {
     /// Whether it was recorded by [`Migrator::stamp`] (`migrate stamp`)
     /// rather than run: its SQL may never have run here.
     pub stamped: bool,
+    /// For a missing one: whether its history row keeps its down SQL, so
+    /// that this binary can undo it (`migrate down --to`,
+    /// [`Migrator::undo`]).
+    pub undoable: bool,
+    /// For a missing one: whether it was marked `-- stowage:compatible`, so
+    /// that this binary runs beside it (`run` and `check` succeed).
+    pub compatible: bool,
 }
 
 /// Every embedded and every recorded migration with its state; `Display`
@@ -115,11 +122,12 @@ impl Status {
     /// The version of the JSON form this build writes (`"schema": 1`).
     pub const SCHEMA: u32 = 1;
 
-    /// Whether every embedded migration is applied and nothing is off.
+    /// Whether every embedded migration is applied and nothing is off (a
+    /// newer binary's compatible migration this one lacks is not).
     pub fn is_up_to_date(&self) -> bool {
         self.migrations
             .iter()
-            .all(|m| m.state == MigrationState::Applied)
+            .all(|m| m.state == MigrationState::Applied || m.compatible)
     }
 
     /// The newest applied version.
@@ -146,6 +154,15 @@ impl fmt::Display for Status {
                     match m.applied_by.as_deref().and_then(imported_from) {
                         Some(tool) => format!("{} ({tool})", m.description),
                         None if m.stamped => format!("{} (stamped, not run)", m.description),
+                        None if m.state == MigrationState::Missing => format!(
+                            "{} ({})",
+                            m.description,
+                            match (m.compatible, m.undoable) {
+                                (true, _) => "not in this binary; compatible: runs beside it",
+                                (false, true) => "not in this binary; its kept down SQL can undo it",
+                                (false, false) => "not in this binary; no down SQL kept",
+                            }
+                        ),
                         None => m.description.clone(),
                     },
                 ]
@@ -240,7 +257,11 @@ impl Migrator {
             } else {
                 MigrationState::Missing
             };
-            migrations.push(entry(row.version, &row.description, state, Some(row)));
+            migrations.push(StatusEntry {
+                undoable: state == MigrationState::Missing && row.down_stored,
+                compatible: state == MigrationState::Missing && row.compatible,
+                ..entry(row.version, &row.description, state, Some(row))
+            });
         }
         if !set.repeatables().is_empty() {
             let repeatable_rows = table.repeatables()?.rows_if_exists(&mut conn).await?;
@@ -360,6 +381,8 @@ fn entry(
         failed_statement: row.and_then(|r| r.failed_statement),
         error: row.and_then(|r| r.error.clone()),
         stamped: row.is_some_and(|r| r.applied_by.starts_with(STAMPED_BY)),
+        undoable: false,
+        compatible: false,
     }
 }
 

@@ -2,11 +2,12 @@
 
 use super::{Session, Target};
 use crate::engine::connection::{Conn, Database};
-use crate::engine::history::{HistoryRow, RowState, Table};
+use crate::engine::history::{HistoryRow, RowState, Table, sha256};
 use crate::engine::lock::{Locked, Settings, lock, unlock};
 use crate::engine::run::refuse_unsupported;
 use crate::report::Applied;
 use crate::{Error, Migration, MigrationSet, Migrator, Report};
+use std::borrow::Cow;
 use std::time::Instant;
 
 impl Migrator {
@@ -16,7 +17,10 @@ impl Migrator {
     /// `Target::Steps(n)` reverts the `n` newest, `Target::Version(v)` every
     /// one above `v`, `Target::Base` all of them. Before changing anything it
     /// refuses when a migration in the range has no down SQL, was applied with
-    /// another checksum, is not in the binary, or failed.
+    /// another checksum, or failed. A migration the binary lacks (applied by
+    /// a newer one) is reverted with the down SQL its history row keeps,
+    /// checked against the checksum recorded with it; one whose row keeps
+    /// none is refused.
     ///
     /// ```no_run
     /// # async fn example(pool: sqlx::SqlitePool) -> Result<(), stowage::Error> {
@@ -35,7 +39,7 @@ impl Migrator {
     /// # Errors
     ///
     /// [`Error::Irreversible`], [`Error::ChecksumMismatch`],
-    /// [`Error::UnknownVersion`], [`Error::FailedMigration`],
+    /// [`Error::UnknownVersion`], [`Error::StoredDownModified`], [`Error::FailedMigration`],
     /// [`Error::InvalidTarget`], [`Error::UndoFailed`], and database errors.
     pub async fn undo<'a>(&self, db: impl Database<'a>, target: Target) -> Result<Report, Error> {
         let Session { conn, table, set } = self.session(db).await?;
@@ -63,12 +67,12 @@ async fn undo_locked(
 ) -> Result<Report, Error> {
     let rows = table.rows_if_exists(conn).await?;
     let mut range = Vec::new();
-    for migration in undo_range(set, &rows, target)? {
+    for migration in undo_range(conn, table, set, &rows, target).await? {
         let down = migration.down_sql().unwrap_or_default();
         let down = migrator
             .placeholders()
             .resolve(migration.source_path(), down)?;
-        refuse_unsupported(table, migration, &down)?;
+        refuse_unsupported(table, &migration, &down)?;
         range.push(migration.with_sql(migration.up_sql().to_owned(), Some(down)));
     }
     let table = &table.pinned(conn).await?;
@@ -88,12 +92,15 @@ async fn undo_locked(
 }
 
 /// The migrations `target` would revert, newest first, after checking that
-/// each can be reverted.
-pub(super) fn undo_range<'s>(
+/// each can be reverted: the binary's own, or for a migration it lacks, the
+/// down SQL its history row keeps.
+pub(super) async fn undo_range<'s>(
+    conn: &mut Conn<'_>,
+    table: &Table,
     set: &'s MigrationSet,
     rows: &[HistoryRow],
     target: Target,
-) -> Result<Vec<&'s Migration>, Error> {
+) -> Result<Vec<Cow<'s, Migration>>, Error> {
     let mut applied: Vec<&HistoryRow> = rows.iter().collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
     let chosen: Vec<&HistoryRow> = match target {
@@ -117,10 +124,8 @@ pub(super) fn undo_range<'s>(
             });
         }
         let Some(migration) = set.get(row.version) else {
-            return Err(Error::UnknownVersion {
-                version: row.version,
-                description: row.description.clone(),
-            });
+            range.push(Cow::Owned(kept(conn, table, row).await?));
+            continue;
         };
         if row.checksum != migration.checksum() {
             return Err(Error::ChecksumMismatch {
@@ -136,7 +141,36 @@ pub(super) fn undo_range<'s>(
                 source_path: migration.source_path().to_owned(),
             });
         }
-        range.push(migration);
+        range.push(Cow::Borrowed(migration));
     }
     Ok(range)
+}
+
+/// A migration the binary lacks, as its history row keeps it, its down SQL
+/// checked against the checksum recorded with it.
+async fn kept(conn: &mut Conn<'_>, table: &Table, row: &HistoryRow) -> Result<Migration, Error> {
+    let stored = match row.down_stored {
+        true => table.stored_down(conn, row.version).await?,
+        false => None,
+    };
+    let Some(down) = stored else {
+        return Err(Error::UnknownVersion {
+            version: row.version,
+            description: row.description.clone(),
+            undo_to: None,
+        });
+    };
+    if down.checksum != sha256(&down.sql) {
+        return Err(Error::StoredDownModified {
+            version: row.version,
+            description: row.description.clone(),
+        });
+    }
+    Ok(Migration::stored(
+        row.version,
+        row.description.clone(),
+        down.path,
+        down.sql,
+        down.no_transaction,
+    ))
 }

@@ -7,7 +7,9 @@
 //! migration), the sets of the deployment tests; `callbacks`, two SQLite
 //! migrations with a slow `afterEachMigrate.sql`; `gap`, v1 without its
 //! migration 2; `schema`, the sets of every kind of object the schema
-//! tests dump. `STOWAGE_TEST_LOCK_TIMEOUT`
+//! tests dump; `older`, `newer`, `newer-no-down` and `newer-compatible`, one application
+//! before and after its migration 3 (with a `${tags}` placeholder), of the
+//! rollback tests. `STOWAGE_TEST_LOCK_TIMEOUT`
 //! sets the lock timeout in seconds. `STOWAGE_TEST_TRACING=1` installs a
 //! `tracing` subscriber at `warn` on stderr first, as an application with
 //! logging does.
@@ -23,6 +25,11 @@ static APPLY_SLOW: Migrator = stowage::embed_migrations!("fixtures/apply/slow");
 static GAP: Migrator = stowage::embed_migrations!("fixtures/apply/gap");
 static CALLBACKS: Migrator = stowage::embed_migrations!("fixtures/cli/callbacks");
 static SCHEMA: Migrator = stowage::embed_migrations!("fixtures/schema");
+static OLDER: Migrator = stowage::embed_migrations!("fixtures/rollback/older");
+static NEWER: Migrator = stowage::embed_migrations!("fixtures/rollback/newer");
+static NEWER_NO_DOWN: Migrator = stowage::embed_migrations!("fixtures/rollback/newer_no_down");
+static NEWER_COMPATIBLE: Migrator =
+    stowage::embed_migrations!("fixtures/rollback/newer_compatible");
 
 fn main() {
     if std::env::var_os("STOWAGE_TEST_TRACING").is_some() {
@@ -41,6 +48,10 @@ fn main() {
         Ok("callbacks") => CALLBACKS.clone(),
         Ok("gap") => GAP.clone(),
         Ok("schema") => SCHEMA.clone(),
+        Ok("older") => OLDER.clone().placeholder("tags", "tags"),
+        Ok("newer") => NEWER.clone().placeholder("tags", "tags"),
+        Ok("newer-no-down") => NEWER_NO_DOWN.clone(),
+        Ok("newer-compatible") => NEWER_COMPATIBLE.clone(),
         _ => MIGRATOR.clone(),
     };
     if let Some(seconds) = std::env::var("STOWAGE_TEST_LOCK_TIMEOUT")

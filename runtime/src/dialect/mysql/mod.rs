@@ -156,6 +156,7 @@ impl SqlDialect for MySql {
             state: "VARCHAR(16)",
             applied_at: "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
             options: " ENGINE=InnoDB",
+            long_text: "LONGTEXT",
         }
     }
 
@@ -179,6 +180,13 @@ impl SqlDialect for MySql {
         error.as_database_error().is_some_and(|db| {
             matches!(db.code().as_deref(), Some("42S02" | "1146"))
                 || (db.message().contains("Table") && db.message().contains("doesn't exist"))
+        })
+    }
+
+    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
+        error.as_database_error().is_some_and(|db| {
+            matches!(db.code().as_deref(), Some("42S22" | "1054"))
+                || db.message().starts_with("Unknown column")
         })
     }
 
