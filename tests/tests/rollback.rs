@@ -9,7 +9,8 @@
 //! placeholder); `newer_no_down` is 3 without a down SQL, and
 //! `newer_compatible` 3 without one, marked `-- stowage:compatible`.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use stowage_tests::{Backend, Fresh, fresh, native};
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-cli");
@@ -195,6 +196,120 @@ async fn the_older_binary_runs_beside_a_compatible_migration(backend: Backend) {
     assert_eq!(code, 7);
 }
 
+/// What a database holds: its history and its schema.
+type State = (Vec<(i64, String, Option<i64>)>, String);
+
+async fn state(db: &Fresh) -> State {
+    (db.pool().await.history().await, dump(db))
+}
+
+/// Migration 3 applied by the newer binary, then `down --to 2 --yes` by the
+/// binary embedding `set`, killed (SIGKILL) while 3's down SQL runs, its
+/// session ended on the server as a crashed host's would be; then the same
+/// command again. The state after the kill, and the exit code and state
+/// after the second `down`.
+async fn killed_undo(backend: Backend, set: &str) -> (State, i32, State) {
+    let db = fresh(backend, "rollback-killed").await;
+    ok("newer-slow-down", &db, &["up"]);
+    let pool = db.pool().await;
+    let mut child = Command::new(APP)
+        .args(["migrate", "down", "--to", "2", "--yes"])
+        .env("STOWAGE_TEST_SET", set)
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the test application starts");
+    let (running, end) = match backend {
+        Backend::Postgres => (
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND \
+             datname = current_database() AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE \
+             '%pg_sleep(4)%' AND datname = current_database() AND pid <> pg_backend_pid()",
+        ),
+        Backend::MySql => (
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' \
+             AND DB = DATABASE() AND ID <> CONNECTION_ID()",
+            "",
+        ),
+        // The write lock, which the undo holds from before its first
+        // statement to its commit: one transaction, whatever point it
+        // reached.
+        Backend::Sqlite => ("", ""),
+    };
+    let started = Instant::now();
+    loop {
+        let under_way = match backend {
+            Backend::Sqlite => sqlite_write_lock_held(&db.url).await,
+            _ => pool.i64(running).await > 0,
+        };
+        if under_way {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{set}: the down SQL never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("the child is killed");
+    assert!(!child.wait().expect("the child ends").success());
+    match backend {
+        Backend::Postgres => pool.execute(end).await,
+        Backend::MySql => {
+            let id = pool
+                .i64(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(4)%' \
+                     AND DB = DATABASE() AND ID <> CONNECTION_ID()",
+                )
+                .await;
+            pool.execute(&format!("KILL CONNECTION {id}")).await;
+        }
+        Backend::Sqlite => {}
+    }
+    let killed = state(&db).await;
+    let (code, _, _) = app(set, &db, &["down", "--to", "2", "--yes"]);
+    (killed, code, state(&db).await)
+}
+
+/// Whether another connection holds SQLite's write lock on the file.
+async fn sqlite_write_lock_held(url: &str) -> bool {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(url)
+        .await
+        .expect("the SQLite file opens");
+    sqlx::raw_sql("PRAGMA busy_timeout = 0")
+        .execute(&mut conn)
+        .await
+        .expect("busy_timeout is set");
+    let held = sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .is_err();
+    if !held {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut conn)
+            .await
+            .expect("the probe's transaction ends");
+    }
+    held
+}
+
+/// A killed undo of a kept down SQL leaves what a killed undo of the
+/// binary's own leaves, and the next `down` does the same from there.
+async fn a_killed_undo_of_kept_down_sql_leaves_what_any_killed_undo_leaves(backend: Backend) {
+    let own = killed_undo(backend, "newer-slow-down").await;
+    let kept = killed_undo(backend, "older").await;
+    assert_eq!(kept.0, own.0, "after the kill");
+    assert_eq!(kept.1, own.1, "the exit code of the next down");
+    assert_eq!(kept.2, own.2, "after the next down");
+    assert!(
+        own.0.0.iter().any(|(version, _, _)| *version == 3),
+        "the killed undo did not finish: {:?}",
+        own.0.0
+    );
+}
+
 /// A history table as the previous release made it (ten columns), written
 /// by its statements: the first run of this release adds the columns that
 /// keep down SQL, and the previous release's statements still work on it.
@@ -306,5 +421,6 @@ stowage_tests::on_every_backend!(
     without_kept_down_sql_nothing_is_undone,
     a_changed_kept_down_sql_is_not_run,
     the_older_binary_runs_beside_a_compatible_migration,
+    a_killed_undo_of_kept_down_sql_leaves_what_any_killed_undo_leaves,
     a_history_table_of_the_previous_release_is_upgraded,
 );

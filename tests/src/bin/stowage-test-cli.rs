@@ -7,8 +7,9 @@
 //! migration), the sets of the deployment tests; `callbacks`, two SQLite
 //! migrations with a slow `afterEachMigrate.sql`; `gap`, v1 without its
 //! migration 2; `schema`, the sets of every kind of object the schema
-//! tests dump; `older`, `newer`, `newer-no-down` and `newer-compatible`, one application
-//! before and after its migration 3 (with a `${tags}` placeholder), of the
+//! tests dump; `older`, `newer`, `newer-no-down`, `newer-compatible` and
+//! `newer-slow-down` (3's down SQL waits four seconds between its two
+//! statements), one application before and after its migration 3, of the
 //! rollback tests. `STOWAGE_TEST_LOCK_TIMEOUT`
 //! sets the lock timeout in seconds. `STOWAGE_TEST_TRACING=1` installs a
 //! `tracing` subscriber at `warn` on stderr first, as an application with
@@ -30,6 +31,7 @@ static NEWER: Migrator = stowage::embed_migrations!("fixtures/rollback/newer");
 static NEWER_NO_DOWN: Migrator = stowage::embed_migrations!("fixtures/rollback/newer_no_down");
 static NEWER_COMPATIBLE: Migrator =
     stowage::embed_migrations!("fixtures/rollback/newer_compatible");
+static NEWER_SLOW_DOWN: Migrator = stowage::embed_migrations!("fixtures/rollback_slow");
 
 fn main() {
     if std::env::var_os("STOWAGE_TEST_TRACING").is_some() {
@@ -52,6 +54,7 @@ fn main() {
         Ok("newer") => NEWER.clone().placeholder("tags", "tags"),
         Ok("newer-no-down") => NEWER_NO_DOWN.clone(),
         Ok("newer-compatible") => NEWER_COMPATIBLE.clone(),
+        Ok("newer-slow-down") => NEWER_SLOW_DOWN.clone(),
         _ => MIGRATOR.clone(),
     };
     if let Some(seconds) = std::env::var("STOWAGE_TEST_LOCK_TIMEOUT")
