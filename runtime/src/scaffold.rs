@@ -17,14 +17,23 @@ pub(crate) struct Written {
     pub(crate) notes: Vec<String>,
 }
 
+/// What a new migration holds instead of the comments to fill in: its up
+/// SQL and down SQL, for the folder of one dialect.
+#[derive(Debug)]
+pub(crate) struct Content {
+    pub(crate) dialect: crate::Dialect,
+    pub(crate) up: String,
+    pub(crate) down: Option<String>,
+}
+
 /// Write the next migration named `name` (each dialect folder of a
-/// multi-dialect set gets one), holding `schema` when given (then only in
+/// multi-dialect set gets one), holding `content` when given (then only in
 /// the folder of its dialect). Errors are for the person at the terminal.
 pub(crate) fn new_migration(
     migrator: &Migrator,
     name: &str,
     reversible: bool,
-    schema: Option<&crate::Schema>,
+    content: Option<&Content>,
 ) -> Result<Written, String> {
     let Some(root) = migrator.source_dir() else {
         return Err(
@@ -46,8 +55,8 @@ pub(crate) fn new_migration(
     let mut targets: Vec<(PathBuf, Option<&crate::Migration>)> = migrator
         .sets()
         .iter()
-        .filter(|set| match (schema, set.dialect()) {
-            (Some(schema), Some(dialect)) => schema.dialect() == dialect,
+        .filter(|set| match (content, set.dialect()) {
+            (Some(content), Some(dialect)) => content.dialect == dialect,
             _ => true,
         })
         .map(|set| {
@@ -61,22 +70,15 @@ pub(crate) fn new_migration(
         })
         .collect();
     if targets.is_empty() {
-        if let Some(schema) = schema.filter(|_| !migrator.sets().is_empty()) {
+        if let Some(content) = content.filter(|_| !migrator.sets().is_empty()) {
             return Err(format!(
                 "the migrations folder has dialect folders, none for {}; create `{}/` in it first",
-                schema.dialect(),
-                schema.dialect().folder()
+                content.dialect,
+                content.dialect.folder()
             ));
         }
         targets.push((root.to_path_buf(), None));
     }
-    let from_database = schema.map(|schema| {
-        format!(
-            "-- The schema of the database this migration was written from \
-             (`migrate new --from-database`).\n\n{}",
-            schema.to_sql().trim_start()
-        )
-    });
     let mut written = Written {
         files: Vec::new(),
         notes: Vec::new(),
@@ -103,14 +105,21 @@ pub(crate) fn new_migration(
         let stamp_shape = file.and_then(|f| Named::read(f, layout == Layout::Diesel));
         let shape = stamp_shape.as_ref().map(|named| named.written.as_str());
         let version = next_version(&folder, shape, now, highest)?;
-        let reversible = reversible || neighbour_reversible;
+        let reversible =
+            reversible || neighbour_reversible || content.is_some_and(|c| c.down.is_some());
         let files = layout
             .files(&version, &slug, reversible)
             .into_iter()
             .map(|file| {
-                let text = match (file.down, &from_database) {
+                let text = match (file.down, content) {
+                    (
+                        true,
+                        Some(Content {
+                            down: Some(down), ..
+                        }),
+                    ) => down.as_str(),
                     (true, _) => DOWN,
-                    (false, Some(sql)) => sql.as_str(),
+                    (false, Some(content)) => content.up.as_str(),
                     (false, None) => UP,
                 };
                 (folder.join(file.path), text)

@@ -302,6 +302,71 @@ fn new_writes_the_next_migration_in_each_layout() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("has a history"), "{stderr}");
 
+    // The schema file edited: `new --from-schema` writes the migration to
+    // it and its down, in the folder's layout; rebuilt, `up` applies it,
+    // the rows kept, and the database has the schema of the file.
+    stowage_tests::native::client(
+        stowage_tests::Backend::Sqlite,
+        &hand_url,
+        "INSERT INTO things (id, name) VALUES (1, 'one'), (2, 'two');",
+    );
+    let desired = "CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL, color TEXT);\n\
+                   CREATE INDEX things_color ON things (color);\n\
+                   CREATE VIEW named AS SELECT name FROM things;\n";
+    let file = dir.join("schema.sql");
+    std::fs::write(&file, desired).unwrap();
+    let file_arg = file.display().to_string();
+    let (code, stdout, stderr) = run(
+        "adopting",
+        &["new", "add color", "--from-schema", &file_arg],
+        &hand_url,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let generated = written("adopting", &stdout);
+    assert_eq!(generated.len(), 2, "an up and a down: {generated:?}");
+    assert!(stderr.contains("review: rebuilds table things"), "{stderr}");
+    let up = std::fs::read_to_string(dir.join("layouts/adopting").join(&generated[0])).unwrap();
+    assert!(up.contains("color TEXT"), "{up}");
+    assert!(up.contains("DROP INDEX \"things_name\""), "{up}");
+    // The folder is watched, as `stowage::build` does, so the build sees
+    // the new files.
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); \
+         println!(\"cargo:rerun-if-changed=layouts/adopting\"); }\n",
+    )
+    .unwrap();
+    build(&dir);
+    let (code, stdout, stderr) = run("adopting", &["up"], &hand_url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, _) = run("adopting", &["dump"], &hand_url);
+    assert_eq!(code, 0);
+    for line in desired.lines() {
+        assert!(
+            stdout.contains(line.trim_end_matches(';')),
+            "{line} is not in:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("things_name"), "{stdout}");
+    let rows: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&hand_url).await.unwrap();
+        let rows = sqlx::query_scalar("SELECT COUNT(*) FROM things")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows
+    });
+    assert_eq!(rows, 2, "the rows are kept");
+    // Now the migrations build the file's schema: nothing to write.
+    let (code, stdout, stderr) = run(
+        "adopting",
+        &["new", "again", "--from-schema", &file_arg],
+        &hand_url,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("nothing to do"), "{stdout}");
+
     // A feature left out is named, not reported as a bad URL.
     let (code, _, stderr) = run("simple", &["status"], "mysql://root@127.0.0.1:1/app");
     assert_eq!(code, 1, "{stderr}");

@@ -157,6 +157,16 @@ pub enum Action {
         /// into the folder of the database's dialect; needs the database.
         #[arg(long)]
         from_database: bool,
+        /// Write the migration that turns the schema this binary's
+        /// migrations build (at its head) into the one FILE makes (as `dump`
+        /// writes it, or any SQL the server takes), and the down that turns
+        /// it back; both are built in scratch databases on the database's
+        /// server (or `--dev-url`). Steps that can lose data are listed.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_database")]
+        from_schema: Option<std::path::PathBuf>,
+        /// Where to build them.
+        #[command(flatten)]
+        dev: DevServer,
     },
     /// Print the database's schema as one SQL script that recreates it in
     /// an empty database (read from its catalogue; stowage's own tables

@@ -263,9 +263,9 @@ pub(super) fn new(
     migrator: &Migrator,
     name: &str,
     reversible: bool,
-    schema: Option<&crate::Schema>,
+    content: Option<&crate::scaffold::Content>,
 ) -> Outcome {
-    match crate::scaffold::new_migration(migrator, name, reversible, schema) {
+    match crate::scaffold::new_migration(migrator, name, reversible, content) {
         Ok(written) => {
             for note in &written.notes {
                 eprintln!("note: {note}");
@@ -307,7 +307,16 @@ pub(super) async fn new_from_database(
             "this database has no schema to write: no tables, views or other objects".to_owned(),
         ));
     }
-    let outcome = new(migrator, name, reversible, Some(&schema));
+    let content = crate::scaffold::Content {
+        dialect: schema.dialect(),
+        up: format!(
+            "-- The schema of the database this migration was written from \
+             (`migrate new --from-database`).\n\n{}",
+            schema.to_sql().trim_start()
+        ),
+        down: None,
+    };
+    let outcome = new(migrator, name, reversible, Some(&content));
     let outcome = match outcome.code {
         EXIT_OK => outcome.then_say(
             "note: rebuild, then run `migrate baseline` on this database: it records the new \
@@ -316,6 +325,51 @@ pub(super) async fn new_from_database(
         ),
         _ => outcome,
     };
+    Ok((outcome, None))
+}
+
+/// `new --from-schema FILE`: the migration from the schema this binary's
+/// migrations build at its head to the one FILE makes, and its down, both
+/// built in scratch databases on `server`.
+pub(super) async fn new_from_schema(
+    migrator: &Migrator,
+    server: &str,
+    file: &std::path::Path,
+    name: &str,
+) -> Done {
+    let sql = std::fs::read_to_string(file).map_err(|error| {
+        Error::InvalidTarget(format!(
+            "cannot read the schema file {}: {error}",
+            file.display()
+        ))
+    })?;
+    let current = migrator.expected_schema(server, Target::Head).await?;
+    let desired = migrator.schema_of(server, &sql).await?;
+    let generated = current.migration_to(&desired);
+    if generated.is_empty() {
+        let said = format!(
+            "nothing to do: {} describes the schema this binary's migrations build; no file \
+             written",
+            file.display()
+        );
+        return Ok((
+            Outcome::new(EXIT_OK, said).with("files", Vec::<String>::new()),
+            None,
+        ));
+    }
+    for warning in &generated.warnings {
+        eprintln!("review: {warning}");
+    }
+    let content = crate::scaffold::Content {
+        dialect: current.dialect(),
+        up: format!(
+            "-- Written by `migrate new --from-schema {}`: review it before applying.\n{}",
+            file.display(),
+            generated.up
+        ),
+        down: Some(generated.down),
+    };
+    let outcome = new(migrator, name, true, Some(&content)).with("warnings", generated.warnings);
     Ok((outcome, None))
 }
 

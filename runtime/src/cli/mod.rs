@@ -301,6 +301,8 @@ impl MigrateCommand {
                 name,
                 reversible,
                 from_database: false,
+                from_schema: None,
+                ..
             } => Some(commands::new(migrator, &name.join(" "), *reversible, None)),
             _ => None,
         }
@@ -375,7 +377,17 @@ impl MigrateCommand {
                 name,
                 reversible,
                 from_database: true,
+                ..
             } => commands::new_from_database(migrator, pool, &name.join(" "), *reversible).await,
+            Action::New {
+                name,
+                from_schema: Some(file),
+                dev,
+                ..
+            } => {
+                let server = dev.dev_url.as_deref().unwrap_or(url);
+                commands::new_from_schema(migrator, server, file, &name.join(" ")).await
+            }
             // Answered before connecting.
             Action::Show { .. } | Action::New { .. } => Ok((
                 self.offline(migrator)

@@ -49,7 +49,7 @@ impl Migration {
         }
     }
 
-    #[cfg(feature = "include_dir")]
+    #[cfg(any(feature = "include_dir", feature = "any"))]
     pub(crate) fn owned(parsed: stowage_layout::Parsed) -> Self {
         Migration {
             version: parsed.version,
@@ -201,7 +201,7 @@ impl CallbackFile {
         }
     }
 
-    #[cfg(feature = "include_dir")]
+    #[cfg(any(feature = "include_dir", feature = "any"))]
     pub(crate) fn owned(callback: stowage_layout::Callback) -> Self {
         CallbackFile {
             event: callback.event,
@@ -256,7 +256,7 @@ impl MigrationSet {
         }
     }
 
-    #[cfg(feature = "include_dir")]
+    #[cfg(any(feature = "include_dir", feature = "any"))]
     pub(crate) fn owned(set: stowage_layout::Set) -> Self {
         let owned = |list: Vec<stowage_layout::Parsed>| {
             Cow::Owned(list.into_iter().map(Migration::owned).collect())

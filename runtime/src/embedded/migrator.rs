@@ -53,7 +53,7 @@ impl Migrator {
         }
     }
 
-    #[cfg(feature = "include_dir")]
+    #[cfg(any(feature = "include_dir", feature = "any"))]
     pub(crate) fn owned(sets: Vec<MigrationSet>) -> Self {
         Migrator {
             sets: Cow::Owned(sets),

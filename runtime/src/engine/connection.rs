@@ -377,6 +377,20 @@ impl Conn<'_> {
         }
     }
 
+    /// [`fetch`](Self::fetch) without a prepared statement (the text
+    /// protocol, no retry): for a statement whose answer the server may
+    /// keep with a prepared statement.
+    pub(crate) async fn fetch_unprepared(
+        &mut self,
+        sql: String,
+        types: &[Ty],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        dispatch!(self, c => {
+            let rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(&mut **c).await?;
+            rows.iter().map(|row| decode!(row, types)).collect()
+        })
+    }
+
     /// The first column of the first row of one statement, read as `ty`;
     /// `None` when there is no row.
     pub(crate) async fn fetch_one(

@@ -145,6 +145,38 @@ impl Migrator {
         built
     }
 
+    /// The schema `sql` makes (a schema file as [`Schema::to_sql`] writes
+    /// it, or any script the server takes), applied as one migration to a
+    /// scratch database made on `server`, as
+    /// [`expected_schema`](Self::expected_schema) does, then dropped: the
+    /// desired schema of [`Schema::migration_to`]. Feature `any`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MigrationFailed`] when the server refuses the script; the
+    /// errors of [`expected_schema`](Self::expected_schema).
+    pub async fn schema_of(&self, server: &str, sql: &str) -> Result<Schema, Error> {
+        let dialect = crate::connect::dialect_of_url(server)?;
+        let entries = [stowage_layout::Entry::File {
+            name: "1_desired_schema.sql".to_owned(),
+            bytes: sql.as_bytes().to_vec(),
+        }];
+        let sets = stowage_layout::classify(&entries).map_err(|problems| Error::InvalidSource {
+            problems: problems.iter().map(ToString::to_string).collect(),
+        })?;
+        let migrator = Migrator::owned(sets.into_iter().map(crate::MigrationSet::owned).collect())
+            .with_table(self.config().table())
+            .with_existing_schema(crate::Policy::Allow);
+        let scratch = Scratch::create(server, dialect).await?;
+        let built = async {
+            migrator.run(&scratch.pool).await?;
+            migrator.dump(&scratch.pool).await
+        }
+        .await;
+        scratch.remove().await;
+        built
+    }
+
     /// The live schema against the one this binary's migrations build at
     /// the database's own version (read-only: takes no lock). That schema
     /// is the embedded schema snapshot's ([`schema_snapshot`](Self::schema_snapshot))

@@ -12,6 +12,7 @@ use std::fmt;
 
 #[cfg(feature = "any")]
 mod expected;
+mod generate;
 mod mysql;
 mod postgres;
 mod snapshot;
@@ -19,6 +20,7 @@ mod sqlite;
 
 #[cfg(feature = "any")]
 pub use expected::Drift;
+pub use generate::{Change, Generated};
 #[cfg(feature = "testing")]
 pub(crate) use snapshot::file_name as snapshot_file_name;
 

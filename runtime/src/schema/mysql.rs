@@ -59,7 +59,9 @@ pub(super) async fn read(
             };
             let show = format!("SHOW CREATE {what} `{}`", name.replace('`', "``"));
             let types = [Ty::OptText, Ty::OptText, Ty::OptText, Ty::OptText];
-            let rows = conn.fetch(show, &types[..=column]).await?;
+            // Not prepared: MariaDB answers a prepared `SHOW CREATE VIEW`
+            // with the view as it was when first prepared on the connection.
+            let rows = conn.fetch_unprepared(show, &types[..=column]).await?;
             let Some(definition) = rows
                 .first()
                 .and_then(|row| row.get(column))

@@ -2,8 +2,14 @@
 //! database's own tools (`scripts/corpus` runs it on fetched folders):
 //!
 //! ```text
-//! stowage-corpus <postgres|mysql|sqlite> <folder> [<folder> …]
+//! stowage-corpus <postgres|mysql|sqlite> [--pairs] <folder> [<folder> …]
 //! ```
+//!
+//! With `--pairs`, the generator instead: for every two consecutive
+//! versions k and k+1, `Schema::migration_to` from k's schema to k+1's,
+//! its up applied by the database's own client to a database holding k's
+//! schema must build k+1's, and its down then k's again. One line per pair
+//! that is not handled, with why; a count at the end.
 //!
 //! For each folder, on the servers of `STOWAGE_TEST_PG_URL` /
 //! `STOWAGE_TEST_MYSQL_URL` (SQLite: files), at every version: stowage
@@ -166,6 +172,86 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
     Ok(problems)
 }
 
+/// The generator on every pair of consecutive versions of one folder: how
+/// many pairs it did not handle.
+async fn pairs(backend: Backend, path: &std::path::Path) -> Result<usize, String> {
+    let dir = dir_at(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let migrator = Migrator::from_dir(&dir).map_err(|e| e.to_string())?;
+    let set = migrator
+        .set(backend.dialect())
+        .ok_or_else(|| format!("{} has no migrations for {backend:?}", path.display()))?;
+    let built = fresh(backend, "pairs").await;
+    let pool = built.pool().await;
+    let mut schemas = vec![(0, pool.dump(&migrator).await)];
+    for migration in set.iter() {
+        let version = migration.version();
+        if let Err(error) = pool.run_to(&migrator, version).await {
+            println!("{version}: stowage stopped, the pairs end here: {error}");
+            break;
+        }
+        schemas.push((version, pool.dump(&migrator).await));
+    }
+    let (mut handled, mut unchanged, mut not) = (0, 0, 0);
+    for pair in schemas.windows(2) {
+        let [(_, before), (version, after)] = pair else {
+            continue;
+        };
+        let generated = before.migration_to(after);
+        if generated.is_empty() {
+            unchanged += 1;
+            continue;
+        }
+        let db = fresh(backend, "pair").await;
+        let why = match native::try_client(backend, &db.url, &before.to_sql()) {
+            Err(error) => Some(format!(
+                "the dump of the version before does not apply: {error}"
+            )),
+            Ok(()) => match native::try_client(backend, &db.url, &generated.up) {
+                Err(error) => Some(format!("up does not apply: {error}")),
+                Ok(()) => {
+                    let up = db.pool().await.dump(&migrator).await;
+                    if up != *after {
+                        Some(format!(
+                            "up builds another schema:{}",
+                            differences(&up, after)
+                        ))
+                    } else {
+                        match native::try_client(backend, &db.url, &generated.down) {
+                            Err(error) => Some(format!("down does not apply: {error}")),
+                            Ok(()) => {
+                                let down = db.pool().await.dump(&migrator).await;
+                                (down != *before).then(|| {
+                                    format!(
+                                        "down builds another schema:{}",
+                                        differences(&down, before)
+                                    )
+                                })
+                            }
+                        }
+                    }
+                }
+            },
+        };
+        match why {
+            None => handled += 1,
+            Some(why) => {
+                not += 1;
+                let warnings = match generated.warnings.is_empty() {
+                    true => String::new(),
+                    false => format!(" (warned: {})", generated.warnings.join("; ")),
+                };
+                println!("{version}: {why}{warnings}");
+            }
+        }
+    }
+    let changed = handled + not;
+    println!(
+        "pairs: {handled} of {changed} that change the schema handled fully, {not} not; \
+         {unchanged} change no schema"
+    );
+    Ok(not)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -174,14 +260,23 @@ async fn main() {
         Some("mysql") => Backend::MySql,
         Some("sqlite") => Backend::Sqlite,
         _ => {
-            eprintln!("usage: stowage-corpus <postgres|mysql|sqlite> <folder> [<folder> …]");
+            eprintln!(
+                "usage: stowage-corpus <postgres|mysql|sqlite> [--pairs] <folder> [<folder> …]"
+            );
             std::process::exit(2);
         }
     };
+    let mut args = args.peekable();
+    let generator = args.next_if(|arg| arg == "--pairs").is_some();
     let mut failed = false;
     for path in args {
         println!("== {path}");
-        match folder(backend, std::path::Path::new(&path)).await {
+        let path_ref = std::path::Path::new(&path);
+        let result = match generator {
+            true => pairs(backend, path_ref).await,
+            false => folder(backend, path_ref).await,
+        };
+        match result {
             Ok(0) => println!("== {path}: every version agrees"),
             Ok(n) => {
                 failed = true;
