@@ -98,7 +98,7 @@ with_driver! {
     pub use operations::{
         MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
-    pub use schema::{Change, Difference, Generated, ObjectKind, Schema, SchemaObject};
+    pub use schema::{Change, Difference, Generated, ObjectKind, Renames, Schema, SchemaObject};
     #[cfg(feature = "any")]
     pub use schema::Drift;
 }

@@ -291,16 +291,24 @@ fn new_writes_the_next_migration_in_each_layout() {
     assert!(stdout.contains("-- 12 undo me: down"), "{stdout}");
 
     // Rebuilt with it, the migration written from the database is the
-    // database's schema: `baseline` records it, no drift; a database with
-    // a history is not written from again.
+    // database's schema: `baseline` records it, no drift; written from
+    // again, there is nothing to write.
     let (code, stdout, stderr) = run("adopting", &["baseline"], &hand_url);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, stdout, stderr) = run("adopting", &["drift"], &hand_url);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.starts_with("no drift"), "{stdout}");
-    let (code, _, stderr) = run("adopting", &["new", "again", "--from-database"], &hand_url);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("has a history"), "{stderr}");
+    let (code, stdout, stderr) = run("adopting", &["new", "again", "--from-database"], &hand_url);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("nothing to do"), "{stdout}");
+    // The migration's name is not taken for --from-database's URL, and a
+    // rename hint needs something to generate from.
+    let (code, _, stderr) = run("adopting", &["new", "--from-database", "x", "y"], &hand_url);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a database URL"), "{stderr}");
+    let (code, _, stderr) = run("adopting", &["new", "x", "--rename", "a=b"], &hand_url);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--rename goes with"), "{stderr}");
 
     // The schema file edited: `new --from-schema` writes the migration to
     // it and its down, in the folder's layout; rebuilt, `up` applies it,
@@ -348,16 +356,11 @@ fn new_writes_the_next_migration_in_each_layout() {
         );
     }
     assert!(!stdout.contains("things_name"), "{stdout}");
-    let rows: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = sqlx::SqlitePool::connect(&hand_url).await.unwrap();
-        let rows = sqlx::query_scalar("SELECT COUNT(*) FROM things")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        rows
-    });
-    assert_eq!(rows, 2, "the rows are kept");
+    assert_eq!(
+        count(&hand_url, "SELECT COUNT(*) FROM things"),
+        2,
+        "the rows are kept"
+    );
     // Now the migrations build the file's schema: nothing to write.
     let (code, stdout, stderr) = run(
         "adopting",
@@ -366,6 +369,57 @@ fn new_writes_the_next_migration_in_each_layout() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("nothing to do"), "{stdout}");
+
+    // That database changed by hand, as a development one is: `new
+    // --from-database URL` writes the change (the command's own database
+    // elsewhere), the rename as hinted; rebuilt, a database migrated from
+    // nothing has the changed one's schema, and the rows are renamed, not
+    // dropped.
+    stowage_tests::native::client(
+        stowage_tests::Backend::Sqlite,
+        &hand_url,
+        "UPDATE things SET color = 'red';
+         ALTER TABLE things RENAME COLUMN color TO colour;
+         ALTER TABLE things ADD COLUMN size INTEGER;",
+    );
+    let _ = std::fs::remove_file(dir.join("elsewhere.db"));
+    let elsewhere = format!("sqlite://{}?mode=rwc", dir.join("elsewhere.db").display());
+    let (code, stdout, stderr) = run(
+        "adopting",
+        &[
+            "new",
+            "colour and size",
+            "--from-database",
+            &hand_url,
+            "--rename",
+            "things.color=colour",
+        ],
+        &elsewhere,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("review: renames column things.color to colour"),
+        "{stderr}"
+    );
+    let generated = written("adopting", &stdout);
+    assert_eq!(generated.len(), 2, "an up and a down: {generated:?}");
+    let up = std::fs::read_to_string(dir.join("layouts/adopting").join(&generated[0])).unwrap();
+    assert!(up.contains("RENAME COLUMN color TO colour"), "{up}");
+    build(&dir);
+    let (code, _, stderr) = run("adopting", &["up"], &elsewhere);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, fresh_dump, _) = run("adopting", &["dump"], &elsewhere);
+    let (_, hand_dump, _) = run("adopting", &["dump"], &hand_url);
+    assert_eq!(fresh_dump, hand_dump);
+    let (code, _, stderr) = run("adopting", &["stamp", "head", "--yes"], &hand_url);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run("adopting", &["down", "--yes"], &hand_url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        count(&hand_url, "SELECT COUNT(*) FROM things WHERE color = 'red'"),
+        2,
+        "down renames the column back, its values kept"
+    );
 
     // A feature left out is named, not reported as a bad URL.
     let (code, _, stderr) = run("simple", &["status"], "mysql://root@127.0.0.1:1/app");
@@ -523,4 +577,14 @@ applied 1 create users in 13.25ms
     assert_eq!(squeeze(&normalise(slow)), squeeze(calm));
     let other = slow.replace("create users\napplied", "create user\napplied");
     assert_ne!(squeeze(&normalise(&other)), squeeze(calm));
+}
+
+/// One number a query on a SQLite database gives.
+fn count(url: &str, sql: &'static str) -> i64 {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    })
 }

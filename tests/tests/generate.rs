@@ -402,3 +402,113 @@ async fn mysql_each_class_of_change() {
 async fn sqlite_each_class_of_change() {
     each_class_of_change(Backend::Sqlite, SQLITE).await;
 }
+
+static RENAMING: Migrator = stowage::embed_migrations!("fixtures/renaming");
+
+/// A table and a column renamed: without hints, a drop and an add, said
+/// so; with them, `ALTER TABLE … RENAME`, the rows kept (the column's
+/// values too), the index and the view that use them following.
+async fn renamed_with_hints(backend: Backend) {
+    let before = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/renaming/1_users.sql"
+    ))
+    .unwrap();
+    let after = "CREATE TABLE people (id integer PRIMARY KEY, full_name varchar(40) NOT NULL, email varchar(80));
+                 CREATE INDEX users_name ON people (full_name);
+                 CREATE VIEW user_names AS SELECT id, full_name FROM people;";
+    let desired = schema_of(backend, after).await;
+    let server = fresh(backend, "server").await;
+    let unhinted = RENAMING
+        .generate(&server.url, &desired, &stowage::Renames::new())
+        .await
+        .unwrap();
+    assert!(
+        unhinted
+            .warnings
+            .iter()
+            .any(|w| w.contains("if it is a rename")),
+        "{:?}",
+        unhinted.warnings
+    );
+    let renames = stowage::Renames::new()
+        .hint("users=people")
+        .unwrap()
+        .hint("users.name=full_name")
+        .unwrap();
+    let generated = RENAMING
+        .generate(&server.url, &desired, &renames)
+        .await
+        .unwrap();
+    assert!(generated.up.contains("RENAME"), "{}", generated.up);
+    assert!(
+        !generated.warnings.iter().any(|w| w.contains("drops")),
+        "{:?}\n{}",
+        generated.warnings,
+        generated.up
+    );
+
+    let db = fresh(backend, "renamed").await;
+    native::client(backend, &db.url, &before);
+    native::client(
+        backend,
+        &db.url,
+        "INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'brian');",
+    );
+    let pool = db.pool().await;
+    let built = pool.dump(&ANY).await;
+    if let Err(error) = native::try_client(backend, &db.url, &generated.up) {
+        panic!("{backend:?}: up does not apply: {error}\n{}", generated.up);
+    }
+    let up = pool.dump(&ANY).await;
+    assert_eq!(up, desired, "{}\n{:#?}", generated.up, up.diff(&desired));
+    assert_eq!(
+        pool.i64("SELECT COUNT(*) FROM people WHERE full_name IN ('ada', 'brian')")
+            .await,
+        2,
+        "the rows and their values are kept"
+    );
+    if let Err(error) = native::try_client(backend, &db.url, &generated.down) {
+        panic!(
+            "{backend:?}: down does not apply: {error}\n{}",
+            generated.down
+        );
+    }
+    let down = pool.dump(&ANY).await;
+    assert_eq!(down, built, "{}\n{:#?}", generated.down, down.diff(&built));
+    assert_eq!(
+        pool.i64("SELECT COUNT(*) FROM users WHERE name IN ('ada', 'brian')")
+            .await,
+        2,
+        "down keeps them"
+    );
+
+    // A hint naming what is not there is refused before anything is made.
+    for (hint, says) in [
+        ("accounts=people", "no table accounts"),
+        ("users=nobody", "no table nobody"),
+    ] {
+        let renames = stowage::Renames::new().hint(hint).unwrap();
+        let error = RENAMING
+            .generate(&server.url, &desired, &renames)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(says), "{hint}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_renamed_with_hints() {
+    renamed_with_hints(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_renamed_with_hints() {
+    renamed_with_hints(Backend::MySql).await;
+}
+
+#[tokio::test]
+async fn sqlite_renamed_with_hints() {
+    renamed_with_hints(Backend::Sqlite).await;
+}

@@ -152,11 +152,16 @@ pub enum Action {
         /// migration has one).
         #[arg(long)]
         reversible: bool,
-        /// Write the database's schema into it, as `dump` prints it (for a
-        /// database made without migrations: `baseline` then records it),
-        /// into the folder of the database's dialect; needs the database.
-        #[arg(long)]
-        from_database: bool,
+        /// Write the migration that turns the schema this binary's
+        /// migrations build (at its head) into the database's: URL's, a
+        /// development database changed by hand, or without URL the
+        /// command's own (`--database-url`, DATABASE_URL), and the down
+        /// that turns it back. For a database made without migrations,
+        /// before the first: its whole schema, as `dump` prints it
+        /// (`baseline` then records it), in its dialect's folder.
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "",
+              value_parser = database_hint)]
+        from_database: Option<String>,
         /// Write the migration that turns the schema this binary's
         /// migrations build (at its head) into the one FILE makes (as `dump`
         /// writes it, or any SQL the server takes), and the down that turns
@@ -164,6 +169,11 @@ pub enum Action {
         /// server (or `--dev-url`). Steps that can lose data are listed.
         #[arg(long, value_name = "FILE", conflicts_with = "from_database")]
         from_schema: Option<std::path::PathBuf>,
+        /// With `--from-schema` or `--from-database`: a rename, which a
+        /// drop and an add cannot be told from: `old_table=new_name` or
+        /// `table.old_column=new_name` (repeatable).
+        #[arg(long, value_name = "OLD=NEW")]
+        rename: Vec<String>,
         /// Where to build them.
         #[command(flatten)]
         dev: DevServer,
@@ -237,5 +247,17 @@ impl Action {
             Action::Repair { .. } => "repair",
             Action::New { .. } => "new",
         }
+    }
+}
+
+/// `--from-database`'s URL, or nothing: the migration's name given after
+/// it is refused, not taken for a URL.
+fn database_hint(value: &str) -> Result<String, String> {
+    match value.is_empty() || value.contains(':') {
+        true => Ok(value.to_owned()),
+        false => Err(format!(
+            "`{value}` is not a database URL (postgres://…, mysql://…, sqlite:…); the \
+             migration's name goes before --from-database"
+        )),
     }
 }

@@ -286,21 +286,94 @@ pub(super) fn new(
     }
 }
 
-/// `new --from-database`: the database's schema as the next migration,
-/// for a database that has no history (one that has is already built by
-/// migrations, and its schema as a new one would create it twice).
-pub(super) async fn new_from_database(
+/// Where `new` takes the desired schema from.
+pub(super) enum Desired<'a> {
+    /// `--from-database`: this database, `--reversible`, and how the
+    /// file names it (its URL without a password).
+    Database(&'a sqlx::AnyPool, bool, String),
+    /// `--from-schema FILE`.
+    Schema(&'a std::path::Path),
+}
+
+/// `new --from-schema FILE` and `new --from-database`: the migration from
+/// the schema this binary's migrations build at its head to the desired
+/// one, and its down, built in scratch databases on `server`. A database
+/// made without migrations, before the first, gives its whole schema.
+pub(super) async fn new_from(
+    migrator: &Migrator,
+    server: &str,
+    from: Desired<'_>,
+    name: &str,
+    hints: &[String],
+) -> Done {
+    let mut renames = crate::Renames::new();
+    for hint in hints {
+        renames = renames.hint(hint)?;
+    }
+    let (desired, source) = match from {
+        Desired::Database(pool, reversible, said) => {
+            let status = migrator.status(pool).await?;
+            match (status.current, status.head) {
+                (None, _) if hints.is_empty() => {
+                    return whole_schema(migrator, pool, name, reversible).await;
+                }
+                (current, head) if current != head || status.pending > 0 => {
+                    let at = current.map_or_else(|| "no version".to_owned(), |v| v.to_string());
+                    return Err(Error::InvalidTarget(format!(
+                        "this database is at {at}, this binary's head is {}: the new migration \
+                         goes after the head, so the database must be there (`migrate up`) \
+                         before it is changed by hand",
+                        head.map_or_else(|| "no version".to_owned(), |v| v.to_string())
+                    )));
+                }
+                _ => (migrator.dump(pool).await?, said),
+            }
+        }
+        Desired::Schema(file) => {
+            let sql = std::fs::read_to_string(file).map_err(|error| {
+                Error::InvalidTarget(format!(
+                    "cannot read the schema file {}: {error}",
+                    file.display()
+                ))
+            })?;
+            let desired = migrator.schema_of(server, &sql).await?;
+            (desired, format!("--from-schema {}", file.display()))
+        }
+    };
+    let generated = migrator.generate(server, &desired, &renames).await?;
+    if generated.is_empty() {
+        let said = format!(
+            "nothing to do: the schema of `{source}` is the one this binary's migrations build; \
+             no file written"
+        );
+        return Ok((
+            Outcome::new(EXIT_OK, said).with("files", Vec::<String>::new()),
+            None,
+        ));
+    }
+    for warning in &generated.warnings {
+        eprintln!("review: {warning}");
+    }
+    let content = crate::scaffold::Content {
+        dialect: desired.dialect(),
+        up: format!(
+            "-- Written by `migrate new {source}`: review it before applying.\n{}",
+            generated.up
+        ),
+        down: Some(generated.down),
+    };
+    let outcome = new(migrator, name, true, Some(&content)).with("warnings", generated.warnings);
+    Ok((outcome, None))
+}
+
+/// `new --from-database` on a database made without migrations: its
+/// whole schema as the next migration, for `baseline` to record.
+async fn whole_schema(
     migrator: &Migrator,
     pool: &sqlx::AnyPool,
     name: &str,
     reversible: bool,
 ) -> Done {
-    if let Some(current) = migrator.status(pool).await?.current {
-        return Err(Error::InvalidTarget(format!(
-            "this database has a history (at version {current}): `new --from-database` writes \
-             the schema of a database made without migrations; write the next migration by hand"
-        )));
-    }
     let schema = migrator.dump(pool).await?;
     if schema.objects().is_empty() {
         return Err(Error::InvalidTarget(
@@ -325,51 +398,6 @@ pub(super) async fn new_from_database(
         ),
         _ => outcome,
     };
-    Ok((outcome, None))
-}
-
-/// `new --from-schema FILE`: the migration from the schema this binary's
-/// migrations build at its head to the one FILE makes, and its down, both
-/// built in scratch databases on `server`.
-pub(super) async fn new_from_schema(
-    migrator: &Migrator,
-    server: &str,
-    file: &std::path::Path,
-    name: &str,
-) -> Done {
-    let sql = std::fs::read_to_string(file).map_err(|error| {
-        Error::InvalidTarget(format!(
-            "cannot read the schema file {}: {error}",
-            file.display()
-        ))
-    })?;
-    let current = migrator.expected_schema(server, Target::Head).await?;
-    let desired = migrator.schema_of(server, &sql).await?;
-    let generated = current.migration_to(&desired);
-    if generated.is_empty() {
-        let said = format!(
-            "nothing to do: {} describes the schema this binary's migrations build; no file \
-             written",
-            file.display()
-        );
-        return Ok((
-            Outcome::new(EXIT_OK, said).with("files", Vec::<String>::new()),
-            None,
-        ));
-    }
-    for warning in &generated.warnings {
-        eprintln!("review: {warning}");
-    }
-    let content = crate::scaffold::Content {
-        dialect: current.dialect(),
-        up: format!(
-            "-- Written by `migrate new --from-schema {}`: review it before applying.\n{}",
-            file.display(),
-            generated.up
-        ),
-        down: Some(generated.down),
-    };
-    let outcome = new(migrator, name, true, Some(&content)).with("warnings", generated.warnings);
     Ok((outcome, None))
 }
 

@@ -202,13 +202,20 @@ impl MigrateCommand {
         if let Some(outcome) = self.offline(migrator) {
             return Ok((outcome, None));
         }
-        let from_env = match self.database_url {
-            Some(_) => None,
-            None => crate::database_url().map_err(unread)?,
+        // `new --from-database URL` reads that database.
+        let from_database = match &self.action {
+            Action::New {
+                from_database: Some(url),
+                ..
+            } if !url.is_empty() => Some(url.as_str()),
+            _ => None,
         };
-        let Some(url) = self
-            .database_url
-            .as_deref()
+        let from_env = match (from_database, &self.database_url) {
+            (None, None) => crate::database_url().map_err(unread)?,
+            _ => None,
+        };
+        let Some(url) = from_database
+            .or(self.database_url.as_deref())
             .or(from_env.as_deref())
             .filter(|url| !url.trim().is_empty())
         else {
@@ -300,10 +307,14 @@ impl MigrateCommand {
             Action::New {
                 name,
                 reversible,
-                from_database: false,
+                from_database: None,
                 from_schema: None,
+                rename,
                 ..
-            } => Some(commands::new(migrator, &name.join(" "), *reversible, None)),
+            } => Some(match rename.is_empty() {
+                true => commands::new(migrator, &name.join(" "), *reversible, None),
+                false => Outcome::usage("--rename goes with --from-schema or --from-database"),
+            }),
             _ => None,
         }
     }
@@ -376,17 +387,30 @@ impl MigrateCommand {
             Action::New {
                 name,
                 reversible,
-                from_database: true,
-                ..
-            } => commands::new_from_database(migrator, pool, &name.join(" "), *reversible).await,
-            Action::New {
-                name,
-                from_schema: Some(file),
+                from_database: Some(source),
+                rename,
                 dev,
                 ..
             } => {
                 let server = dev.dev_url.as_deref().unwrap_or(url);
-                commands::new_from_schema(migrator, server, file, &name.join(" ")).await
+                let said = match source.is_empty() {
+                    true => "--from-database".to_owned(),
+                    false => format!("--from-database {}", crate::connect::redact(source)),
+                };
+                let from = commands::Desired::Database(pool, *reversible, said);
+                let name = name.join(" ");
+                commands::new_from(migrator, server, from, &name, rename).await
+            }
+            Action::New {
+                name,
+                from_schema: Some(file),
+                rename,
+                dev,
+                ..
+            } => {
+                let server = dev.dev_url.as_deref().unwrap_or(url);
+                let (name, from) = (name.join(" "), commands::Desired::Schema(file));
+                commands::new_from(migrator, server, from, &name, rename).await
             }
             // Answered before connecting.
             Action::Show { .. } | Action::New { .. } => Ok((

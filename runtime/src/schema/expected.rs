@@ -156,11 +156,80 @@ impl Migrator {
     /// [`Error::MigrationFailed`] when the server refuses the script; the
     /// errors of [`expected_schema`](Self::expected_schema).
     pub async fn schema_of(&self, server: &str, sql: &str) -> Result<Schema, Error> {
+        self.schema_of_scripts(server, &[sql]).await
+    }
+
+    /// The migration from the schema these migrations build at their head
+    /// to `desired`, and its down ([`Schema::migration_to`]), with
+    /// `renames` written as renames: what `migrate new --from-schema` and
+    /// `--from-database` write. Both schemas are built in scratch databases
+    /// on `server`, as [`expected_schema`](Self::expected_schema) says;
+    /// with renames, the head's schema renamed too, so that the server
+    /// decides what a rename leaves (a view's text, say) before the rest
+    /// is compared. Feature `any`.
+    ///
+    /// ```no_run
+    /// # static MIGRATOR: stowage::Migrator = stowage::embed_migrations!("migrations");
+    /// # async fn example(dev: &sqlx::AnyPool, url: &str) -> Result<(), stowage::Error> {
+    /// let desired = MIGRATOR.dump(dev).await?;
+    /// let renames = stowage::Renames::new().column("users", "name", "full_name");
+    /// let generated = MIGRATOR.generate(url, &desired, &renames).await?;
+    /// println!("{}", generated.up);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTarget`] when a rename names a table the head does
+    /// not have, or one the desired schema lacks, or the server refuses
+    /// it; the errors of [`expected_schema`](Self::expected_schema).
+    pub async fn generate(
+        &self,
+        server: &str,
+        desired: &Schema,
+        renames: &super::Renames,
+    ) -> Result<super::Generated, Error> {
+        let current = self.expected_schema(server, Target::Head).await?;
+        if renames.is_empty() {
+            return Ok(current.migration_to(desired));
+        }
+        let up = renames.up(&current, desired).map_err(Error::InvalidTarget)?;
+        let down = renames.down(&current);
+        // Each side renamed on the server: what the rest is compared from.
+        let mut renamed = Vec::new();
+        for (schema, statements) in [(&current, &up), (desired, &down)] {
+            let renaming: String = statements.iter().map(|s| format!("{s};\n")).collect();
+            let built = self
+                .schema_of_scripts(server, &[&schema.to_sql(), &renaming])
+                .await
+                .map_err(|error| {
+                    Error::InvalidTarget(format!(
+                        "the renames cannot be made on the schema at the head, or back on the \
+                         desired one: {error}"
+                    ))
+                })?;
+            renamed.push(built);
+        }
+        Ok(super::generate::compose(
+            [&renamed[0], desired],
+            [&renamed[1], &current],
+            [&up, &down],
+            renames.said(&current),
+        ))
+    }
+
+    /// The schema the scripts make, applied in order as migrations to a
+    /// scratch database on `server`.
+    async fn schema_of_scripts(&self, server: &str, scripts: &[&str]) -> Result<Schema, Error> {
         let dialect = crate::connect::dialect_of_url(server)?;
-        let entries = [stowage_layout::Entry::File {
-            name: "1_desired_schema.sql".to_owned(),
-            bytes: sql.as_bytes().to_vec(),
-        }];
+        let entries: Vec<stowage_layout::Entry> = scripts
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| stowage_layout::Entry::File {
+                name: format!("{}_desired_schema.sql", i + 1),
+                bytes: sql.as_bytes().to_vec(),
+            })
+            .collect();
         let sets = stowage_layout::classify(&entries).map_err(|problems| Error::InvalidSource {
             problems: problems.iter().map(ToString::to_string).collect(),
         })?;

@@ -20,7 +20,7 @@ mod sqlite;
 
 #[cfg(feature = "any")]
 pub use expected::Drift;
-pub use generate::{Change, Generated};
+pub use generate::{Change, Generated, Renames};
 #[cfg(feature = "testing")]
 pub(crate) use snapshot::file_name as snapshot_file_name;
 

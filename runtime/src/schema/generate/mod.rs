@@ -12,12 +12,14 @@
 
 mod mysql;
 mod postgres;
+mod renames;
 mod sqlite;
 
 use super::{ObjectKind, Schema, SchemaObject, dependency_order, mentions};
 use crate::Dialect;
 use mysql::{mysql_alter, mysql_quote};
 use postgres::{enum_rebuild, enum_values_added, pg_rebuilds, postgres_alter, postgres_rebuild};
+pub use renames::Renames;
 use sqlite::sqlite_rebuild;
 
 /// One change between two schemas ([`Schema::changes_to`]).
@@ -116,28 +118,57 @@ impl Schema {
     /// # Ok(()) }
     /// ```
     pub fn migration_to(&self, desired: &Schema) -> Generated {
-        let (up, warnings, no_transaction) = script(self, desired);
-        if up.is_empty() {
-            return Generated::default();
-        }
-        let (down, _, _) = script(desired, self);
-        let mut text = String::new();
-        for warning in &warnings {
-            text.push_str(&format!("-- review: {warning}\n"));
-        }
-        if no_transaction {
-            text.insert_str(0, "-- stowage:no-transaction\n");
-        }
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        Generated {
-            up: text + &up,
-            down,
-            warnings,
-            no_transaction,
-        }
+        compose([self, desired], [desired, self], [&[], &[]], Vec::new())
     }
+}
+
+/// A migration: the up from `ups[0]` to `ups[1]` after `first[0]`, the
+/// down from `downs[0]` to `downs[1]` after `first[1]` (a rename's
+/// statements, the schemas on either side of it read back from the
+/// server), `notes` among its review comments.
+pub(crate) fn compose(
+    ups: [&Schema; 2],
+    downs: [&Schema; 2],
+    first: [&[String]; 2],
+    notes: Vec<String>,
+) -> Generated {
+    let (up, warnings, no_transaction) = script(ups[0], ups[1]);
+    if up.is_empty() && first[0].is_empty() {
+        return Generated::default();
+    }
+    let (down, _, _) = script(downs[0], downs[1]);
+    let warnings: Vec<String> = notes.into_iter().chain(warnings).collect();
+    let mut text = String::new();
+    for warning in &warnings {
+        text.push_str(&format!("-- review: {warning}\n"));
+    }
+    if no_transaction {
+        text.insert_str(0, "-- stowage:no-transaction\n");
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let [up_first, down_first] = first.map(|statements| {
+        statements
+            .iter()
+            .cloned()
+            .map(statement)
+            .collect::<String>()
+    });
+    Generated {
+        up: text + &up_first + &up,
+        down: down_first + &down,
+        warnings,
+        no_transaction,
+    }
+}
+
+/// The warning for a column dropped, which may be meant as a rename.
+fn dropped_column(table: &str, column: &str) -> String {
+    format!(
+        "drops column {table}.{column} and its values (if it is renamed, say so: `--rename \
+         {table}.{column}=new_name`, Renames::column)"
+    )
 }
 
 /// The statements that turn `current` into `desired`, what they warn of,
@@ -199,9 +230,12 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
             .find(|m| m.kind == ObjectKind::Table && current.get(m.kind, &m.name).is_none())
         {
             warnings.push(format!(
-                "table {} is dropped and {} created: if it is a rename, write `ALTER TABLE … \
-                 RENAME` instead to keep its rows",
-                object.name, added.name
+                "table {} is dropped and {} created: if it is a rename, say so to keep its rows \
+                 (`--rename {}={}`, Renames::table)",
+                object.name,
+                added.name,
+                object.name,
+                added.name.rsplit('.').next().unwrap_or(&added.name)
             ));
         }
     }

@@ -74,7 +74,7 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
         match new.columns.iter().any(|(n, _)| n == name) {
             true => order.push(name),
             false => {
-                warnings.push(format!("drops column {}.{name} and its values", to.name));
+                warnings.push(super::dropped_column(&to.name, name));
                 steps.push(format!("DROP COLUMN {name}"));
             }
         }

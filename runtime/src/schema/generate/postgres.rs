@@ -204,7 +204,7 @@ pub(super) fn postgres_alter(from: &SchemaObject, to: &SchemaObject) -> Result<A
     }
     for (name, _) in &old.columns {
         if !new.columns.iter().any(|(n, _)| n == name) {
-            warnings.push(format!("drops column {table}.{name} and its values"));
+            warnings.push(super::dropped_column(table, name));
             statements.push(alter(format!("DROP COLUMN {name}")));
         }
     }
@@ -337,7 +337,7 @@ pub(super) fn postgres_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result
         .columns
         .iter()
         .filter(|(name, _)| !new.columns.iter().any(|(n, _)| n == name))
-        .map(|(name, _)| format!("drops column {table}.{name} and its values"))
+        .map(|(name, _)| super::dropped_column(table, name))
         .collect();
     warnings.push(format!(
         "rebuilds table {table} to put its columns in the wanted order: its rows are copied \

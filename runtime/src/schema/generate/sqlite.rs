@@ -123,7 +123,7 @@ pub(super) fn sqlite_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result<A
     let mut warnings: Vec<String> = old
         .iter()
         .filter(|c| !new.iter().any(|n| n.eq_ignore_ascii_case(c)))
-        .map(|c| format!("drops column {name}.{c} and its values"))
+        .map(|c| super::dropped_column(name, c))
         .collect();
     warnings.push(format!(
         "rebuilds table {name}: its rows are copied into the new table"
