@@ -174,6 +174,23 @@ const POSTGRES: &[Case] = &[
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL); CREATE TABLE added (id serial PRIMARY KEY, at timestamptz DEFAULT now());",
         Some("drops table"),
     ),
+    case(
+        "a table renamed without a hint, its sequence kept",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL); CREATE TABLE old_log (id serial PRIMARY KEY, m text);",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL);
+         CREATE SEQUENCE old_log_id_seq;
+         CREATE TABLE new_log (id integer PRIMARY KEY DEFAULT nextval('old_log_id_seq'), m text);
+         ALTER SEQUENCE old_log_id_seq OWNED BY new_log.id;",
+        Some("if it is a rename"),
+    ),
+    case(
+        "a number column made an enum",
+        "CREATE TYPE mood AS ENUM ('sad', 'happy');
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, m smallint);",
+        "CREATE TYPE mood AS ENUM ('sad', 'happy');
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, m mood);",
+        Some("USING"),
+    ),
 ];
 
 const SQLITE: &[Case] = &[
@@ -240,6 +257,24 @@ const SQLITE: &[Case] = &[
 ];
 
 const MYSQL: &[Case] = &[
+    case(
+        "a referenced key changed under a foreign key",
+        "CREATE TABLE p (k varchar(20) NOT NULL, UNIQUE KEY pk (k)); INSERT INTO p VALUES ('x'), ('y');
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, CONSTRAINT t_p FOREIGN KEY (a) REFERENCES p (k));",
+        "CREATE TABLE p (k varchar(20) NOT NULL, n integer NOT NULL DEFAULT 0, UNIQUE KEY pk (k, n));
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, n integer NOT NULL DEFAULT 0,
+           CONSTRAINT t_p FOREIGN KEY (a, n) REFERENCES p (k, n));",
+        None,
+    ),
+    case(
+        "a unique key added beside a foreign key's",
+        "CREATE TABLE p (id integer PRIMARY KEY);
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer, FOREIGN KEY (pid) REFERENCES p (id));",
+        "CREATE TABLE p (id integer PRIMARY KEY);
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer, FOREIGN KEY (pid) REFERENCES p (id));
+         CREATE UNIQUE INDEX t_a ON t (a);",
+        None,
+    ),
     case(
         "column added with a default, in the middle",
         T,

@@ -17,7 +17,7 @@ mod sqlite;
 
 use super::{ObjectKind, Schema, SchemaObject, dependency_order, mentions};
 use crate::Dialect;
-use mysql::{mysql_alter, mysql_quote};
+use mysql::{mysql_alter, mysql_foreign_keys, mysql_quote};
 use postgres::{enum_rebuild, enum_values_added, pg_rebuilds, postgres_alter, postgres_rebuild};
 pub use renames::Renames;
 use sqlite::sqlite_rebuild;
@@ -312,6 +312,24 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
             break;
         }
     }
+    // A sequence a dropped table owns, kept (a table renamed without a
+    // hint keeps its sequence's name): let go of first, or the drop takes
+    // it along.
+    if dialect == Dialect::Postgres {
+        let tables: Vec<String> = dropped
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Table)
+            .map(|o| o.name.clone())
+            .collect();
+        for owner in current.objects.iter().filter(|o| {
+            o.kind == ObjectKind::SequenceOwner
+                && tables.iter().any(|table| mentions(&o.definition, table))
+        }) {
+            if !dropped.contains(owner) && !dependents.contains(owner) {
+                dependents.push(owner.clone());
+            }
+        }
+    }
     for object in &dependents {
         dropped.push(object.clone());
         if let Some(wanted) = desired.get(object.kind, &object.name)
@@ -342,6 +360,16 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
     for object in drops_first {
         out.push(statement(drop_sql(dialect, object)));
     }
+    // MySQL's foreign keys of changed tables: out of the way of the keys
+    // they use while the tables change.
+    let mut foreign_adds: Vec<String> = Vec::new();
+    if dialect == Dialect::MySql {
+        for (from, to) in &altered {
+            let (drops, adds) = mysql_foreign_keys(from, to);
+            out.extend(drops.into_iter().map(statement));
+            foreign_adds.extend(adds);
+        }
+    }
     out.extend(steps_of_types.into_iter().map(statement));
     // Creates and table changes, in the desired schema's order.
     let mut ordered: Vec<SchemaObject> = made.clone();
@@ -356,7 +384,7 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
             late_drops_done = true;
         }
         match altered.iter().find(|(_, to)| to == object) {
-            Some((from, to)) => match alter_table(dialect, from, to) {
+            Some((from, to)) => match alter_table([current, desired], from, to) {
                 Ok(altering) => {
                     warnings.extend(altering.warnings);
                     out.extend(altering.statements.into_iter().map(statement));
@@ -375,6 +403,7 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
             out.push(statement(drop_sql(dialect, late)));
         }
     }
+    out.extend(foreign_adds.into_iter().map(statement));
     (out.concat(), warnings, no_transaction)
 }
 
@@ -533,10 +562,15 @@ struct Altering {
     warnings: Vec<String>,
 }
 
-fn alter_table(dialect: Dialect, from: &SchemaObject, to: &SchemaObject) -> Result<Altering, String> {
+fn alter_table(
+    schemas: [&Schema; 2],
+    from: &SchemaObject,
+    to: &SchemaObject,
+) -> Result<Altering, String> {
+    let dialect = schemas[1].dialect;
     match dialect {
         Dialect::Postgres if pg_rebuilds(from, to) => postgres_rebuild(from, to),
-        Dialect::Postgres => postgres_alter(from, to),
+        Dialect::Postgres => postgres_alter(schemas, from, to),
         Dialect::Sqlite => sqlite_rebuild(from, to),
         Dialect::MySql => mysql_alter(from, to),
         _ => Err(format!("altering a table is not written for {dialect}")),

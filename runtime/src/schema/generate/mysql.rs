@@ -49,18 +49,19 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
     let table = mysql_quote(&to.name);
     let mut steps: Vec<String> = Vec::new();
     let mut warnings = Vec::new();
-    for (name, line) in &old.constraints {
-        if !new.constraints.contains(&(name, line)) {
-            match line.contains(" FOREIGN KEY ") {
-                true => steps.push(format!("DROP FOREIGN KEY {name}")),
-                false => steps.push(format!("DROP CONSTRAINT {name}")),
-            }
+    // Foreign keys are dropped before and added after every table's
+    // change ([`mysql_foreign_keys`]).
+    let (old_checks, new_checks) = (constraints(&old, false), constraints(&new, false));
+    for (name, line) in &old_checks {
+        if !new_checks.contains(&(name, line)) {
+            steps.push(format!("DROP CONSTRAINT {name}"));
         }
     }
-    // Keys from the first that differs on, dropped and added in order:
-    // the server lists them in the order they were made.
-    let same = old.keys.iter().zip(&new.keys).take_while(|(a, b)| a == b).count();
-    for key in &old.keys[same..] {
+    // The keys gone dropped, the new ones added, where the server's order
+    // then gives the wanted one; otherwise all from the first that differs
+    // on, dropped and added in order.
+    let (dropped, added) = key_changes(&old.keys, &new.keys);
+    for key in &dropped {
         match key.strip_prefix("PRIMARY KEY") {
             Some(_) => steps.push("DROP PRIMARY KEY".to_owned()),
             None => {
@@ -108,11 +109,11 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
             }
         }
     }
-    for key in &new.keys[same..] {
+    for key in &added {
         steps.push(format!("ADD {key}"));
     }
-    for (name, line) in &new.constraints {
-        if !old.constraints.contains(&(name, line)) {
+    for (name, line) in &new_checks {
+        if !old_checks.contains(&(name, line)) {
             steps.push(format!("ADD {line}"));
         }
     }
@@ -130,6 +131,61 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
             .collect(),
         warnings,
     })
+}
+
+/// The keys to drop and to add to turn `old` into `new`: only those that
+/// differ when the server, which lists the primary key, then unique keys,
+/// then the others, each in the order made, would list the result as
+/// `new`; else every key from the first that differs on.
+fn key_changes<'d>(old: &[&'d str], new: &[&'d str]) -> (Vec<&'d str>, Vec<&'d str>) {
+    let class = |key: &str| match key.split_once(' ').map_or(key, |(word, _)| word) {
+        "PRIMARY" => 0,
+        "UNIQUE" => 1,
+        "FULLTEXT" | "SPATIAL" => 3,
+        _ => 2,
+    };
+    let dropped: Vec<&str> = old.iter().copied().filter(|k| !new.contains(k)).collect();
+    let added: Vec<&str> = new.iter().copied().filter(|k| !old.contains(k)).collect();
+    let mut listed: Vec<&str> = old.iter().copied().filter(|k| new.contains(k)).collect();
+    listed.extend(&added);
+    listed.sort_by_key(|key| class(key));
+    if listed == new {
+        return (dropped, added);
+    }
+    let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    (old[same..].to_vec(), new[same..].to_vec())
+}
+
+/// A table's foreign keys that change: the statements that drop them,
+/// run before any table is altered (a key they use may go), and those that
+/// add them, run after every table is (the key they need may come).
+pub(super) fn mysql_foreign_keys(from: &SchemaObject, to: &SchemaObject) -> (Vec<String>, Vec<String>) {
+    let (Some(old), Some(new)) = (my_table(&from.definition), my_table(&to.definition)) else {
+        return (Vec::new(), Vec::new());
+    };
+    let table = mysql_quote(&to.name);
+    let (old, new) = (constraints(&old, true), constraints(&new, true));
+    let drops = old
+        .iter()
+        .filter(|constraint| !new.contains(constraint))
+        .map(|(name, _)| format!("ALTER TABLE {table} DROP FOREIGN KEY {name}"))
+        .collect();
+    let adds = new
+        .iter()
+        .filter(|constraint| !old.contains(constraint))
+        .map(|(_, line)| format!("ALTER TABLE {table} ADD {line}"))
+        .collect();
+    (drops, adds)
+}
+
+/// A table's foreign keys, or its other constraints (checks).
+fn constraints<'d>(table: &MyTable<'d>, foreign: bool) -> Vec<(&'d str, &'d str)> {
+    table
+        .constraints
+        .iter()
+        .copied()
+        .filter(|(_, line)| line.contains(" FOREIGN KEY ") == foreign)
+        .collect()
 }
 
 /// `name` as a MySQL identifier.

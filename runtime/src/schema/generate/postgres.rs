@@ -184,7 +184,11 @@ pub(super) fn pg_column(definition: &str) -> PgColumn<'_> {
     }
 }
 
-pub(super) fn postgres_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Altering, String> {
+pub(super) fn postgres_alter(
+    schemas: [&Schema; 2],
+    from: &SchemaObject,
+    to: &SchemaObject,
+) -> Result<Altering, String> {
     let unreadable = || "its definition is not one stowage reads".to_owned();
     let (old, new) = (
         pg_table(&from.definition).ok_or_else(unreadable)?,
@@ -240,7 +244,12 @@ pub(super) fn postgres_alter(from: &SchemaObject, to: &SchemaObject) -> Result<A
                 "changes the type of {table}.{name} from {} to {}: check the USING conversion",
                 was.ty, will.ty
             ));
-            statements.push(column(format!("TYPE {} USING {name}::{target}", will.ty)));
+            // No cast reaches an enum, or leaves one, but text's.
+            let via = match is_enum(schemas, target) || is_enum(schemas, was.ty) {
+                true => format!("::text{}", if target.ends_with("[]") { "[]" } else { "" }),
+                false => String::new(),
+            };
+            statements.push(column(format!("TYPE {} USING {name}{via}::{target}", will.ty)));
         }
         if let Some(default) = will.default
             && (retyped || was.default != will.default)
@@ -364,5 +373,18 @@ pub(super) fn postgres_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result
     Ok(Altering {
         statements,
         warnings,
+    })
+}
+
+/// Whether `ty` (a column's type, an array's too) is an enum of either
+/// schema.
+fn is_enum(schemas: [&Schema; 2], ty: &str) -> bool {
+    let base = ty.split(" COLLATE ").next().unwrap_or(ty).trim_end_matches("[]");
+    schemas.iter().any(|schema| {
+        schema.objects.iter().any(|o| {
+            o.kind == ObjectKind::Type
+                && o.definition.contains(" AS ENUM ")
+                && (o.name == base || o.name.rsplit_once('.').is_some_and(|(_, n)| n == base))
+        })
     })
 }
