@@ -195,6 +195,12 @@ const POSTGRES: &[Case] = &[
 
 const SQLITE: &[Case] = &[
     case(
+        "unique and check constraints",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL);",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL UNIQUE, CHECK (length(a) < 10));",
+        None,
+    ),
+    case(
         "column added",
         T,
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b integer NOT NULL DEFAULT 0);",
@@ -257,6 +263,12 @@ const SQLITE: &[Case] = &[
 ];
 
 const MYSQL: &[Case] = &[
+    case(
+        "enum value added",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, m ENUM('sad', 'happy') DEFAULT 'sad');",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, m ENUM('sad', 'happy', 'meh') DEFAULT 'sad');",
+        None,
+    ),
     case(
         "a referenced key changed under a foreign key",
         "CREATE TABLE p (k varchar(20) NOT NULL, UNIQUE KEY pk (k)); INSERT INTO p VALUES ('x'), ('y');
