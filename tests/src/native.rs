@@ -116,7 +116,7 @@ pub fn try_client(backend: Backend, url: &str, script: &str) -> Result<(), Strin
 /// --schema-only`, `mariadb-dump --no-data --routines --triggers --events`,
 /// sqlite3's `.schema`), without the tables named `leave_out`, comments and
 /// what differs between two databases of one schema (`AUTO_INCREMENT=`,
-/// `DEFINER=`); `None` for a PostgreSQL newer than the installed `pg_dump`,
+/// `DEFINER=`, the order of a MySQL table's keys of one kind); `None` for a PostgreSQL newer than the installed `pg_dump`,
 /// which refuses to read it.
 pub fn dump(backend: Backend, url: &str, leave_out: &[&str]) -> Option<String> {
     let (tool, mut command) = match backend {
@@ -171,6 +171,7 @@ pub fn dump(backend: Backend, url: &str, leave_out: &[&str]) -> Option<String> {
     let mut text = statements.join("\n");
     if backend == Backend::MySql {
         text = trigger_headers_spaced_alike(&text);
+        text = keys_in_one_order(&text);
     }
     let mut kept: Vec<&str> = text
         .split(";\n")
@@ -220,6 +221,45 @@ fn trigger_headers_spaced_alike(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Each run of a MySQL table's key lines sorted, kind by kind: the server
+/// lists keys in the order they were made (unique keys on `NOT NULL`
+/// columns first), which two databases of one schema need not share.
+fn keys_in_one_order(text: &str) -> String {
+    let kind = |line: &str| {
+        [
+            "  UNIQUE KEY ",
+            "  KEY ",
+            "  FULLTEXT KEY ",
+            "  SPATIAL KEY ",
+        ]
+        .iter()
+        .position(|start| line.starts_with(start))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let run = lines[i..].iter().take_while(|l| kind(l).is_some()).count();
+        if run == 0 {
+            out.push(lines[i].to_owned());
+            i += 1;
+            continue;
+        }
+        let comma = lines[i + run - 1].ends_with(',');
+        let mut keys: Vec<&str> = lines[i..i + run]
+            .iter()
+            .map(|l| l.trim_end_matches(','))
+            .collect();
+        keys.sort_by_key(|l| (kind(l), l.to_owned()));
+        for (n, key) in keys.iter().enumerate() {
+            let end = if n + 1 < run || comma { "," } else { "" };
+            out.push(format!("{key}{end}"));
+        }
+        i += run;
+    }
+    out.join("\n")
 }
 
 /// `line` without `AUTO_INCREMENT=N` and `DEFINER=user@host`.

@@ -80,9 +80,14 @@ pub(super) async fn read(
 }
 
 /// `definition` without what two databases of the same schema render
-/// differently: a table's `AUTO_INCREMENT=` counter and the `DEFINER=`
-/// clause of views, routines, triggers and events.
+/// differently: a table's `AUTO_INCREMENT=` counter and the order of its
+/// keys, and the `DEFINER=` clause of views, routines, triggers and events.
 fn normalise(kind: ObjectKind, definition: &str) -> String {
+    let definition = match kind {
+        ObjectKind::Table => keys_sorted(definition),
+        _ => definition.to_owned(),
+    };
+    let definition = definition.as_str();
     let (clause, ends) = match kind {
         ObjectKind::Table => (" AUTO_INCREMENT=", ' '),
         _ => (" DEFINER=", ' '),
@@ -105,9 +110,68 @@ fn normalise(kind: ObjectKind, definition: &str) -> String {
     format!("{}{}", &definition[..start], &rest[end..])
 }
 
+/// A table's keys in one order: the server lists the primary key, the
+/// unique keys (those of columns that are `NOT NULL` first: a column made
+/// nullable later moves none), then the others, each in the order made, so
+/// that one schema made in two orders, or by its dump, is listed two ways.
+/// Here each kind is sorted by its text: an order of keys changes nothing
+/// a query sees.
+fn keys_sorted(definition: &str) -> String {
+    let class = |line: &str| {
+        let line = line.trim_start();
+        match line.split_once(' ').map_or(line, |(word, _)| word) {
+            "UNIQUE" => Some(1),
+            "KEY" => Some(2),
+            "FULLTEXT" | "SPATIAL" => Some(3),
+            _ => None,
+        }
+    };
+    let mut lines: Vec<&str> = definition.split('\n').collect();
+    let keys: Vec<usize> = (0..lines.len()).filter(|&i| class(lines[i]).is_some()).collect();
+    let (Some(&first), Some(&last)) = (keys.first(), keys.last()) else {
+        return definition.to_owned();
+    };
+    if last - first + 1 != keys.len() {
+        return definition.to_owned(); // not one run of lines: left as it is
+    }
+    let ends_with_comma = lines[last].ends_with(',');
+    let mut sorted: Vec<&str> = lines[first..=last]
+        .iter()
+        .map(|line| line.trim_end_matches(','))
+        .collect();
+    sorted.sort_by(|a, b| class(a).cmp(&class(b)).then(a.cmp(b)));
+    let count = sorted.len();
+    let sorted: Vec<String> = sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| match i + 1 < count || ends_with_comma {
+            true => format!("{line},"),
+            false => line.to_owned(),
+        })
+        .collect();
+    let mut out: Vec<&str> = lines.drain(..first).collect();
+    out.extend(sorted.iter().map(String::as_str));
+    out.extend(lines.drain(last - first + 1..));
+    out.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_listed_in_one_order() {
+        let made = "CREATE TABLE `t` (\n  `a` int(11) DEFAULT NULL,\n  `b` int(11) NOT NULL,\n  PRIMARY KEY (`b`),\n  UNIQUE KEY `z` (`b`),\n  UNIQUE KEY `a` (`a`),\n  KEY `k` (`a`),\n  CONSTRAINT `f` FOREIGN KEY (`a`) REFERENCES `p` (`id`)\n) ENGINE=InnoDB";
+        let dumped = "CREATE TABLE `t` (\n  `a` int(11) DEFAULT NULL,\n  `b` int(11) NOT NULL,\n  PRIMARY KEY (`b`),\n  UNIQUE KEY `a` (`a`),\n  UNIQUE KEY `z` (`b`),\n  KEY `k` (`a`),\n  CONSTRAINT `f` FOREIGN KEY (`a`) REFERENCES `p` (`id`)\n) ENGINE=InnoDB";
+        assert_eq!(keys_sorted(made), dumped);
+        assert_eq!(keys_sorted(dumped), dumped);
+        // The last line of the table a key: no comma after it.
+        let last = "CREATE TABLE `t` (\n  `a` int(11),\n  KEY `z` (`a`),\n  KEY `b` (`a`)\n) ENGINE=InnoDB";
+        assert_eq!(
+            keys_sorted(last),
+            "CREATE TABLE `t` (\n  `a` int(11),\n  KEY `b` (`a`),\n  KEY `z` (`a`)\n) ENGINE=InnoDB"
+        );
+    }
 
     #[test]
     fn counters_and_definers_are_left_out() {

@@ -57,9 +57,7 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
             steps.push(format!("DROP CONSTRAINT {name}"));
         }
     }
-    // The keys gone dropped, the new ones added, where the server's order
-    // then gives the wanted one; otherwise all from the first that differs
-    // on, dropped and added in order.
+    // The keys gone dropped, the new ones added.
     let (dropped, added) = key_changes(&old.keys, &new.keys);
     for key in &dropped {
         match key.strip_prefix("PRIMARY KEY") {
@@ -133,27 +131,13 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
     })
 }
 
-/// The keys to drop and to add to turn `old` into `new`: only those that
-/// differ when the server, which lists the primary key, then unique keys,
-/// then the others, each in the order made, would list the result as
-/// `new`; else every key from the first that differs on.
+/// The keys to drop and to add to turn `old` into `new`: those that
+/// differ (the model lists keys in one order whatever order the server
+/// made them in, so the order needs no steps).
 fn key_changes<'d>(old: &[&'d str], new: &[&'d str]) -> (Vec<&'d str>, Vec<&'d str>) {
-    let class = |key: &str| match key.split_once(' ').map_or(key, |(word, _)| word) {
-        "PRIMARY" => 0,
-        "UNIQUE" => 1,
-        "FULLTEXT" | "SPATIAL" => 3,
-        _ => 2,
-    };
-    let dropped: Vec<&str> = old.iter().copied().filter(|k| !new.contains(k)).collect();
-    let added: Vec<&str> = new.iter().copied().filter(|k| !old.contains(k)).collect();
-    let mut listed: Vec<&str> = old.iter().copied().filter(|k| new.contains(k)).collect();
-    listed.extend(&added);
-    listed.sort_by_key(|key| class(key));
-    if listed == new {
-        return (dropped, added);
-    }
-    let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    (old[same..].to_vec(), new[same..].to_vec())
+    let dropped = old.iter().copied().filter(|k| !new.contains(k)).collect();
+    let added = new.iter().copied().filter(|k| !old.contains(k)).collect();
+    (dropped, added)
 }
 
 /// A table's foreign keys that change: the statements that drop them,
