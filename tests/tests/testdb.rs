@@ -17,6 +17,7 @@ static CLAIMS: Migrator = stowage::embed_migrations!("fixtures/claims");
 static BUSY: Migrator = stowage::embed_migrations!("fixtures/busy");
 static HANDOFF: Migrator = stowage::embed_migrations!("fixtures/handoff");
 static REUSE: Migrator = stowage::embed_migrations!("fixtures/reuse");
+static TEMPLATE_REUSE: Migrator = stowage::embed_migrations!("fixtures/template_reuse");
 
 const APP: &str = env!("CARGO_BIN_EXE_stowage-test-testdb");
 
@@ -315,8 +316,61 @@ async fn a_failing_test_keeps_its_database(backend: Backend) {
     assert!(!exists(backend, name).await, "{name} was swept");
 }
 
+/// `expected_schema` at the head reads a copy of the test-database
+/// template when the server has one: a table added to the template by hand
+/// shows in it, and not at the head's version (built from nothing); the
+/// template is left as it was.
+async fn the_expected_schema_copies_a_template(backend: Backend) {
+    let server = server(backend);
+    drop(TestDb::on(&server, &TEMPLATE_REUSE).await.unwrap());
+    let template = stowage::testing::template_name(&TEMPLATE_REUSE, dialect(backend)).unwrap();
+    let template_url = match backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}",
+            std::env::temp_dir()
+                .join("stowage-testdb")
+                .join(format!("{template}.db"))
+                .display()
+        ),
+        _ => stowage_tests::with_database(&server, &template),
+    };
+    let connections = |allow: bool| {
+        if backend == Backend::Postgres {
+            let sql = format!("ALTER DATABASE {template} WITH ALLOW_CONNECTIONS {allow}");
+            stowage_tests::native::client(backend, &server, &sql);
+        }
+    };
+    connections(true);
+    stowage_tests::native::client(
+        backend,
+        &template_url,
+        "CREATE TABLE hand_made (id integer)",
+    );
+    connections(false);
+    let head = TEMPLATE_REUSE
+        .expected_schema(&server, stowage::Target::Head)
+        .await;
+    let built = TEMPLATE_REUSE
+        .expected_schema(&server, stowage::Target::Version(1))
+        .await;
+    connections(true);
+    stowage_tests::native::client(backend, &template_url, "DROP TABLE hand_made");
+    connections(false);
+    let (head, built) = (head.unwrap(), built.unwrap());
+    let has = |schema: &stowage::Schema, name: &str| {
+        schema
+            .objects()
+            .iter()
+            .any(|o| o.kind == stowage::ObjectKind::Table && o.name.ends_with(name))
+    };
+    assert!(has(&head, "hand_made"), "{head:?}");
+    assert!(has(&head, "things") && has(&built, "things"), "{built:?}");
+    assert!(!has(&built, "hand_made"), "{built:?}");
+}
+
 stowage_tests::on_every_backend!(
     multi_thread:
+    the_expected_schema_copies_a_template,
     each_test_gets_a_migrated_database,
     two_databases_do_not_see_each_other,
     fifty_in_parallel_threads,

@@ -55,13 +55,9 @@ struct Session<'a, 'm> {
     set: &'m MigrationSet,
 }
 
-/// A read-only operation's [`Session`], with the history's rows.
-struct Reading<'a, 'm> {
-    conn: Conn<'a>,
-    table: Table,
-    set: &'m MigrationSet,
-    rows: Vec<HistoryRow>,
-}
+/// A read-only operation's [`Session`]'s connection, table and set, with
+/// the history's rows.
+type Reading<'a, 'm> = (Conn<'a>, Table, &'m MigrationSet, Vec<HistoryRow>);
 
 impl Migrator {
     async fn session<'a>(&self, db: impl Database<'a>) -> Result<Session<'a, '_>, Error> {
@@ -86,12 +82,7 @@ impl Migrator {
             set,
         } = self.session(db).await?;
         let rows = table.rows_if_exists(&mut conn).await?;
-        Ok(Reading {
-            conn,
-            table,
-            set,
-            rows,
-        })
+        Ok((conn, table, set, rows))
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Migrator::plan`]: the SQL an operation would run, for review.
 
 use super::undo::undo_range;
-use super::{Reading, Target};
+use super::Target;
 use crate::engine::connection::Database;
 use crate::engine::run::{check_policies, due_repeatables};
 use crate::{Error, Migration, Migrator};
@@ -85,12 +85,7 @@ impl Migrator {
     ///
     /// As the operation it plans would refuse, and database errors.
     pub async fn plan<'a>(&self, db: impl Database<'a>, target: Target) -> Result<Plan, Error> {
-        let Reading {
-            mut conn,
-            table,
-            set,
-            rows,
-        } = self.reading(db).await?;
+        let (mut conn, table, set, rows) = self.reading(db).await?;
         let current = rows.iter().map(|r| r.version).max();
         let up_to = match target {
             Target::Head => Some(set.head().map_or(i64::MIN, |h| h.version)),

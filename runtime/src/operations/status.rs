@@ -1,6 +1,5 @@
 //! [`Migrator::status`] and [`Migrator::verify`]: the history against the binary, read-only.
 
-use super::Reading;
 use crate::engine::connection::Database;
 use crate::engine::history::{self, HistoryRow, RowState};
 use crate::engine::run::check_policies;
@@ -233,12 +232,7 @@ impl Migrator {
     ///
     /// Database errors.
     pub async fn status<'a>(&self, db: impl Database<'a>) -> Result<Status, Error> {
-        let Reading {
-            mut conn,
-            table,
-            set,
-            rows,
-        } = self.reading(db).await?;
+        let (mut conn, table, set, rows) = self.reading(db).await?;
         let recorded = history::by_version(&rows);
         let mut migrations: Vec<StatusEntry> = set
             .iter()
@@ -322,7 +316,7 @@ impl Migrator {
     ///
     /// Database errors; the problems themselves are the `Ok` value.
     pub async fn verify<'a>(&self, db: impl Database<'a>) -> Result<Vec<Error>, Error> {
-        let Reading { set, rows, .. } = self.reading(db).await?;
+        let (_, _, set, rows) = self.reading(db).await?;
         let mut problems = check_policies(self, set, &rows);
         // A row's chain must match while every migration up to it is
         // recorded with the binary's checksum; past the first difference the

@@ -112,7 +112,10 @@ impl Migrator {
     /// PostgreSQL and MySQL it is created on the server of `server` (a URL
     /// whose user may create databases: the application's own, or a
     /// development server of the same version), under a name of its own.
-    /// Feature `any`.
+    /// With feature `testing`, the head's schema is read from a copy of
+    /// these migrations' test-database template instead, when `server` has
+    /// one ([`testing::template_name`](crate::testing::template_name)): no
+    /// migration runs. Feature `any`.
     ///
     /// # Errors
     ///
@@ -132,6 +135,12 @@ impl Migrator {
                 ));
             }
         };
+        #[cfg(feature = "testing")]
+        if version.is_none()
+            && let Some(schema) = crate::testing::template_schema(self, server, dialect).await
+        {
+            return Ok(schema);
+        }
         let scratch = Scratch::create(server, dialect).await?;
         let built = async {
             match version {

@@ -175,24 +175,20 @@ impl Schema {
     /// What differs from `expected`, object by object, in [`Schema::objects`]'s
     /// order; empty when the two are equal.
     pub fn diff(&self, expected: &Schema) -> Vec<Difference> {
-        let mut differences = Vec::new();
-        for object in &expected.objects {
-            match self.get(object.kind, &object.name) {
-                None => differences.push(Difference::Missing(object.clone())),
-                Some(actual) if actual.definition != object.definition => {
-                    differences.push(Difference::Changed {
-                        expected: object.clone(),
-                        actual: actual.clone(),
-                    });
+        let mut differences: Vec<Difference> = expected
+            .changes_to(self)
+            .into_iter()
+            .map(|change| match change {
+                Change::Drop(object) => Difference::Missing(object),
+                Change::Create(object) => Difference::Unexpected(object),
+                Change::Replace { from, to } | Change::AlterTable { from, to } => {
+                    Difference::Changed {
+                        expected: from,
+                        actual: to,
+                    }
                 }
-                Some(_) => {}
-            }
-        }
-        for object in &self.objects {
-            if expected.get(object.kind, &object.name).is_none() {
-                differences.push(Difference::Unexpected(object.clone()));
-            }
-        }
+            })
+            .collect();
         differences.sort_by(|a, b| a.object().cmp(b.object()));
         differences
     }

@@ -196,6 +196,22 @@ impl<P: Copying + Send + 'static> TestServer for P {
         Box::pin(recycle::<P>(db, wanted))
     }
 
+    fn copy_template<'a>(
+        &'a self,
+        server: &'a str,
+        template: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let mut conn = P::maintenance(server).await?;
+            if !P::template_ready(&mut conn, server, template).await? {
+                return Ok(false);
+            }
+            P::copy(&mut conn, server, template, name, false).await?;
+            Ok(true)
+        })
+    }
+
     fn drop_database<'a>(
         &'a self,
         server: &'a str,

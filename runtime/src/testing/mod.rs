@@ -312,3 +312,40 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// The schema of a copy of `migrator`'s test-database template on
+/// `server`, when the template is there: what
+/// [`Migrator::expected_schema`] at the head reads instead of migrating a
+/// scratch database. `None` when there is none, or it cannot be copied.
+pub(crate) async fn template_schema(
+    migrator: &Migrator,
+    server: &str,
+    dialect: crate::Dialect,
+) -> Option<crate::Schema> {
+    let kind = server::of(dialect).ok()?;
+    let template = names::template_name(migrator, dialect).ok()?;
+    let name = names::new_name();
+    match kind.copy_template(server, &template, &name).await {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(error) => {
+            tracing::debug!(%error, "the test-database template is not used");
+            let _ = kind.drop_database(server, &name).await;
+            return None;
+        }
+    }
+    let url = kind.database_url(server, &name).ok();
+    let schema = match url {
+        Some(url) => match crate::connect::<sqlx::Any>(&url).await {
+            Ok(pool) => {
+                let schema = migrator.dump(&pool).await.ok();
+                pool.close().await;
+                schema
+            }
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let _ = kind.drop_database(server, &name).await;
+    schema
+}

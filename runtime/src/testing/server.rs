@@ -59,6 +59,15 @@ pub(super) trait TestServer: Send + Sync {
         Box::pin(async { Ok(false) })
     }
 
+    /// A new copy of `template` named `name`, when the template is there
+    /// and complete (`false` when it is not: nothing is made or built).
+    fn copy_template<'a>(
+        &'a self,
+        server: &'a str,
+        template: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
     /// Drop test database `name`.
     fn drop_database<'a>(
         &'a self,

@@ -132,15 +132,7 @@ impl Renames {
         for (table, from, to) in &this.columns {
             let name = table_named(current, table)
                 .ok_or_else(|| format!("the current schema has no table {table}"))?;
-            let on = match this.tables.iter().find(|(old, _)| old == table) {
-                Some((_, new)) => sibling_sql(dialect, name, new),
-                None => sql_name(dialect, name),
-            };
-            out.push(format!(
-                "ALTER TABLE {on} RENAME COLUMN {} TO {}",
-                ident(dialect, from),
-                ident(dialect, to)
-            ));
+            out.push(this.column_rename(dialect, name, table, [from, to]));
         }
         Ok(out)
     }
@@ -157,15 +149,7 @@ impl Renames {
             let Some(name) = table_named(current, table) else {
                 continue;
             };
-            let on = match this.tables.iter().find(|(old, _)| old == table) {
-                Some((_, new)) => sibling_sql(dialect, name, new),
-                None => sql_name(dialect, name),
-            };
-            out.push(format!(
-                "ALTER TABLE {on} RENAME COLUMN {} TO {}",
-                ident(dialect, to),
-                ident(dialect, from)
-            ));
+            out.push(this.column_rename(dialect, name, table, [to, from]));
         }
         for (from, to) in this.tables.iter().rev() {
             let Some(name) = table_named(current, from) else {
@@ -182,6 +166,17 @@ impl Renames {
             });
         }
         out
+    }
+
+    /// The statement that renames column `names[0]` of `table` (`name` in
+    /// the model) to `names[1]`, on the table's new name when it has one.
+    fn column_rename(&self, dialect: Dialect, name: &str, table: &str, names: [&String; 2]) -> String {
+        let on = match self.tables.iter().find(|(old, _)| old == table) {
+            Some((_, new)) => sibling_sql(dialect, name, new),
+            None => sql_name(dialect, name),
+        };
+        let [from, to] = names.map(|n| ident(dialect, n));
+        format!("ALTER TABLE {on} RENAME COLUMN {from} TO {to}")
     }
 
     /// What the renames are, for the file's review comments.
