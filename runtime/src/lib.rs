@@ -98,9 +98,9 @@ with_driver! {
     pub use operations::{
         MigrationState, Plan, PlanStep, RepairAction, Status, StatusEntry, Target, Tool,
     };
-    pub use schema::{Change, Difference, Generated, ObjectKind, Renames, Schema, SchemaObject};
+    pub use schema::{Change, Difference, Generated, ObjectKind, Schema, SchemaObject};
     #[cfg(feature = "any")]
-    pub use schema::Drift;
+    pub use schema::{Drift, Renames};
 }
 
 /// Embed a migrations folder into the binary as a [`Migrator`].

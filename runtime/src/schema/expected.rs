@@ -114,7 +114,7 @@ impl Migrator {
     /// development server of the same version), under a name of its own.
     /// With feature `testing`, the head's schema is read from a copy of
     /// these migrations' test-database template instead, when `server` has
-    /// one ([`testing::template_name`](crate::testing::template_name)): no
+    /// one (`testing::template_name` names it): no
     /// migration runs. Feature `any`.
     ///
     /// # Errors

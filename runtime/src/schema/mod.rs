@@ -20,7 +20,9 @@ mod sqlite;
 
 #[cfg(feature = "any")]
 pub use expected::Drift;
-pub use generate::{Change, Generated, Renames};
+pub use generate::{Change, Generated};
+#[cfg(feature = "any")]
+pub use generate::Renames;
 #[cfg(feature = "testing")]
 pub(crate) use snapshot::file_name as snapshot_file_name;
 

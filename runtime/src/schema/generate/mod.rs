@@ -12,6 +12,7 @@
 
 mod mysql;
 mod postgres;
+#[cfg(feature = "any")]
 mod renames;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use super::{ObjectKind, Schema, SchemaObject, dependency_order, mentions};
 use crate::Dialect;
 use mysql::{mysql_alter, mysql_foreign_keys, mysql_quote};
 use postgres::{enum_rebuild, enum_values_added, pg_rebuilds, postgres_alter, postgres_rebuild};
+#[cfg(feature = "any")]
 pub use renames::Renames;
 use sqlite::sqlite_rebuild;
 
