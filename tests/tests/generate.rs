@@ -195,6 +195,12 @@ const POSTGRES: &[Case] = &[
 
 const SQLITE: &[Case] = &[
     case(
+        "column added without a default",
+        T,
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b text);",
+        None,
+    ),
+    case(
         "unique and check constraints",
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL);",
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL UNIQUE, CHECK (length(a) < 10));",
@@ -263,6 +269,12 @@ const SQLITE: &[Case] = &[
 ];
 
 const MYSQL: &[Case] = &[
+    case(
+        "column added without a default",
+        T,
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b text);",
+        None,
+    ),
     case(
         "enum value added",
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, m ENUM('sad', 'happy') DEFAULT 'sad');",
