@@ -323,6 +323,16 @@ fn mentions(definition: &str, name: &str) -> bool {
     })
 }
 
+/// A connection of `db`, and its dialect.
+pub(super) async fn connected<'a>(db: impl Database<'a>) -> Result<(Conn<'a>, Dialect), Error> {
+    let conn = db
+        .connect()
+        .await
+        .map_err(Error::db("cannot connect to the database"))?;
+    let dialect = conn.dialect()?;
+    Ok((conn, dialect))
+}
+
 impl Migrator {
     /// The database's schema, read from its catalogue: every table, view,
     /// index, trigger and the rest [`ObjectKind`] lists, leaving out
@@ -340,11 +350,7 @@ impl Migrator {
     ///
     /// [`Error::Database`] when the connection or a catalogue query fails.
     pub async fn dump<'a>(&self, db: impl Database<'a>) -> Result<Schema, Error> {
-        let mut conn = db
-            .connect()
-            .await
-            .map_err(Error::db("cannot connect to the database"))?;
-        let dialect = conn.dialect()?;
+        let (mut conn, dialect) = connected(db).await?;
         let table = self.table(dialect)?;
         let own = table.own_names();
         read(&mut conn, dialect, &own, |text| table.sql.text_literal(text)).await

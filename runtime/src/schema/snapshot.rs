@@ -210,11 +210,7 @@ impl Migrator {
     /// [`Error::InvalidTarget`] when the database has no migration
     /// applied; the errors of [`Migrator::status`] and [`Migrator::dump`].
     pub async fn schema_snapshot<'a>(&self, db: impl Database<'a>) -> Result<String, Error> {
-        let mut conn = db
-            .connect()
-            .await
-            .map_err(Error::db("cannot connect to the database"))?;
-        let dialect = conn.dialect()?;
+        let (mut conn, dialect) = super::connected(db).await?;
         let version = self.status(&mut conn).await?.current.ok_or_else(|| {
             Error::InvalidTarget(
                 "a snapshot is of the schema at a version; this database has no migration applied"
