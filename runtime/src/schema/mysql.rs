@@ -116,7 +116,7 @@ fn normalise(kind: ObjectKind, definition: &str) -> String {
 /// that one schema made in two orders, or by its dump, is listed two ways.
 /// Here each kind is sorted by its text: an order of keys changes nothing
 /// a query sees.
-fn keys_sorted(definition: &str) -> String {
+pub(super) fn keys_sorted(definition: &str) -> String {
     let class = |line: &str| {
         let line = line.trim_start();
         match line.split_once(' ').map_or(line, |(word, _)| word) {

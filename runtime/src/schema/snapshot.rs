@@ -142,10 +142,16 @@ impl Snapshot {
                 .get(..length)
                 .filter(|_| after[length..].starts_with('\n'))
                 .ok_or_else(|| format!("ends before the definition of {kind} {name} does"))?;
+            // A MySQL table as the model now lists its keys (a snapshot
+            // written before kept the server's order).
+            let definition = match (dialect, kind) {
+                (Dialect::MySql, ObjectKind::Table) => super::mysql::keys_sorted(definition),
+                _ => definition.to_owned(),
+            };
             objects.push(SchemaObject {
                 kind,
                 name: name.to_owned(),
-                definition: definition.to_owned(),
+                definition,
             });
             rest = &after[length + 1..];
         }
@@ -300,6 +306,23 @@ mod tests {
             chain: "ab".repeat(32),
             schema: Schema::new(Dialect::Postgres, objects),
         }
+    }
+
+    #[test]
+    fn a_mysql_snapshot_lists_keys_as_the_model_does() {
+        let table = |keys: &str| SchemaObject {
+            kind: ObjectKind::Table,
+            name: "k".to_owned(),
+            definition: format!("CREATE TABLE `k` (\n  `a` int(11) DEFAULT NULL,\n{keys}\n) ENGINE=InnoDB"),
+        };
+        let of = |object: SchemaObject| Snapshot {
+            server: "MariaDB 10.11".to_owned(),
+            schema: Schema::new(Dialect::MySql, vec![object]),
+            ..snapshot(Vec::new())
+        };
+        let old = of(table("  UNIQUE KEY `z` (`a`),\n  UNIQUE KEY `b` (`a`)"));
+        let listed = of(table("  UNIQUE KEY `b` (`a`),\n  UNIQUE KEY `z` (`a`)"));
+        assert_eq!(Snapshot::parse(&old.to_text()), Ok(listed));
     }
 
     #[test]
