@@ -202,6 +202,7 @@ impl Migrator {
         if renames.is_empty() {
             return Ok(current.migration_to(desired));
         }
+        let renames = renames.resolved(&current).map_err(Error::InvalidTarget)?;
         let up = renames.up(&current, desired).map_err(Error::InvalidTarget)?;
         let down = renames.down(&current);
         // Each side renamed on the server: what the rest is compared from.
@@ -223,7 +224,7 @@ impl Migrator {
             [&renamed[0], desired],
             [&renamed[1], &current],
             [&up, &down],
-            renames.said(&current),
+            renames.said(),
         ))
     }
 

@@ -81,8 +81,10 @@ impl Renames {
         Ok(self)
     }
 
-    /// The hints read on `current`: each a table's rename or a column's.
-    fn resolved(&self, current: &Schema) -> Result<Renames, String> {
+    /// The hints read on `current`: each a table's rename or a column's;
+    /// what [`up`](Self::up), [`down`](Self::down) and [`said`](Self::said)
+    /// take.
+    pub(crate) fn resolved(&self, current: &Schema) -> Result<Renames, String> {
         let mut out = Renames {
             hints: Vec::new(),
             ..self.clone()
@@ -110,10 +112,8 @@ impl Renames {
     /// `current` or its new name not in `desired`.
     pub(crate) fn up(&self, current: &Schema, desired: &Schema) -> Result<Vec<String>, String> {
         let dialect = current.dialect();
-        let this = self.resolved(current)?;
-        let this = &this;
         let mut out = Vec::new();
-        for (from, to) in &this.tables {
+        for (from, to) in &self.tables {
             let name = table_named(current, from)
                 .ok_or_else(|| format!("the current schema has no table {from} to rename"))?;
             let renamed = sibling(dialect, name, to);
@@ -129,10 +129,10 @@ impl Renames {
                 _ => format!("ALTER TABLE {} RENAME TO {}", sql_name(dialect, name), ident(dialect, to)),
             });
         }
-        for (table, from, to) in &this.columns {
+        for (table, from, to) in &self.columns {
             let name = table_named(current, table)
                 .ok_or_else(|| format!("the current schema has no table {table}"))?;
-            out.push(this.column_rename(dialect, name, table, [from, to]));
+            out.push(self.column_rename(dialect, name, table, [from, to]));
         }
         Ok(out)
     }
@@ -141,17 +141,14 @@ impl Renames {
     /// first, then tables.
     pub(crate) fn down(&self, current: &Schema) -> Vec<String> {
         let dialect = current.dialect();
-        let Ok(this) = self.resolved(current) else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (table, from, to) in this.columns.iter().rev() {
+        for (table, from, to) in self.columns.iter().rev() {
             let Some(name) = table_named(current, table) else {
                 continue;
             };
-            out.push(this.column_rename(dialect, name, table, [to, from]));
+            out.push(self.column_rename(dialect, name, table, [to, from]));
         }
-        for (from, to) in this.tables.iter().rev() {
+        for (from, to) in self.tables.iter().rev() {
             let Some(name) = table_named(current, from) else {
                 continue;
             };
@@ -180,13 +177,12 @@ impl Renames {
     }
 
     /// What the renames are, for the file's review comments.
-    pub(crate) fn said(&self, current: &Schema) -> Vec<String> {
-        let this = self.resolved(current).unwrap_or_default();
-        let tables = this
+    pub(crate) fn said(&self) -> Vec<String> {
+        let tables = self
             .tables
             .iter()
             .map(|(from, to)| format!("renames table {from} to {to} (as hinted)"));
-        let columns = this
+        let columns = self
             .columns
             .iter()
             .map(|(table, from, to)| format!("renames column {table}.{from} to {to} (as hinted)"));
