@@ -7,7 +7,9 @@
 //! (How a test database is copied differs too; that lives beside the test
 //! harness, in `testing/`.)
 
-pub(crate) use crate::engine::sql_dialect::{BoxFuture, HistoryTypes, SqlDialect};
+pub(crate) use crate::engine::sql_dialect::{
+    BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary, hex,
+};
 use crate::{Dialect, Error};
 
 mod mysql;
@@ -26,13 +28,4 @@ pub(crate) fn of(dialect: Dialect) -> Result<&'static dyn SqlDialect, Error> {
         Dialect::Sqlite => Ok(&sqlite::Sqlite),
         other => Err(Error::UnsupportedBackend(other.to_string())),
     }
-}
-
-/// The hex digits of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

@@ -3,7 +3,7 @@
 //! connection); each migration, its history row and `COMMIT` in one round
 //! trip.
 
-use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
+use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
 use crate::engine::connection::{Cell, Conn, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
@@ -97,22 +97,51 @@ const LEASE: LeaseSql = LeaseSql {
     created_meanwhile: &["23505", "42710", "42P07"],
 };
 
+/// PostgreSQL's words.
+const VOCABULARY: Vocabulary = Vocabulary {
+    dialect: Dialect::Postgres,
+    syntax: Syntax {
+        backslash_escapes: false,
+        hash_comments: false,
+        dollar_quotes: true,
+        dash_comment_needs_space: false,
+        escape_strings: true,
+        nested_comments: true,
+        escapes_after: Some(|words| conforming_strings(words).map(|conforming| !conforming)),
+    },
+    quote: '"',
+    // `decode('…', 'hex')`: no backslash, so that the literal means the
+    // same under `standard_conforming_strings = off`.
+    bytes: ["decode('", "', 'hex')"],
+    text: ["convert_from(", ", 'UTF8')"],
+    history_types: HistoryTypes {
+        integer: "BIGINT",
+        bytes: "BYTEA",
+        state: "TEXT",
+        applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
+        options: "",
+        long_text: "TEXT",
+    },
+    create_schema: Some("CREATE SCHEMA IF NOT EXISTS"),
+    applied_at_as_text: "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
+    cast_types: ["BIGINT", "TEXT"],
+    undefined_table: ErrorSign {
+        codes: &["42P01"],
+        starts: None,
+        contains: &[],
+    },
+    undefined_column: ErrorSign {
+        codes: &["42703"],
+        starts: None,
+        contains: &[],
+    },
+};
+
 impl SqlDialect for Postgres {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
+    fn vocabulary(&self) -> &'static Vocabulary {
+        &VOCABULARY
     }
 
-    fn syntax(&self) -> Syntax {
-        Syntax {
-            backslash_escapes: false,
-            hash_comments: false,
-            dollar_quotes: true,
-            dash_comment_needs_space: false,
-            escape_strings: true,
-            nested_comments: true,
-            escapes_after: Some(|words| conforming_strings(words).map(|conforming| !conforming)),
-        }
-    }
 
     /// `COPY … FROM stdin`: its data follows the statement in the file, and
     /// only psql knows to send it. A psql meta-command (`\connect db`,
@@ -144,56 +173,6 @@ impl SqlDialect for Postgres {
                  statements (pg_dump --inserts), or COPY from a file the server can read",
             ))
         })
-    }
-
-    fn quote(&self, name: &str) -> String {
-        format!("\"{name}\"")
-    }
-
-    /// `decode('…', 'hex')`: no backslash, so that the literal means the
-    /// same under `standard_conforming_strings = off`.
-    fn bytes_literal(&self, bytes: &[u8]) -> String {
-        format!("decode('{}', 'hex')", hex(bytes))
-    }
-
-    fn text_literal(&self, text: &str) -> String {
-        format!(
-            "convert_from({}, 'UTF8')",
-            self.bytes_literal(text.as_bytes())
-        )
-    }
-
-    fn history_types(&self) -> HistoryTypes {
-        HistoryTypes {
-            integer: "BIGINT",
-            bytes: "BYTEA",
-            state: "TEXT",
-            applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
-            options: "",
-            long_text: "TEXT",
-        }
-    }
-
-    fn create_schema_sql(&self, schema: &str) -> Option<String> {
-        Some(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-    }
-
-    fn applied_at_as_text(&self) -> &'static str {
-        "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
-    }
-
-    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
-        error
-            .as_database_error()
-            .and_then(|db| db.code())
-            .is_some_and(|code| code == "42P01")
-    }
-
-    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
-        error
-            .as_database_error()
-            .and_then(|db| db.code())
-            .is_some_and(|code| code == "42703")
     }
 
     /// The schema the table resolves to now: a migration may change the

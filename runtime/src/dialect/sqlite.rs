@@ -1,7 +1,7 @@
 //! SQLite: the lock is the run's own `BEGIN IMMEDIATE` transaction (with a
 //! busy timeout), and each migration runs in a savepoint of it.
 
-use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
+use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
 use crate::engine::connection::{Conn, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lock::{Hold, Request, Settings};
@@ -52,66 +52,50 @@ impl ForeignKeys {
     }
 }
 
+/// SQLite's words.
+const VOCABULARY: Vocabulary = Vocabulary {
+    dialect: Dialect::Sqlite,
+    syntax: Syntax {
+        backslash_escapes: false,
+        hash_comments: false,
+        dollar_quotes: false,
+        dash_comment_needs_space: false,
+        escape_strings: false,
+        nested_comments: false,
+        escapes_after: None,
+    },
+    quote: '"',
+    bytes: ["X'", "'"],
+    text: ["CAST(", " AS TEXT)"],
+    history_types: HistoryTypes {
+        integer: "INTEGER",
+        bytes: "BLOB",
+        state: "TEXT",
+        applied_at: "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+        options: "",
+        long_text: "TEXT",
+    },
+    // A schema is an attached database, which the application attaches.
+    create_schema: None,
+    applied_at_as_text: "applied_at",
+    cast_types: ["BIGINT", "TEXT"],
+    undefined_table: ErrorSign {
+        codes: &[],
+        starts: Some("no such table"),
+        contains: &[],
+    },
+    undefined_column: ErrorSign {
+        codes: &[],
+        starts: Some("no such column"),
+        contains: &[],
+    },
+};
+
 impl SqlDialect for Sqlite {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+    fn vocabulary(&self) -> &'static Vocabulary {
+        &VOCABULARY
     }
 
-    fn syntax(&self) -> Syntax {
-        Syntax {
-            backslash_escapes: false,
-            hash_comments: false,
-            dollar_quotes: false,
-            dash_comment_needs_space: false,
-            escape_strings: false,
-            nested_comments: false,
-            escapes_after: None,
-        }
-    }
-
-    fn quote(&self, name: &str) -> String {
-        format!("\"{name}\"")
-    }
-
-    fn bytes_literal(&self, bytes: &[u8]) -> String {
-        format!("X'{}'", hex(bytes))
-    }
-
-    fn text_literal(&self, text: &str) -> String {
-        format!("CAST({} AS TEXT)", self.bytes_literal(text.as_bytes()))
-    }
-
-    fn history_types(&self) -> HistoryTypes {
-        HistoryTypes {
-            integer: "INTEGER",
-            bytes: "BLOB",
-            state: "TEXT",
-            applied_at: "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))",
-            options: "",
-            long_text: "TEXT",
-        }
-    }
-
-    /// A schema is an attached database, which the application attaches.
-    fn create_schema_sql(&self, _schema: &str) -> Option<String> {
-        None
-    }
-
-    fn applied_at_as_text(&self) -> &'static str {
-        "applied_at"
-    }
-
-    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
-        error
-            .as_database_error()
-            .is_some_and(|db| db.message().starts_with("no such table"))
-    }
-
-    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
-        error
-            .as_database_error()
-            .is_some_and(|db| db.message().starts_with("no such column"))
-    }
 
     /// `PRAGMA query_only`; a file opened read-only is found by its first
     /// write (see `Error::failed`).

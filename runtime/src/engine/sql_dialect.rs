@@ -15,11 +15,19 @@ pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Se
 
 /// One database's way of doing what the engine needs.
 pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
+    /// The dialect's words: its name, lexing, quoting, literals, the history
+    /// table's types and the errors that say a table or column is missing.
+    fn vocabulary(&self) -> &'static Vocabulary;
+
     /// Which dialect this is.
-    fn dialect(&self) -> Dialect;
+    fn dialect(&self) -> Dialect {
+        self.vocabulary().dialect
+    }
 
     /// How the dialect's SQL is lexed, for splitting a script into statements.
-    fn syntax(&self) -> Syntax;
+    fn syntax(&self) -> Syntax {
+        self.vocabulary().syntax
+    }
 
     /// The statements of a script, for running it one statement (or unit)
     /// at a time, each a slice of `sql`.
@@ -34,43 +42,63 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     }
 
     /// `name` as a quoted identifier (`name` is a checked plain identifier).
-    fn quote(&self, name: &str) -> String;
+    fn quote(&self, name: &str) -> String {
+        let q = self.vocabulary().quote;
+        format!("{q}{name}{q}")
+    }
 
     /// Bytes as a SQL literal.
-    fn bytes_literal(&self, bytes: &[u8]) -> String;
+    fn bytes_literal(&self, bytes: &[u8]) -> String {
+        let [before, after] = self.vocabulary().bytes;
+        format!("{before}{}{after}", hex(bytes))
+    }
 
     /// Text as a SQL literal, safe whatever it holds: it travels as bytes.
-    fn text_literal(&self, text: &str) -> String;
+    fn text_literal(&self, text: &str) -> String {
+        let [before, after] = self.vocabulary().text;
+        format!("{before}{}{after}", self.bytes_literal(text.as_bytes()))
+    }
 
     /// The types of the history table's columns, for its one DDL
     /// (`engine::history`).
-    fn history_types(&self) -> HistoryTypes;
+    fn history_types(&self) -> HistoryTypes {
+        self.vocabulary().history_types
+    }
 
     /// What creates the schema `schema` (quoted) holding the history table,
     /// when it does not exist; `None` where a schema is not created (an
     /// SQLite schema is a database the application attaches).
-    fn create_schema_sql(&self, schema: &str) -> Option<String>;
+    fn create_schema_sql(&self, schema: &str) -> Option<String> {
+        let create = self.vocabulary().create_schema?;
+        Some(format!("{create} {schema}"))
+    }
 
     /// The history table's `applied_at` column read as text.
-    fn applied_at_as_text(&self) -> &'static str;
+    fn applied_at_as_text(&self) -> &'static str {
+        self.vocabulary().applied_at_as_text
+    }
 
     /// `expr` read as a 64-bit integer, whatever its integer or boolean type
     /// (another tool's history columns).
     fn as_bigint(&self, expr: &str) -> String {
-        format!("CAST({expr} AS BIGINT)")
+        format!("CAST({expr} AS {})", self.vocabulary().cast_types[0])
     }
 
     /// `expr` read as text.
     fn as_text(&self, expr: &str) -> String {
-        format!("CAST({expr} AS TEXT)")
+        format!("CAST({expr} AS {})", self.vocabulary().cast_types[1])
     }
 
     /// Whether an error says the history table does not exist yet.
-    fn is_undefined_table(&self, error: &sqlx::Error) -> bool;
+    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
+        self.vocabulary().undefined_table.says(error)
+    }
 
     /// Whether `error` says a column does not exist (a history table made
     /// before the column was).
-    fn is_undefined_column(&self, error: &sqlx::Error) -> bool;
+    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
+        self.vocabulary().undefined_column.says(error)
+    }
 
     /// The schema or database, quoted, that the (existing) history table is
     /// in, where the session could move it: see `Table::pinned`.
@@ -159,6 +187,59 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'c, Result<(), Error>>;
 }
 
+/// A dialect's words, as data (see [`SqlDialect::vocabulary`]).
+#[derive(Debug)]
+pub(crate) struct Vocabulary {
+    /// Which dialect this is.
+    pub(crate) dialect: Dialect,
+    /// How its SQL is lexed.
+    pub(crate) syntax: Syntax,
+    /// What quotes an identifier, on both sides.
+    pub(crate) quote: char,
+    /// What stands before and after the hex digits of a bytes literal.
+    pub(crate) bytes: [&'static str; 2],
+    /// What stands before and after a bytes literal to read it as text.
+    pub(crate) text: [&'static str; 2],
+    /// The history table's column types.
+    pub(crate) history_types: HistoryTypes,
+    /// The statement that creates a schema if it does not exist, before its
+    /// name; `None` where a schema is not created.
+    pub(crate) create_schema: Option<&'static str>,
+    /// The history table's `applied_at` column read as text.
+    pub(crate) applied_at_as_text: &'static str,
+    /// The types that `CAST` reads a 64-bit integer and text as.
+    pub(crate) cast_types: [&'static str; 2],
+    /// The errors that say a table does not exist.
+    pub(crate) undefined_table: ErrorSign,
+    /// The errors that say a column does not exist.
+    pub(crate) undefined_column: ErrorSign,
+}
+
+/// How a database's error of one kind is recognised: by its code (a
+/// SQLSTATE or the server's own number), or by its message.
+#[derive(Debug)]
+pub(crate) struct ErrorSign {
+    /// The codes that say it.
+    pub(crate) codes: &'static [&'static str],
+    /// A message that starts with this says it.
+    pub(crate) starts: Option<&'static str>,
+    /// A message that contains all of these says it (none: not by message).
+    pub(crate) contains: &'static [&'static str],
+}
+
+impl ErrorSign {
+    /// Whether `error` is of this kind.
+    pub(crate) fn says(&self, error: &sqlx::Error) -> bool {
+        error.as_database_error().is_some_and(|db| {
+            let message = db.message();
+            db.code().is_some_and(|code| self.codes.contains(&code.as_ref()))
+                || self.starts.is_some_and(|start| message.starts_with(start))
+                || (!self.contains.is_empty()
+                    && self.contains.iter().all(|part| message.contains(part)))
+        })
+    }
+}
+
 /// A dialect's names for the types of the history table's columns.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HistoryTypes {
@@ -174,4 +255,13 @@ pub(crate) struct HistoryTypes {
     pub(crate) options: &'static str,
     /// Text of any length (a migration's stored down SQL).
     pub(crate) long_text: &'static str,
+}
+
+/// The hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }

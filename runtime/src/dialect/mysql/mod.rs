@@ -2,7 +2,7 @@
 //! multi-statement round trip whose history row records the statements
 //! durably done, since DDL commits by itself.
 
-use super::{BoxFuture, HistoryTypes, SqlDialect, hex};
+use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
 use crate::engine::connection::{Cell, Conn, RESYNC, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
@@ -111,83 +111,54 @@ async fn take_lease(
     Ok(Some(lease))
 }
 
+/// MySQL's and MariaDB's words.
+const VOCABULARY: Vocabulary = Vocabulary {
+    dialect: Dialect::MySql,
+    syntax: Syntax {
+        backslash_escapes: true,
+        hash_comments: true,
+        dollar_quotes: false,
+        dash_comment_needs_space: true,
+        escape_strings: false,
+        nested_comments: false,
+        escapes_after: None,
+    },
+    quote: '`',
+    bytes: ["X'", "'"],
+    text: ["CONVERT(", " USING utf8mb4)"],
+    history_types: HistoryTypes {
+        integer: "BIGINT",
+        bytes: "VARBINARY(32)",
+        state: "VARCHAR(16)",
+        applied_at: "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+        options: " ENGINE=InnoDB",
+        long_text: "LONGTEXT",
+    },
+    create_schema: Some("CREATE DATABASE IF NOT EXISTS"),
+    applied_at_as_text: "CAST(applied_at AS CHAR)",
+    cast_types: ["SIGNED", "CHAR"],
+    undefined_table: ErrorSign {
+        codes: &["42S02", "1146"],
+        starts: None,
+        contains: &["Table", "doesn't exist"],
+    },
+    undefined_column: ErrorSign {
+        codes: &["42S22", "1054"],
+        starts: Some("Unknown column"),
+        contains: &[],
+    },
+};
+
 impl SqlDialect for MySql {
-    fn dialect(&self) -> Dialect {
-        Dialect::MySql
+    fn vocabulary(&self) -> &'static Vocabulary {
+        &VOCABULARY
     }
 
-    fn syntax(&self) -> Syntax {
-        Syntax {
-            backslash_escapes: true,
-            hash_comments: true,
-            dollar_quotes: false,
-            dash_comment_needs_space: true,
-            escape_strings: false,
-            nested_comments: false,
-            escapes_after: None,
-        }
-    }
 
     /// The units of [`script`]: the server's statements where they are
     /// certain, the mysql client's under `DELIMITER`.
     fn statements<'s>(&self, sql: &'s str) -> Vec<&'s str> {
         script::units(sql).into_iter().map(|unit| unit.text).collect()
-    }
-
-    fn quote(&self, name: &str) -> String {
-        format!("`{name}`")
-    }
-
-    fn bytes_literal(&self, bytes: &[u8]) -> String {
-        format!("X'{}'", hex(bytes))
-    }
-
-    fn text_literal(&self, text: &str) -> String {
-        format!(
-            "CONVERT({} USING utf8mb4)",
-            self.bytes_literal(text.as_bytes())
-        )
-    }
-
-    fn history_types(&self) -> HistoryTypes {
-        HistoryTypes {
-            integer: "BIGINT",
-            bytes: "VARBINARY(32)",
-            state: "VARCHAR(16)",
-            applied_at: "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
-            options: " ENGINE=InnoDB",
-            long_text: "LONGTEXT",
-        }
-    }
-
-    fn create_schema_sql(&self, schema: &str) -> Option<String> {
-        Some(format!("CREATE DATABASE IF NOT EXISTS {schema}"))
-    }
-
-    fn applied_at_as_text(&self) -> &'static str {
-        "CAST(applied_at AS CHAR)"
-    }
-
-    fn as_bigint(&self, expr: &str) -> String {
-        format!("CAST({expr} AS SIGNED)")
-    }
-
-    fn as_text(&self, expr: &str) -> String {
-        format!("CAST({expr} AS CHAR)")
-    }
-
-    fn is_undefined_table(&self, error: &sqlx::Error) -> bool {
-        error.as_database_error().is_some_and(|db| {
-            matches!(db.code().as_deref(), Some("42S02" | "1146"))
-                || (db.message().contains("Table") && db.message().contains("doesn't exist"))
-        })
-    }
-
-    fn is_undefined_column(&self, error: &sqlx::Error) -> bool {
-        error.as_database_error().is_some_and(|db| {
-            matches!(db.code().as_deref(), Some("42S22" | "1054"))
-                || db.message().starts_with("Unknown column")
-        })
     }
 
     /// The current database: a migration may `USE` another.
