@@ -199,6 +199,14 @@ async fn every_kind_is_read(backend: Backend) {
                 "billing.invoices",
                 "EXCLUDE USING gist (period WITH &&)",
             );
+            // What only an `ALTER TABLE` says of a column, as pg_dump writes it.
+            for setting in [
+                "ALTER TABLE ONLY public.users ALTER COLUMN email SET (n_distinct=-0.5)",
+                "ALTER TABLE ONLY public.users ALTER COLUMN email SET STATISTICS 500",
+                "ALTER TABLE ONLY public.users ALTER COLUMN bio SET STORAGE EXTERNAL",
+            ] {
+                has(ObjectKind::Table, "public.users", setting);
+            }
             has(
                 ObjectKind::Table,
                 "public.events",
@@ -324,6 +332,8 @@ async fn every_kind_is_read(backend: Backend) {
             has(ObjectKind::Table, "users", "bio TEXT");
             has(ObjectKind::Table, "documents", "USING fts5(body)");
             has(ObjectKind::Table, "typed", "STRICT");
+            // As SQLite keeps it, to the space before the `;`.
+            has(ObjectKind::Index, "typed_b", "ON typed (b) ");
             has(ObjectKind::Index, "invoices_user", "WHERE amount > 0");
             has(ObjectKind::View, "z_active", "SELECT id, email FROM users");
             has(ObjectKind::Trigger, "users_lower", "lower(NEW.email)");
@@ -481,6 +491,12 @@ async fn hand_changes_are_drift(backend: Backend) {
             ),
             (
                 "ALTER TABLE users ALTER COLUMN bio SET DEFAULT 'x'",
+                ObjectKind::Table,
+                "public.users",
+                Changed,
+            ),
+            (
+                "ALTER TABLE users ALTER COLUMN email SET (n_distinct = -0.1)",
                 ObjectKind::Table,
                 "public.users",
                 Changed,

@@ -163,6 +163,11 @@ impl Schema {
                 out.push_str("DELIMITER ;;\n");
                 out.push_str(&object.definition);
                 out.push_str(";;\nDELIMITER ;\n");
+            } else if self.dialect == Dialect::Sqlite {
+                // As SQLite keeps it, to the last space before the `;`
+                // (which it keeps too), so that the copy keeps the same text.
+                out.push_str(&object.definition);
+                out.push_str(";\n");
             } else {
                 out.push_str(object.definition.trim_end());
                 out.push_str(";\n");

@@ -183,7 +183,7 @@ fn types() -> String {
 /// generated expression or default, `NOT NULL`), then their own primary
 /// key, unique, check and exclusion constraints by name; the parent and
 /// bounds of a partition, the parents of an inheriting table, the
-/// partition key, the storage options.
+/// partition key, the storage options; then the columns' own settings.
 fn tables(class: &str, not_own: &str) -> String {
     let columns = "SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)) \
          || coalesce(' COLLATE ' || (SELECT format('%I.%I', cn.nspname, co.collname) \
@@ -205,6 +205,20 @@ fn tables(class: &str, not_own: &str) -> String {
     let parents = "SELECT string_agg(format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY h.inhseqno) \
          FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent \
          JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = c.oid";
+    // What `CREATE TABLE` cannot say of a column, as pg_dump writes it
+    // after the table: its planner options (`n_distinct`; a server's own
+    // `pg_…` ones left out, as its pg_dump leaves them), statistics target,
+    // and storage where it is not its type's.
+    let settings = "SELECT string_agg(format(E';\\nALTER TABLE ONLY %I.%I ALTER COLUMN %I ', \
+         n.nspname, c.relname, a.attname) || s.setting, '' ORDER BY a.attnum, s.setting) \
+         FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid CROSS JOIN LATERAL (VALUES \
+         ((SELECT 'SET (' || string_agg(u.o, ', ' ORDER BY u.i) || ')' \
+            FROM unnest(a.attoptions) WITH ORDINALITY u(o, i) WHERE u.o NOT LIKE 'pg\\_%')), \
+         (CASE WHEN a.attstattarget >= 0 THEN 'SET STATISTICS ' || a.attstattarget END), \
+         (CASE WHEN a.attstorage <> ty.typstorage THEN 'SET STORAGE ' || CASE a.attstorage \
+            WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' \
+            ELSE 'EXTENDED' END END)) s(setting) \
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND s.setting IS NOT NULL";
     format!(
         "SELECT format('%I.%I', n.nspname, c.relname), \
          CASE WHEN c.relpersistence = 'u' THEN 'CREATE UNLOGGED TABLE ' ELSE 'CREATE TABLE ' END \
@@ -217,6 +231,7 @@ fn tables(class: &str, not_own: &str) -> String {
          || CASE WHEN c.relkind = 'p' THEN ' PARTITION BY ' || pg_get_partkeydef(c.oid) ELSE '' END \
          || CASE WHEN c.reloptions IS NOT NULL \
             THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END \
+         || coalesce(({settings}), '') \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'p') AND {IN_SCOPE} AND {class} AND {not_own}"
     )

@@ -464,9 +464,11 @@ fn create_sql(dialect: Dialect, object: &SchemaObject) -> String {
         object.kind,
         ObjectKind::Function | ObjectKind::Trigger | ObjectKind::Event
     );
-    match dialect == Dialect::MySql && body {
-        true => format!("DELIMITER ;;\n{};;\nDELIMITER ;\n", object.definition),
-        false => statement(object.definition.clone()),
+    match dialect {
+        Dialect::MySql if body => format!("DELIMITER ;;\n{};;\nDELIMITER ;\n", object.definition),
+        // Its text as SQLite keeps it, trailing spaces too (see `Schema::to_sql`).
+        Dialect::Sqlite => format!("{};\n", object.definition),
+        _ => statement(object.definition.clone()),
     }
 }
 
