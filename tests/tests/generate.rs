@@ -62,6 +62,16 @@ const EVERYWHERE: &[Case] = &[
 
 const POSTGRES: &[Case] = &[
     case(
+        "column settings added, changed and reset",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b text);
+         ALTER TABLE t ALTER COLUMN a SET (n_distinct = -0.5);
+         ALTER TABLE t ALTER COLUMN b SET STATISTICS 300;",
+        "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b text);
+         ALTER TABLE t ALTER COLUMN a SET (n_distinct = -0.2);
+         ALTER TABLE t ALTER COLUMN id SET STATISTICS 50;",
+        None,
+    ),
+    case(
         "column added with a default",
         T,
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b integer DEFAULT 0 NOT NULL);",

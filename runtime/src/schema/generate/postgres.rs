@@ -88,12 +88,46 @@ pub(super) fn enum_values_added(from: &SchemaObject, to: &SchemaObject) -> Optio
 
 
 /// A PostgreSQL table definition as stowage's catalogue query writes it:
-/// `CREATE TABLE name (` items, one a line, `)` and what follows.
+/// `CREATE TABLE name (` items, one a line, `)` and what follows, then the
+/// columns' settings, each an `ALTER TABLE ONLY` of its own.
 pub(super) struct PgTable<'d> {
     head: &'d str,
     columns: Vec<(&'d str, &'d str)>,
     constraints: Vec<(&'d str, &'d str)>,
     tail: &'d str,
+    /// Each setting's statement past `ALTER TABLE ONLY `.
+    settings: Vec<&'d str>,
+}
+
+/// What a column setting's statement (past `ALTER TABLE ONLY `) does; the
+/// column it is of.
+fn setting_parts(setting: &str) -> (&str, &str) {
+    let rest = setting.split_once(" ALTER COLUMN ").map_or("", |(_, rest)| rest);
+    match split_ident(rest) {
+        Some((column, step)) => (column, step),
+        None => ("", ""),
+    }
+}
+
+/// The statement that undoes a column setting (past `ALTER TABLE ONLY `),
+/// or why there is none.
+fn reset_setting(table: &str, setting: &str) -> Result<String, String> {
+    let (column, step) = setting_parts(setting);
+    let reset = if let Some(options) = step.strip_prefix("SET (") {
+        let names: Vec<&str> = options
+            .trim_end_matches(')')
+            .split(", ")
+            .map(|option| option.split('=').next().unwrap_or(option))
+            .collect();
+        format!("RESET ({})", names.join(", "))
+    } else if step.starts_with("SET STATISTICS ") {
+        "SET STATISTICS -1".to_owned()
+    } else {
+        return Err(format!(
+            "the storage of column {column} goes back to its type's, which stowage cannot name"
+        ));
+    };
+    Ok(format!("ALTER TABLE ONLY {table} ALTER COLUMN {column} {reset}"))
 }
 
 pub(super) fn pg_table(definition: &str) -> Option<PgTable<'_>> {
@@ -105,11 +139,17 @@ pub(super) fn pg_table(definition: &str) -> Option<PgTable<'_>> {
             (rest[..end].strip_prefix("\n    ")?, &rest[end + 2..])
         }
     };
+    const SETTING: &str = ";\nALTER TABLE ONLY ";
+    let (tail, settings) = match tail.split_once(SETTING) {
+        Some((tail, settings)) => (tail, settings.split(SETTING).collect()),
+        None => (tail, Vec::new()),
+    };
     let mut table = PgTable {
         head,
         columns: Vec::new(),
         constraints: Vec::new(),
         tail,
+        settings,
     };
     if body.is_empty() {
         return Some(table);
@@ -273,6 +313,18 @@ pub(super) fn postgres_alter(
     for (name, definition) in &new.constraints {
         if !old.constraints.contains(&(name, definition)) {
             statements.push(alter(format!("ADD CONSTRAINT {name} {definition}")));
+        }
+    }
+    // A dropped column's settings went with it.
+    for setting in &old.settings {
+        let (column, _) = setting_parts(setting);
+        if !new.settings.contains(setting) && new.columns.iter().any(|(n, _)| *n == column) {
+            statements.push(reset_setting(table, setting)?);
+        }
+    }
+    for setting in &new.settings {
+        if !old.settings.contains(setting) {
+            statements.push(format!("ALTER TABLE ONLY {setting}"));
         }
     }
     Ok(Altering {
