@@ -1,8 +1,9 @@
-//! One DDL-heavy schema script (`generated/ddl`: 100 statements, no rows)
-//! applied by each database's own client (`mariadb`, `psql -f`, `sqlite3`),
-//! by the floor (the script in one round trip) and by stowage, each on a
-//! fresh database, from connecting to done. On MariaDB it also counts the
-//! server's commits (`Handler_commit`) each one makes.
+//! One DDL-heavy schema script (`generated/ddl`: 100 statements, no rows,
+//! or a real project's script given with `--script`) applied by each
+//! database's own client (`mariadb`, `psql -f`, `sqlite3`), by the floor
+//! (the script in one round trip) and by stowage, each on a fresh database,
+//! from connecting to done. On MariaDB it also counts the server's commits
+//! (`Handler_commit`) each one makes.
 
 use crate::{Backend, Fresh, Result, fresh, median, median_ratio};
 use sqlx::{AssertSqlSafe, Connection};
@@ -53,6 +54,51 @@ fn script_path(backend: Backend) -> String {
     )
 }
 
+/// The script the appliers run: the generated one, or a file given.
+pub(crate) struct Script {
+    /// The file the clients read.
+    path: String,
+    /// Its SQL, which the floor sends in one round trip.
+    sql: String,
+    /// The same as stowage's migrations.
+    migrator: &'static stowage::Migrator,
+}
+
+impl Script {
+    /// The generated DDL-heavy script of `backend`.
+    pub(crate) fn generated(backend: Backend) -> Result<Script> {
+        let set = DDL.set(dialect(backend)).ok_or("no set")?;
+        Ok(Script {
+            path: script_path(backend),
+            sql: set.iter().map(stowage::Migration::up_sql).collect(),
+            migrator: &DDL,
+        })
+    }
+
+    /// The script in `path`, as one migration.
+    pub(crate) fn file(path: &std::path::Path) -> Result<Script> {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let dir = stowage_tests::dir_of("1_script.sql", &sql);
+        let migrator = Box::leak(Box::new(stowage::Migrator::from_dir(&dir)?));
+        Ok(Script {
+            path: path.display().to_string(),
+            sql,
+            migrator,
+        })
+    }
+
+    /// Whether the floor can send it whole: not when it holds the mysql
+    /// client's `DELIMITER` commands, which only a client reads.
+    fn sent_whole(&self) -> bool {
+        !self.sql.lines().any(|line| {
+            line.trim_start()
+                .get(..10)
+                .is_some_and(|word| word.eq_ignore_ascii_case("DELIMITER "))
+        })
+    }
+}
+
 /// `user`, `password`, `host`, `port` and database of a `mysql://` URL.
 pub(crate) fn mysql_parts(url: &str) -> Result<(String, String, String, String, String)> {
     let rest = url.strip_prefix("mysql://").ok_or("not a mysql:// URL")?;
@@ -70,12 +116,17 @@ pub(crate) fn mysql_parts(url: &str) -> Result<(String, String, String, String, 
     ))
 }
 
-/// Apply the script to `db` with `applier`.
+/// Apply the generated script to `db` with `applier`.
 pub(crate) async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
+    apply_script(applier, db, &Script::generated(db.backend)?).await
+}
+
+/// Apply `script` to `db` with `applier`.
+async fn apply_script(applier: Applier, db: &Fresh, script: &Script) -> Result<()> {
     let backend = db.backend;
     match (applier, backend) {
         (Applier::Client, _) => {
-            let script = std::fs::File::open(script_path(backend))?;
+            let file = std::fs::File::open(&script.path)?;
             let mut command = match backend {
                 Backend::Postgres => {
                     let mut c = Command::new("psql");
@@ -98,7 +149,7 @@ pub(crate) async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
                 }
             };
             let status = command
-                .stdin(script)
+                .stdin(file)
                 .stdout(Stdio::null())
                 .status()
                 .map_err(|e| {
@@ -117,12 +168,7 @@ pub(crate) async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
             }
         }
         (Applier::Floor, _) => {
-            let set = DDL.set(dialect(backend)).ok_or("no set")?;
-            let mut sql = String::new();
-            for migration in set {
-                sql.push_str(migration.up_sql());
-            }
-            let sql = AssertSqlSafe(format!("BEGIN;\n{sql}\nCOMMIT;"));
+            let sql = AssertSqlSafe(format!("BEGIN;\n{}\nCOMMIT;", script.sql));
             match backend {
                 Backend::Postgres => {
                     let mut c = sqlx::PgConnection::connect(&db.url).await?;
@@ -140,15 +186,15 @@ pub(crate) async fn apply(applier: Applier, db: &Fresh) -> Result<()> {
         }
         (Applier::Stowage, Backend::Postgres) => {
             let mut c = sqlx::PgConnection::connect(&db.url).await?;
-            DDL.run(&mut c).await?;
+            script.migrator.run(&mut c).await?;
         }
         (Applier::Stowage, Backend::MySql) => {
             let mut c = sqlx::MySqlConnection::connect(&db.url).await?;
-            DDL.run(&mut c).await?;
+            script.migrator.run(&mut c).await?;
         }
         (Applier::Stowage, Backend::Sqlite) => {
             let mut c = sqlx::SqliteConnection::connect(&db.url).await?;
-            DDL.run(&mut c).await?;
+            script.migrator.run(&mut c).await?;
         }
     }
     Ok(())
@@ -164,16 +210,30 @@ async fn commits(server: &str) -> Result<i64> {
     Ok(row.1.parse()?)
 }
 
-/// The Markdown table of the comparison on `backends`, `trials` rounds.
-pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
+/// The Markdown table of the comparison on `backends`, `trials` rounds,
+/// on the generated script or the one in `file`.
+pub(crate) async fn run(
+    backends: &[Backend],
+    trials: usize,
+    file: Option<&std::path::Path>,
+) -> Result<String> {
+    let what = match file {
+        Some(path) => format!("The script {}", path.display()),
+        None => "One schema script of 100 DDL statements (40 tables with foreign keys, 30 \
+                 indexes, 30 added columns)"
+            .to_owned(),
+    };
     let mut out = format!(
-        "One schema script of 100 DDL statements (40 tables with foreign keys, 30 indexes, 30 \
-         added columns), each applier on a fresh database, connecting included: median of {trials} \
+        "{what}, each applier on a fresh database, connecting included: median of {trials} \
          trials, and the median of the per-trial ratios to the database's own client. Commits: the \
          server's `Handler_commit` during the apply (MariaDB), median.\n\n\
          | backend | applier | apply | × client | commits |\n|---|---|---:|---:|---:|\n"
     );
     for &backend in backends {
+        let script = match file {
+            Some(path) => Script::file(path)?,
+            None => Script::generated(backend)?,
+        };
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); APPLIERS.len()];
         let mut counted: Vec<Vec<i64>> = vec![Vec::new(); APPLIERS.len()];
         for trial in 0..trials {
@@ -181,13 +241,16 @@ pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
             for k in 0..APPLIERS.len() {
                 let index = (k + trial) % APPLIERS.len();
                 let applier = APPLIERS[index];
+                if applier == Applier::Floor && !script.sent_whole() {
+                    continue;
+                }
                 let db = fresh(backend).await?;
                 let before = match backend {
                     Backend::MySql => Some(commits(&db.server).await?),
                     _ => None,
                 };
                 let started = Instant::now();
-                apply(applier, &db).await?;
+                apply_script(applier, &db, &script).await?;
                 let elapsed = started.elapsed();
                 if let Some(before) = before {
                     counted[index].push(commits(&db.server).await? - before);
@@ -202,6 +265,12 @@ pub(crate) async fn run(backends: &[Backend], trials: usize) -> Result<String> {
         }
         let client = times[0].clone();
         for (index, applier) in APPLIERS.iter().enumerate() {
+            if times[index].is_empty() {
+                // The floor, on a script only a client reads whole.
+                let name = applier.name(backend);
+                out.push_str(&format!("| {backend:?} | {name} | – | – | – |\n"));
+                continue;
+            }
             let ratio = median_ratio(&times[index], &client);
             let mut commits = counted[index].clone();
             commits.sort_unstable();

@@ -8,6 +8,7 @@
 //! scripts/bench suite [--trials N] [backends]    # whole suites, as users run them
 //!     [--migrations 10|100|500] [--tests 10|100] [--runner cargo-test|nextest]
 //! scripts/bench ddl [--trials N] [backends]      # one DDL-heavy script, against each client
+//!     [--script FILE]                            # a real project's script instead
 //! scripts/bench schema [--trials N] [backends]   # reading the schema, against each dump tool
 //!     [--folder PATH]                            # a real project's folder instead
 //! ```
@@ -81,6 +82,8 @@ struct Options {
     schema: bool,
     /// A migrations folder for `schema` instead of the DDL-heavy script.
     folder: Option<std::path::PathBuf>,
+    /// A schema script for `ddl` instead of the generated one.
+    script: Option<std::path::PathBuf>,
     /// Which of the suite benchmark's configurations to run (all by default).
     only: suite::Only,
 }
@@ -95,6 +98,7 @@ fn options() -> Result<Options> {
         ddl: false,
         schema: false,
         folder: None,
+        script: None,
         only: suite::Only::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -110,6 +114,9 @@ fn options() -> Result<Options> {
             "--migrations" | "--tests" | "--runner" => {
                 let value = args.next().ok_or(format!("{arg} needs a value"))?;
                 options.only.set(&arg, &value)?;
+            }
+            "--script" => {
+                options.script = Some(args.next().ok_or("--script needs a path")?.into());
             }
             "--folder" => {
                 options.folder = Some(args.next().ok_or("--folder needs a path")?.into());
@@ -421,7 +428,11 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     if options.ddl {
-        println!("{}", ddl::run(&options.backends, options.trials).await?);
+        let script = options.script.as_deref();
+        println!(
+            "{}",
+            ddl::run(&options.backends, options.trials, script).await?
+        );
         return Ok(());
     }
     if options.schema {

@@ -19,6 +19,18 @@ const TEMPLATE_WAIT: Duration = Duration::from_secs(600);
 /// spare too many in place.
 const TRIM_WAIT: Duration = Duration::from_secs(60);
 
+/// A maintenance connection, and the server it is to, which errors name.
+#[derive(Debug)]
+pub(super) struct Maint<C> {
+    pub(super) conn: C,
+    pub(super) server: String,
+}
+
+/// What a primitive returns: a future of its result, that may cross threads.
+pub(super) trait Fut<T>: Future<Output = Result<T, Error>> + Send {}
+
+impl<T, F: Future<Output = Result<T, Error>> + Send> Fut<T> for F {}
+
 /// What one kind of server does on a maintenance connection, for the flow
 /// of this module. Names passed in are stowage's own (`names.rs`).
 pub(super) trait Copying: Sync {
@@ -26,26 +38,28 @@ pub(super) trait Copying: Sync {
     type Conn: Connection;
 
     /// A maintenance connection to `server`.
-    fn maintenance(server: &str) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
+    fn maintenance(server: &str) -> impl Fut<Maint<Self::Conn>>;
+
+    /// Run `sql`; `what` says what could not be done if it fails.
+    fn execute(m: &mut Maint<Self::Conn>, sql: String, what: &str) -> impl Fut<()>;
 
     /// Create database `name`, empty.
-    fn create_database(
-        conn: &mut Self::Conn,
-        server: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn create_database(m: &mut Maint<Self::Conn>, name: &str) -> impl Fut<()> {
+        let sql = format!("CREATE DATABASE {name}");
+        Self::execute(m, sql, "cannot create a test database")
+    }
 
     /// [`TestServer::drop_database`].
-    fn drop_database(server: &str, name: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn drop_database(server: &str, name: &str) -> impl Fut<()>;
 
     /// [`TestServer::inventory`].
-    fn inventory(server: &str) -> impl Future<Output = Result<Vec<Entry>, Error>> + Send;
+    fn inventory(server: &str) -> impl Fut<Vec<Entry>>;
 
     /// [`TestServer::remove`].
-    fn remove(server: &str, entry: &Entry) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn remove(server: &str, entry: &Entry) -> impl Fut<bool>;
 
     /// [`TestServer::keep`].
-    fn keep(server: &str, name: &str) -> impl Future<Output = Result<String, Error>> + Send;
+    fn keep(server: &str, name: &str) -> impl Fut<String>;
 
     /// [`TestServer::reset_pays`].
     fn reset_pays(_copied: Option<Duration>) -> bool {
@@ -56,45 +70,21 @@ pub(super) trait Copying: Sync {
     /// or the session's end: at once or not at all (`wait` `None`), or
     /// waiting up to `wait` (PostgreSQL waits as long as it takes). Whether
     /// it is taken.
-    fn lock(
-        conn: &mut Self::Conn,
-        server: &str,
-        key: &str,
-        wait: Option<Duration>,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn lock(m: &mut Maint<Self::Conn>, key: &str, wait: Option<Duration>) -> impl Fut<bool>;
 
     /// Release the lock named `key`.
-    fn unlock(
-        conn: &mut Self::Conn,
-        server: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn unlock(m: &mut Maint<Self::Conn>, key: &str) -> impl Fut<()>;
 
     /// Whether template `name` is complete.
-    fn template_ready(
-        conn: &mut Self::Conn,
-        server: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn template_ready(m: &mut Maint<Self::Conn>, name: &str) -> impl Fut<bool>;
 
     /// Build template `name` from nothing (dropping what a crash left of
     /// it): create it, run `migrator` in it, and mark it complete.
-    fn build_template(
-        conn: &mut Self::Conn,
-        server: &str,
-        name: &str,
-        migrator: &Migrator,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn build_template(m: &mut Maint<Self::Conn>, name: &str, migrator: &Migrator) -> impl Fut<()>;
 
     /// Copy `template` into a new database `name`, marked a spare of
     /// `template` when `spare`, so that a marked spare is a complete one.
-    fn copy(
-        conn: &mut Self::Conn,
-        server: &str,
-        template: &str,
-        name: &str,
-        spare: bool,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn copy(m: &mut Maint<Self::Conn>, template: &str, name: &str, spare: bool) -> impl Fut<()>;
 
     /// The name of a new spare of `template`.
     fn spare_name(template: &str) -> String;
@@ -102,48 +92,26 @@ pub(super) trait Copying: Sync {
     /// Claim a spare of `template` for the test that would get database
     /// `name`: the name of the database it gets, or `None` when no spare is
     /// left.
-    fn claim(
-        conn: &mut Self::Conn,
-        server: &str,
-        template: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    fn claim(m: &mut Maint<Self::Conn>, template: &str, name: &str) -> impl Fut<Option<String>>;
 
     /// What a reset at the end needs to know, read as a test gets its
     /// database; `None`: no reset.
-    fn since(conn: &mut Self::Conn) -> impl Future<Output = Option<String>> + Send;
+    fn since(m: &mut Maint<Self::Conn>) -> impl Future<Output = Option<String>> + Send;
 
     /// How many spares of `template` are ready.
-    fn ready(
-        conn: &mut Self::Conn,
-        server: &str,
-        template: &str,
-    ) -> impl Future<Output = Result<usize, Error>> + Send;
+    fn ready(m: &mut Maint<Self::Conn>, template: &str) -> impl Fut<usize>;
 
     /// Drop `spare` of `template`, unless a test has claimed it meanwhile.
-    fn drop_spare(
-        conn: &mut Self::Conn,
-        server: &str,
-        template: &str,
-        spare: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn drop_spare(m: &mut Maint<Self::Conn>, template: &str, spare: &str) -> impl Fut<()>;
 
     /// End the finished test's sessions on database `name` and wait until
     /// they are gone; `false` when they are still there after a while.
-    fn ended(
-        conn: &mut Self::Conn,
-        server: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn ended(m: &mut Maint<Self::Conn>, name: &str) -> impl Fut<bool>;
 
     /// Reset finished database `db`, its sessions gone, to its template's
     /// state and mark it a spare: its name as a spare, or `None`, nothing
     /// changed, when it cannot be reset (then the caller drops it).
-    fn reset(
-        conn: &mut Self::Conn,
-        server: &str,
-        db: &Finished,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    fn reset(m: &mut Maint<Self::Conn>, db: &Finished) -> impl Fut<Option<String>>;
 }
 
 /// Every server that copies a template makes and removes its test
@@ -165,9 +133,9 @@ impl<P: Copying + Send + 'static> TestServer for P {
 
     fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut conn = P::maintenance(&db.server).await?;
+            let mut m = P::maintenance(&db.server).await?;
             db.created = true;
-            P::create_database(&mut conn, &db.server, &db.name).await
+            P::create_database(&mut m, &db.name).await
         })
     }
 
@@ -203,11 +171,11 @@ impl<P: Copying + Send + 'static> TestServer for P {
         name: &'a str,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let mut conn = P::maintenance(server).await?;
-            if !P::template_ready(&mut conn, server, template).await? {
+            let mut m = P::maintenance(server).await?;
+            if !P::template_ready(&mut m, template).await? {
                 return Ok(false);
             }
-            P::copy(&mut conn, server, template, name, false).await?;
+            P::copy(&mut m, template, name, false).await?;
             Ok(true)
         })
     }
@@ -246,101 +214,97 @@ async fn create<P: Copying>(
 ) -> Result<Option<Duration>, Error> {
     // One maintenance connection makes sure of the template, then claims a
     // spare copy or makes one.
-    let server = db.server.clone();
-    let mut conn = P::maintenance(&server).await?;
-    ensure_template::<P>(&mut conn, &server, template, migrator).await?;
+    let mut m = P::maintenance(&db.server).await?;
+    ensure_template::<P>(&mut m, template, migrator).await?;
     db.created = true;
     let claimed = match claim {
-        true => P::claim(&mut conn, &server, template, &db.name).await?,
+        true => P::claim(&mut m, template, &db.name).await?,
         false => None,
     };
     let copied = match claimed {
         Some(name) => {
-            db.url = with_database(&server, &name);
+            db.url = with_database(&m.server, &name);
             db.name = name;
             None
         }
         None => {
             let started = Instant::now();
-            P::copy(&mut conn, &server, template, &db.name, false).await?;
+            P::copy(&mut m, template, &db.name, false).await?;
             Some(started.elapsed())
         }
     };
     // Without it the database is dropped at the end, not reset.
-    db.since = P::since(&mut conn).await;
+    db.since = P::since(&mut m).await;
     Ok(copied)
 }
 
 /// Build the template once, under a lock, unless it is ready.
 async fn ensure_template<P: Copying>(
-    conn: &mut P::Conn,
-    server: &str,
+    m: &mut Maint<P::Conn>,
     name: &str,
     migrator: &Migrator,
 ) -> Result<(), Error> {
-    if P::template_ready(conn, server, name).await? {
+    if P::template_ready(m, name).await? {
         return Ok(());
     }
     // One process builds it; the others wait on the lock, then find it ready.
     let key = format!("stowage-template:{name}");
-    if !P::lock(conn, server, &key, Some(TEMPLATE_WAIT)).await? {
+    if !P::lock(m, &key, Some(TEMPLATE_WAIT)).await? {
         return Err(Error::LockTimeout {
             waited: TEMPLATE_WAIT,
             holder: None,
         });
     }
     let result = async {
-        if P::template_ready(conn, server, name).await? {
+        if P::template_ready(m, name).await? {
             return Ok(());
         }
-        P::build_template(conn, server, name, migrator).await
+        P::build_template(m, name, migrator).await
     }
     .await;
-    let _ = P::unlock(conn, server, &key).await;
+    let _ = P::unlock(m, &key).await;
     result
 }
 
 /// [`TestServer::make_spare`] on `P`.
 async fn make_spare<P: Copying>(server: &str, template: &str, wanted: usize) -> Result<(), Error> {
-    let mut conn = P::maintenance(server).await?;
+    let mut m = P::maintenance(server).await?;
     // A slot lock per spare being made bounds them to `wanted`; closing the
     // connection releases it.
     let mut taken = false;
     for slot in 0..wanted {
         let key = format!("stowage-spare:{template}:{slot}");
-        if P::lock(&mut conn, server, &key, None).await? {
+        if P::lock(&mut m, &key, None).await? {
             taken = true;
             break;
         }
     }
-    if !taken || P::ready(&mut conn, server, template).await? >= wanted {
+    if !taken || P::ready(&mut m, template).await? >= wanted {
         return Ok(());
     }
     let spare = P::spare_name(template);
-    P::copy(&mut conn, server, template, &spare, true).await?;
-    trim::<P>(&mut conn, server, template, &spare, wanted).await?;
-    conn.close()
+    P::copy(&mut m, template, &spare, true).await?;
+    trim::<P>(&mut m, template, &spare, wanted).await?;
+    m.conn
+        .close()
         .await
         .map_err(test_error("cannot disconnect", server))
 }
 
 /// [`TestServer::recycle`] on `P`.
 async fn recycle<P: Copying>(db: &Finished, wanted: usize) -> Result<bool, Error> {
-    let server = db.server.as_str();
     if !plain_name(&db.name) || !plain_name(&db.template) {
         return Ok(false);
     }
-    let mut conn = P::maintenance(server).await?;
-    if P::ready(&mut conn, server, &db.template).await? >= wanted
-        || !P::ended(&mut conn, server, &db.name).await?
-    {
+    let mut m = P::maintenance(&db.server).await?;
+    if P::ready(&mut m, &db.template).await? >= wanted || !P::ended(&mut m, &db.name).await? {
         return Ok(false);
     }
-    let Some(spare) = P::reset(&mut conn, server, db).await? else {
+    let Some(spare) = P::reset(&mut m, db).await? else {
         return Ok(false);
     };
-    trim::<P>(&mut conn, server, &db.template, &spare, wanted).await?;
-    let _ = conn.close().await;
+    trim::<P>(&mut m, &db.template, &spare, wanted).await?;
+    let _ = m.conn.close().await;
     Ok(true)
 }
 
@@ -350,19 +314,18 @@ async fn recycle<P: Copying>(db: &Finished, wanted: usize) -> Result<bool, Error
 /// lock, no more than `wanted` stay. One a test has claimed meanwhile
 /// stays.
 async fn trim<P: Copying>(
-    conn: &mut P::Conn,
-    server: &str,
+    m: &mut Maint<P::Conn>,
     template: &str,
     spare: &str,
     wanted: usize,
 ) -> Result<(), Error> {
     // Held until unlocked or the session ends (an error closes it).
     let key = format!("stowage-trim:{template}");
-    if !P::lock(conn, server, &key, Some(TRIM_WAIT)).await? {
+    if !P::lock(m, &key, Some(TRIM_WAIT)).await? {
         return Ok(());
     }
-    if P::ready(conn, server, template).await? > wanted {
-        P::drop_spare(conn, server, template, spare).await?;
+    if P::ready(m, template).await? > wanted {
+        P::drop_spare(m, template, spare).await?;
     }
-    P::unlock(conn, server, &key).await
+    P::unlock(m, &key).await
 }

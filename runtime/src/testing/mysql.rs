@@ -3,7 +3,7 @@
 //! claimed by dropping the table that marks them, the claimer recorded in
 //! `stowage_claims.owners`.
 
-use super::flow::Copying;
+use super::flow::{Copying, Maint};
 use super::names::{
     KEPT, PREFIX, TEMPLATE, new_name, now_secs, plain_name, project, template_hash, with_database,
 };
@@ -124,92 +124,67 @@ impl Copying for MySql {
         super::spares::reset_pays(copied)
     }
 
-    async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-        crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
+    async fn maintenance(server: &str) -> Result<M, Error> {
+        let conn = maintenance(server).await?;
+        Ok(Maint {
+            conn,
+            server: server.to_owned(),
+        })
     }
 
-    async fn create_database(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        name: &str,
-    ) -> Result<(), Error> {
-        let sql = format!("CREATE DATABASE {name}");
-        run!(conn, sql, "cannot create a test database", server)
+    async fn execute(m: &mut M, sql: String, what: &str) -> Result<(), Error> {
+        run!(&mut m.conn, sql, what, &m.server)
     }
 
-    async fn lock(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        key: &str,
-        wait: Option<Duration>,
-    ) -> Result<bool, Error> {
+    async fn lock(m: &mut M, key: &str, wait: Option<Duration>) -> Result<bool, Error> {
         let wait = wait.map_or(0, |wait| wait.as_secs());
         let lock: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
             .bind(key)
             .bind(wait)
-            .fetch_one(conn)
+            .fetch_one(&mut m.conn)
             .await
-            .map_err(test_error("cannot lock", server))?;
+            .map_err(test_error("cannot lock", &m.server))?;
         Ok(lock == Some(1))
     }
 
-    async fn unlock(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        key: &str,
-    ) -> Result<(), Error> {
+    async fn unlock(m: &mut M, key: &str) -> Result<(), Error> {
         sqlx::query("DO RELEASE_LOCK(?)")
             .bind(key)
-            .execute(conn)
+            .execute(&mut m.conn)
             .await
             .map(drop)
-            .map_err(test_error("cannot unlock", server))
+            .map_err(test_error("cannot unlock", &m.server))
     }
 
-    async fn template_ready(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        name: &str,
-    ) -> Result<bool, Error> {
+    async fn template_ready(m: &mut M, name: &str) -> Result<bool, Error> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
         )
         .bind(name)
         .bind(TEMPLATE_READY)
-        .fetch_one(conn)
+        .fetch_one(&mut m.conn)
         .await
-        .map_err(test_error("cannot look for the template", server))?;
+        .map_err(test_error("cannot look for the template", &m.server))?;
         Ok(count == 1)
     }
 
-    async fn build_template(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        name: &str,
-        migrator: &Migrator,
-    ) -> Result<(), Error> {
+    async fn build_template(m: &mut M, name: &str, migrator: &Migrator) -> Result<(), Error> {
         let sql = format!("DROP DATABASE IF EXISTS {name}");
-        run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
+        Self::execute(m, sql, "cannot drop a half-built template").await?;
         let sql = format!("CREATE DATABASE {name}");
-        run!(&mut *conn, sql, "cannot create the template schema", server)?;
-        let url = with_database(server, name);
+        Self::execute(m, sql, "cannot create the template schema").await?;
+        let url = with_database(&m.server, name);
         let mut template = sqlx::MySqlConnection::connect(&url)
             .await
-            .map_err(test_error("cannot connect to the template", server))?;
+            .map_err(test_error("cannot connect to the template", &m.server))?;
         migrator.run(&mut template).await?;
         let sql = format!("CREATE TABLE {TEMPLATE_READY} (ready INT)");
-        run!(&mut template, sql, "cannot mark the template", server)
+        run!(&mut template, sql, "cannot mark the template", &m.server)
     }
 
-    async fn copy(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        template: &str,
-        name: &str,
-        spare: bool,
-    ) -> Result<(), Error> {
+    async fn copy(m: &mut M, template: &str, name: &str, spare: bool) -> Result<(), Error> {
         let mark = spare.then(|| spare_mark(template));
-        copy(conn, server, template, name, mark.as_deref()).await
+        copy(&mut m.conn, &m.server, template, name, mark.as_deref()).await
     }
 
     /// A spare's mark says it is one.
@@ -217,75 +192,60 @@ impl Copying for MySql {
         new_name()
     }
 
-    async fn claim(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        template: &str,
-        _name: &str,
-    ) -> Result<Option<String>, Error> {
-        claim_spare(conn, server, template).await
+    async fn claim(m: &mut M, template: &str, _name: &str) -> Result<Option<String>, Error> {
+        claim_spare(&mut m.conn, &m.server, template).await
     }
 
     /// A reset compares the schema with its template's.
-    async fn since(_conn: &mut sqlx::MySqlConnection) -> Option<String> {
+    async fn since(_m: &mut M) -> Option<String> {
         None
     }
 
-    async fn ready(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        template: &str,
-    ) -> Result<usize, Error> {
+    async fn ready(m: &mut M, template: &str) -> Result<usize, Error> {
         let ready: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
         )
         .bind(spare_mark(template))
         .bind(ours())
-        .fetch_one(conn)
+        .fetch_one(&mut m.conn)
         .await
-        .map_err(test_error("cannot count spare copies", server))?;
+        .map_err(test_error("cannot count spare copies", &m.server))?;
         Ok(usize::try_from(ready).unwrap_or(usize::MAX))
     }
 
     /// It is taken first, as a test claims one.
-    async fn drop_spare(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        template: &str,
-        spare: &str,
-    ) -> Result<(), Error> {
-        if take(conn, server, spare, &spare_mark(template)).await? {
+    async fn drop_spare(m: &mut M, template: &str, spare: &str) -> Result<(), Error> {
+        if take(&mut m.conn, &m.server, spare, &spare_mark(template)).await? {
             let sql = format!("DROP DATABASE IF EXISTS `{spare}`");
-            run!(&mut *conn, sql, "cannot drop a spare copy too many", server)?;
-            forget_owner(conn, spare).await;
+            Self::execute(m, sql, "cannot drop a spare copy too many").await?;
+            forget_owner(&mut m.conn, spare).await;
         }
         Ok(())
     }
 
-    async fn ended(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        name: &str,
-    ) -> Result<bool, Error> {
-        reuse_mysql::ended(conn, name).await.map_err(test_error(
-            "cannot reset a test database: ending its sessions",
-            server,
-        ))
+    async fn ended(m: &mut M, name: &str) -> Result<bool, Error> {
+        reuse_mysql::ended(&mut m.conn, name)
+            .await
+            .map_err(test_error(
+                "cannot reset a test database: ending its sessions",
+                &m.server,
+            ))
     }
 
-    async fn reset(
-        conn: &mut sqlx::MySqlConnection,
-        server: &str,
-        db: &Finished,
-    ) -> Result<Option<String>, Error> {
+    async fn reset(m: &mut M, db: &Finished) -> Result<Option<String>, Error> {
         let mark = spare_mark(&db.template);
+        let (conn, server) = (&mut m.conn, m.server.as_str());
         let reset = reuse_mysql::reset(conn, server, &db.name, &db.template, &mark).await?;
         Ok(reset.then(|| db.name.clone()))
     }
 }
 
+/// A maintenance connection, as the flow holds it.
+type M = Maint<sqlx::MySqlConnection>;
+
+/// A maintenance connection to `server`.
 async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-    <MySql as Copying>::maintenance(server).await
+    crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
 }
 
 /// The table whose presence says a template is complete.

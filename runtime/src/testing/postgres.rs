@@ -1,7 +1,7 @@
 //! PostgreSQL test databases: a template database per migration set,
 //! `CREATE DATABASE … TEMPLATE` per test; spares claimed by renaming them.
 
-use super::flow::Copying;
+use super::flow::{Copying, Maint};
 use super::names::{
     KEPT, PREFIX, TEMPLATE, kept_name, new_name, plain_name, project, template_hash, with_database,
 };
@@ -141,95 +141,71 @@ impl Copying for Postgres {
         Ok(kept)
     }
 
-    async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
-        crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
+    async fn maintenance(server: &str) -> Result<M, Error> {
+        let conn = maintenance(server).await?;
+        Ok(Maint {
+            conn,
+            server: server.to_owned(),
+        })
     }
 
-    async fn create_database(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        name: &str,
-    ) -> Result<(), Error> {
-        let sql = format!("CREATE DATABASE {name}");
-        run!(conn, sql, "cannot create a test database", server)
+    async fn execute(m: &mut M, sql: String, what: &str) -> Result<(), Error> {
+        run!(&mut m.conn, sql, what, &m.server)
     }
 
-    async fn lock(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        key: &str,
-        wait: Option<Duration>,
-    ) -> Result<bool, Error> {
+    async fn lock(m: &mut M, key: &str, wait: Option<Duration>) -> Result<bool, Error> {
         let sql = match wait {
             None => "SELECT pg_try_advisory_lock(hashtext($1))",
             Some(_) => "SELECT true FROM pg_advisory_lock(hashtext($1))",
         };
         sqlx::query_scalar(sql)
             .bind(key)
-            .fetch_one(conn)
+            .fetch_one(&mut m.conn)
             .await
-            .map_err(test_error("cannot lock", server))
+            .map_err(test_error("cannot lock", &m.server))
     }
 
-    async fn unlock(conn: &mut sqlx::PgConnection, server: &str, key: &str) -> Result<(), Error> {
+    async fn unlock(m: &mut M, key: &str) -> Result<(), Error> {
         sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
             .bind(key)
-            .execute(conn)
+            .execute(&mut m.conn)
             .await
             .map(drop)
-            .map_err(test_error("cannot unlock", server))
+            .map_err(test_error("cannot unlock", &m.server))
     }
 
-    async fn template_ready(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        name: &str,
-    ) -> Result<bool, Error> {
+    async fn template_ready(m: &mut M, name: &str) -> Result<bool, Error> {
         // Ready once marked, and described for resets (else built before they were).
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
              AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'",
         )
         .bind(name)
-        .fetch_one(conn)
+        .fetch_one(&mut m.conn)
         .await
-        .map_err(test_error("cannot look for the template", server))?;
+        .map_err(test_error("cannot look for the template", &m.server))?;
         Ok(count == 1)
     }
 
-    async fn build_template(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        name: &str,
-        migrator: &Migrator,
-    ) -> Result<(), Error> {
+    async fn build_template(m: &mut M, name: &str, migrator: &Migrator) -> Result<(), Error> {
         // A template left half-built by a crash, or built before resets
         // were, is rebuilt.
         let marked: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate",
         )
         .bind(name)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut m.conn)
         .await
-        .map_err(test_error("cannot look for the template", server))?;
+        .map_err(test_error("cannot look for the template", &m.server))?;
         if marked == 1 {
             let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
-            run!(
-                &mut *conn,
-                sql,
-                "cannot unmark an outdated template",
-                server
-            )?;
+            Self::execute(m, sql, "cannot unmark an outdated template").await?;
         }
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        run!(&mut *conn, sql, "cannot drop a half-built template", server)?;
+        Self::execute(m, sql, "cannot drop a half-built template").await?;
         let sql = format!("CREATE DATABASE {name}");
-        run!(
-            &mut *conn,
-            sql,
-            "cannot create the template database",
-            server
-        )?;
+        Self::execute(m, sql, "cannot create the template database").await?;
+        let server = m.server.as_str();
         let url = with_database(server, name);
         let mut template = sqlx::PgConnection::connect(&url)
             .await
@@ -249,90 +225,71 @@ impl Copying for Postgres {
             "COMMENT ON DATABASE {name} IS {}",
             reuse::literal(&pristine)
         );
-        run!(&mut *conn, sql, "cannot describe the template", server)?;
+        Self::execute(m, sql, "cannot describe the template").await?;
         // No one may connect to it from now on, so copies never find it busy.
         let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
-        run!(&mut *conn, sql, "cannot mark the template", server)
+        Self::execute(m, sql, "cannot mark the template").await
     }
 
     /// A spare's name says it is one.
-    async fn copy(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        template: &str,
-        name: &str,
-        _spare: bool,
-    ) -> Result<(), Error> {
-        copy(conn, server, template, name).await
+    async fn copy(m: &mut M, template: &str, name: &str, _spare: bool) -> Result<(), Error> {
+        copy(&mut m.conn, &m.server, template, name).await
     }
 
     fn spare_name(template: &str) -> String {
         format!("{}{}", new_name(), spare_suffix(template))
     }
 
-    async fn claim(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        template: &str,
-        name: &str,
-    ) -> Result<Option<String>, Error> {
-        Ok(claim_spare(conn, server, template, name)
+    async fn claim(m: &mut M, template: &str, name: &str) -> Result<Option<String>, Error> {
+        Ok(claim_spare(&mut m.conn, &m.server, template, name)
             .await?
             .then(|| name.to_owned()))
     }
 
-    async fn since(conn: &mut sqlx::PgConnection) -> Option<String> {
-        reuse::horizon(conn).await.ok()
+    async fn since(m: &mut M) -> Option<String> {
+        reuse::horizon(&mut m.conn).await.ok()
     }
 
-    async fn ready(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        template: &str,
-    ) -> Result<usize, Error> {
+    async fn ready(m: &mut M, template: &str) -> Result<usize, Error> {
         let ready: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
                 .bind(spare_pattern(template))
-                .fetch_one(conn)
+                .fetch_one(&mut m.conn)
                 .await
-                .map_err(test_error("cannot count spare copies", server))?;
+                .map_err(test_error("cannot count spare copies", &m.server))?;
         Ok(usize::try_from(ready).unwrap_or(usize::MAX))
     }
 
     /// One a test has claimed has another name by now.
-    async fn drop_spare(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        _template: &str,
-        spare: &str,
-    ) -> Result<(), Error> {
+    async fn drop_spare(m: &mut M, _template: &str, spare: &str) -> Result<(), Error> {
         if !plain_name(spare) {
             return Ok(());
         }
         let sql = format!("DROP DATABASE IF EXISTS {spare}");
-        run!(conn, sql, "cannot drop a spare copy too many", server)
+        Self::execute(m, sql, "cannot drop a spare copy too many").await
     }
 
-    async fn ended(conn: &mut sqlx::PgConnection, server: &str, name: &str) -> Result<bool, Error> {
-        reuse::ended(conn, server, name).await
+    async fn ended(m: &mut M, name: &str) -> Result<bool, Error> {
+        reuse::ended(&mut m.conn, &m.server, name).await
     }
 
-    async fn reset(
-        conn: &mut sqlx::PgConnection,
-        server: &str,
-        db: &Finished,
-    ) -> Result<Option<String>, Error> {
+    async fn reset(m: &mut M, db: &Finished) -> Result<Option<String>, Error> {
         let Some(since) = db.since.as_deref() else {
             return Ok(None);
         };
         let spare = Self::spare_name(&db.template);
+        let (conn, server) = (&mut m.conn, m.server.as_str());
         let reset = reuse::reset_into(conn, server, &db.name, &db.template, since, &spare).await?;
         Ok(reset.then_some(spare))
     }
 }
 
+/// A maintenance connection, as the flow holds it.
+type M = Maint<sqlx::PgConnection>;
+
+/// A maintenance connection to `server`.
 async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
-    <Postgres as Copying>::maintenance(server).await
+    crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
 }
 
 /// Copy the template into a new database `name`.
