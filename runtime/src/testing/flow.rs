@@ -26,6 +26,18 @@ pub(super) struct Maint<C> {
     pub(super) server: String,
 }
 
+impl<C> Maint<C> {
+    /// A maintenance connection to `server`, of backend `DB`.
+    pub(super) async fn open<DB>(server: &str) -> Result<Self, Error>
+    where
+        DB: crate::connect::Backend<Connection = C>,
+    {
+        let conn = crate::connect::connect_one::<DB>(server, Duration::from_secs(10)).await?;
+        let server = server.to_owned();
+        Ok(Maint { conn, server })
+    }
+}
+
 /// What a primitive returns: a future of its result, that may cross threads.
 pub(super) trait Fut<T>: Future<Output = Result<T, Error>> + Send {}
 

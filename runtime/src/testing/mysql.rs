@@ -125,11 +125,7 @@ impl Copying for MySql {
     }
 
     async fn maintenance(server: &str) -> Result<M, Error> {
-        let conn = maintenance(server).await?;
-        Ok(Maint {
-            conn,
-            server: server.to_owned(),
-        })
+        M::open::<sqlx::MySql>(server).await
     }
 
     async fn execute(m: &mut M, sql: String, what: &str) -> Result<(), Error> {
@@ -245,7 +241,7 @@ type M = Maint<sqlx::MySqlConnection>;
 
 /// A maintenance connection to `server`.
 async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-    crate::connect::connect_one::<sqlx::MySql>(server, Duration::from_secs(10)).await
+    Ok(M::open::<sqlx::MySql>(server).await?.conn)
 }
 
 /// The table whose presence says a template is complete.

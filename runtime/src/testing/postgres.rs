@@ -142,11 +142,7 @@ impl Copying for Postgres {
     }
 
     async fn maintenance(server: &str) -> Result<M, Error> {
-        let conn = maintenance(server).await?;
-        Ok(Maint {
-            conn,
-            server: server.to_owned(),
-        })
+        M::open::<sqlx::Postgres>(server).await
     }
 
     async fn execute(m: &mut M, sql: String, what: &str) -> Result<(), Error> {
@@ -289,7 +285,7 @@ type M = Maint<sqlx::PgConnection>;
 
 /// A maintenance connection to `server`.
 async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
-    crate::connect::connect_one::<sqlx::Postgres>(server, Duration::from_secs(10)).await
+    Ok(M::open::<sqlx::Postgres>(server).await?.conn)
 }
 
 /// Copy the template into a new database `name`.
