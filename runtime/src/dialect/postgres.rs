@@ -101,13 +101,11 @@ const LEASE: LeaseSql = LeaseSql {
 const VOCABULARY: Vocabulary = Vocabulary {
     dialect: Dialect::Postgres,
     syntax: Syntax {
-        backslash_escapes: false,
-        hash_comments: false,
         dollar_quotes: true,
-        dash_comment_needs_space: false,
         escape_strings: true,
         nested_comments: true,
         escapes_after: Some(|words| conforming_strings(words).map(|conforming| !conforming)),
+        ..Syntax::STANDARD
     },
     quote: '"',
     // `decode('…', 'hex')`: no backslash, so that the literal means the

@@ -55,15 +55,7 @@ impl ForeignKeys {
 /// SQLite's words.
 const VOCABULARY: Vocabulary = Vocabulary {
     dialect: Dialect::Sqlite,
-    syntax: Syntax {
-        backslash_escapes: false,
-        hash_comments: false,
-        dollar_quotes: false,
-        dash_comment_needs_space: false,
-        escape_strings: false,
-        nested_comments: false,
-        escapes_after: None,
-    },
+    syntax: Syntax::STANDARD,
     quote: '"',
     bytes: ["X'", "'"],
     text: ["CAST(", " AS TEXT)"],

@@ -34,6 +34,20 @@ pub(crate) struct Syntax {
     pub(crate) escapes_after: Option<EscapesAfter>,
 }
 
+impl Syntax {
+    /// Standard SQL's lexing, as SQLite's: each dialect says where it
+    /// differs.
+    pub(crate) const STANDARD: Syntax = Syntax {
+        backslash_escapes: false,
+        hash_comments: false,
+        dollar_quotes: false,
+        dash_comment_needs_space: false,
+        escape_strings: false,
+        nested_comments: false,
+        escapes_after: None,
+    };
+}
+
 /// See [`Syntax::escapes_after`].
 pub(crate) type EscapesAfter = fn(&[String]) -> Option<bool>;
 

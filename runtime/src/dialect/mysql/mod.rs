@@ -117,11 +117,8 @@ const VOCABULARY: Vocabulary = Vocabulary {
     syntax: Syntax {
         backslash_escapes: true,
         hash_comments: true,
-        dollar_quotes: false,
         dash_comment_needs_space: true,
-        escape_strings: false,
-        nested_comments: false,
-        escapes_after: None,
+        ..Syntax::STANDARD
     },
     quote: '`',
     bytes: ["X'", "'"],
