@@ -134,3 +134,37 @@ fn every_source_folder_is_on_the_map() {
         "ARCHITECTURE.md's code map leaves out: {unmapped:?}"
     );
 }
+
+/// Every source file of the runtime, the folders below included.
+fn runtime_sources(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            runtime_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// A file read in one sitting: none of the runtime's is over 600 lines.
+#[test]
+fn no_runtime_file_is_over_six_hundred_lines() {
+    let mut files = Vec::new();
+    runtime_sources(&root().join("runtime/src"), &mut files);
+    assert!(
+        files.len() > 50,
+        "the runtime's files were not found: {files:?}"
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path)
+                .expect("a source file")
+                .lines()
+                .count();
+            (lines > 600).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
+}

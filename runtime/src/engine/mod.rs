@@ -6,6 +6,7 @@
 
 pub(crate) mod callbacks;
 pub(crate) mod connection;
+pub(crate) mod entry;
 pub(crate) mod history;
 pub(crate) mod lease;
 pub(crate) mod lock;
