@@ -112,27 +112,12 @@ const VOCABULARY: Vocabulary = Vocabulary {
     // same under `standard_conforming_strings = off`.
     bytes: ["decode('", "', 'hex')"],
     text: ["convert_from(", ", 'UTF8')"],
-    history_types: HistoryTypes {
-        integer: "BIGINT",
-        bytes: "BYTEA",
-        state: "TEXT",
-        applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
-        options: "",
-        long_text: "TEXT",
-    },
+    history_types: HistoryTypes::STANDARD,
     create_schema: Some("CREATE SCHEMA IF NOT EXISTS"),
     applied_at_as_text: "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
     cast_types: ["BIGINT", "TEXT"],
-    undefined_table: ErrorSign {
-        codes: &["42P01"],
-        starts: None,
-        contains: &[],
-    },
-    undefined_column: ErrorSign {
-        codes: &["42703"],
-        starts: None,
-        contains: &[],
-    },
+    undefined_table: ErrorSign::codes(&["42P01"]),
+    undefined_column: ErrorSign::codes(&["42703"]),
 };
 
 impl SqlDialect for Postgres {

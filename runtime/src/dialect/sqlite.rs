@@ -62,25 +62,15 @@ const VOCABULARY: Vocabulary = Vocabulary {
     history_types: HistoryTypes {
         integer: "INTEGER",
         bytes: "BLOB",
-        state: "TEXT",
         applied_at: "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))",
-        options: "",
-        long_text: "TEXT",
+        ..HistoryTypes::STANDARD
     },
     // A schema is an attached database, which the application attaches.
     create_schema: None,
     applied_at_as_text: "applied_at",
     cast_types: ["BIGINT", "TEXT"],
-    undefined_table: ErrorSign {
-        codes: &[],
-        starts: Some("no such table"),
-        contains: &[],
-    },
-    undefined_column: ErrorSign {
-        codes: &[],
-        starts: Some("no such column"),
-        contains: &[],
-    },
+    undefined_table: ErrorSign::starts("no such table"),
+    undefined_column: ErrorSign::starts("no such column"),
 };
 
 impl SqlDialect for Sqlite {

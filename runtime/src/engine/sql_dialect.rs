@@ -228,6 +228,24 @@ pub(crate) struct ErrorSign {
 }
 
 impl ErrorSign {
+    /// Said by one of these codes.
+    pub(crate) const fn codes(codes: &'static [&'static str]) -> ErrorSign {
+        ErrorSign {
+            codes,
+            starts: None,
+            contains: &[],
+        }
+    }
+
+    /// Said by a message that starts with `start`.
+    pub(crate) const fn starts(start: &'static str) -> ErrorSign {
+        ErrorSign {
+            codes: &[],
+            starts: Some(start),
+            contains: &[],
+        }
+    }
+
     /// Whether `error` is of this kind.
     pub(crate) fn says(&self, error: &sqlx::Error) -> bool {
         error.as_database_error().is_some_and(|db| {
@@ -255,6 +273,19 @@ pub(crate) struct HistoryTypes {
     pub(crate) options: &'static str,
     /// Text of any length (a migration's stored down SQL).
     pub(crate) long_text: &'static str,
+}
+
+impl HistoryTypes {
+    /// Standard SQL's names, as PostgreSQL's: each dialect says where it
+    /// differs.
+    pub(crate) const STANDARD: HistoryTypes = HistoryTypes {
+        integer: "BIGINT",
+        bytes: "BYTEA",
+        state: "TEXT",
+        applied_at: "TIMESTAMPTZ NOT NULL DEFAULT now()",
+        options: "",
+        long_text: "TEXT",
+    };
 }
 
 /// The hex digits of `bytes`.

@@ -440,27 +440,26 @@ fn objects(
 mod tests {
     use super::*;
 
-    fn object(kind: ObjectKind, name: &str, definition: &str) -> SchemaObject {
-        SchemaObject {
+    /// A SQLite schema of `(kind, name, definition)`s.
+    fn sqlite(objects: &[(ObjectKind, &str, &str)]) -> Schema {
+        let objects = objects.iter().map(|&(kind, name, definition)| SchemaObject {
             kind,
             name: name.to_owned(),
             definition: definition.to_owned(),
-        }
+        });
+        Schema::new(Dialect::Sqlite, objects.collect())
     }
 
     #[test]
     fn views_come_after_the_views_they_read() {
-        let schema = Schema::new(
-            Dialect::Sqlite,
-            vec![
-                object(ObjectKind::View, "a", "CREATE VIEW a AS SELECT * FROM b_c"),
-                object(ObjectKind::View, "b_c", "CREATE VIEW b_c AS SELECT * FROM t"),
-                object(ObjectKind::Table, "t", "CREATE TABLE t (a_b int)"),
-                object(ObjectKind::View, "b", "CREATE VIEW b AS SELECT a FROM t"),
-                object(ObjectKind::MaterializedView, "m", "CREATE MATERIALIZED VIEW m AS SELECT * FROM b"),
-                object(ObjectKind::View, "a_m", "CREATE VIEW a_m AS SELECT * FROM m"),
-            ],
-        );
+        let schema = sqlite(&[
+            (ObjectKind::View, "a", "CREATE VIEW a AS SELECT * FROM b_c"),
+            (ObjectKind::View, "b_c", "CREATE VIEW b_c AS SELECT * FROM t"),
+            (ObjectKind::Table, "t", "CREATE TABLE t (a_b int)"),
+            (ObjectKind::View, "b", "CREATE VIEW b AS SELECT a FROM t"),
+            (ObjectKind::MaterializedView, "m", "CREATE MATERIALIZED VIEW m AS SELECT * FROM b"),
+            (ObjectKind::View, "a_m", "CREATE VIEW a_m AS SELECT * FROM m"),
+        ]);
         let order: Vec<&str> = dependency_order(schema.objects())
             .iter()
             .map(|o| o.name.as_str())
@@ -470,20 +469,14 @@ mod tests {
 
     #[test]
     fn diff_names_what_is_missing_unexpected_and_changed() {
-        let expected = Schema::new(
-            Dialect::Sqlite,
-            vec![
-                object(ObjectKind::Table, "t", "CREATE TABLE t (a int)"),
-                object(ObjectKind::Index, "i", "CREATE INDEX i ON t (a)"),
-            ],
-        );
-        let actual = Schema::new(
-            Dialect::Sqlite,
-            vec![
-                object(ObjectKind::Table, "t", "CREATE TABLE t (a text)"),
-                object(ObjectKind::View, "v", "CREATE VIEW v AS SELECT 1"),
-            ],
-        );
+        let expected = sqlite(&[
+            (ObjectKind::Table, "t", "CREATE TABLE t (a int)"),
+            (ObjectKind::Index, "i", "CREATE INDEX i ON t (a)"),
+        ]);
+        let actual = sqlite(&[
+            (ObjectKind::Table, "t", "CREATE TABLE t (a text)"),
+            (ObjectKind::View, "v", "CREATE VIEW v AS SELECT 1"),
+        ]);
         let said: Vec<String> = actual.diff(&expected).iter().map(|d| d.to_string()).collect();
         assert_eq!(
             said,

@@ -7,7 +7,7 @@
 
 use super::TestDb;
 use super::names::{plain_name, with_database};
-use super::server::{Entry, Finished, TestServer, test_error};
+use super::server::{Entry, Finished, TestServer, Wanted, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::Connection;
@@ -136,11 +136,9 @@ impl<P: Copying + Send + 'static> TestServer for P {
     fn create<'a>(
         &'a self,
         db: &'a mut TestDb,
-        template: &'a str,
-        migrator: &'a Migrator,
-        claim: bool,
+        wanted: Wanted<'a>,
     ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
-        Box::pin(create::<P>(db, template, migrator, claim))
+        Box::pin(create::<P>(db, wanted))
     }
 
     fn create_empty<'a>(&'a self, db: &'a mut TestDb) -> BoxFuture<'a, Result<(), Error>> {
@@ -220,10 +218,13 @@ impl<P: Copying + Send + 'static> TestServer for P {
 /// [`TestServer::create`] on `P`.
 async fn create<P: Copying>(
     db: &mut TestDb,
-    template: &str,
-    migrator: &Migrator,
-    claim: bool,
+    wanted: Wanted<'_>,
 ) -> Result<Option<Duration>, Error> {
+    let Wanted {
+        template,
+        migrator,
+        claim,
+    } = wanted;
     // One maintenance connection makes sure of the template, then claims a
     // spare copy or makes one.
     let mut m = P::maintenance(&db.server).await?;

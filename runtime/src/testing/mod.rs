@@ -152,9 +152,12 @@ impl TestDb {
         let template = template_name(migrator, db.dialect)?;
         db.spares = spares;
         // Make sure of the template, then claim a spare copy or make one.
-        let copied = kind
-            .create(&mut db, &template, migrator, spares > 0)
-            .await?;
+        let wanted = server::Wanted {
+            template: &template,
+            migrator,
+            claim: spares > 0,
+        };
+        let copied = kind.create(&mut db, wanted).await?;
         cleanup::at_start(kind, server, &template).await;
         db.copied = copied;
         if spares::pay(spares, kind, copied) {

@@ -8,23 +8,30 @@ use crate::dialect::BoxFuture;
 use crate::{Dialect, Error, Migrator};
 use std::time::Duration;
 
+/// What a test's database is made from: a copy of `template`, which
+/// `migrator` builds; a spare claimed when `claim` and one is ready.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wanted<'a> {
+    pub(super) template: &'a str,
+    pub(super) migrator: &'a Migrator,
+    pub(super) claim: bool,
+}
+
 /// One kind of server's way of making and removing test databases.
 pub(super) trait TestServer: Send + Sync {
     /// The URL of test database `name` on `server` (making ready what it
     /// needs, such as SQLite's folder).
     fn database_url(&self, server: &str, name: &str) -> Result<String, Error>;
 
-    /// Make sure the template of `migrator` exists (building it once, under
-    /// a lock), then give `db` a copy of it: a spare (made ahead, or reset),
-    /// claimed, when `claim` and one is ready, or else a new copy, whose
+    /// Make sure the template exists (building it once, under a lock),
+    /// then give `db` a copy of it: a spare (made ahead, or reset),
+    /// claimed, when wanted and one is ready, or else a new copy, whose
     /// time it returns. Sets `db.created` once the database may exist on the
     /// server, and `db.since` when it can be reset at the end.
     fn create<'a>(
         &'a self,
         db: &'a mut TestDb,
-        template: &'a str,
-        migrator: &'a Migrator,
-        claim: bool,
+        wanted: Wanted<'a>,
     ) -> BoxFuture<'a, Result<Option<Duration>, Error>>;
 
     /// Create `db` empty.

@@ -3,7 +3,7 @@
 
 use super::TestDb;
 use super::names::{KEPT, PREFIX, TEMPLATE, kept_name, sqlite_dir};
-use super::server::{Entry, TestServer, test_error};
+use super::server::{Entry, TestServer, Wanted, test_error};
 use crate::dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::Connection;
@@ -29,13 +29,11 @@ impl TestServer for Sqlite {
     fn create<'a>(
         &'a self,
         db: &'a mut TestDb,
-        template: &'a str,
-        migrator: &'a Migrator,
-        _claim: bool,
+        wanted: Wanted<'a>,
     ) -> BoxFuture<'a, Result<Option<Duration>, Error>> {
         Box::pin(async move {
-            ensure_template(template, migrator).await?;
-            let from = file(template);
+            ensure_template(wanted.template, wanted.migrator).await?;
+            let from = file(wanted.template);
             db.created = true;
             std::fs::copy(&from, file(&db.name)).map_err(|e| {
                 Error::InvalidConfig(format!(

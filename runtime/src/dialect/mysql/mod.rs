@@ -135,14 +135,12 @@ const VOCABULARY: Vocabulary = Vocabulary {
     applied_at_as_text: "CAST(applied_at AS CHAR)",
     cast_types: ["SIGNED", "CHAR"],
     undefined_table: ErrorSign {
-        codes: &["42S02", "1146"],
-        starts: None,
         contains: &["Table", "doesn't exist"],
+        ..ErrorSign::codes(&["42S02", "1146"])
     },
     undefined_column: ErrorSign {
-        codes: &["42S22", "1054"],
         starts: Some("Unknown column"),
-        contains: &[],
+        ..ErrorSign::codes(&["42S22", "1054"])
     },
 };
 
