@@ -276,8 +276,8 @@ pub(crate) struct HistoryTypes {
 }
 
 impl HistoryTypes {
-    /// Standard SQL's names, as PostgreSQL's: each dialect says where it
-    /// differs.
+    /// PostgreSQL's names, the ones the other dialects start from: each
+    /// says where it differs.
     pub(crate) const STANDARD: HistoryTypes = HistoryTypes {
         integer: "BIGINT",
         bytes: "BYTEA",
