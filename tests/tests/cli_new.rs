@@ -373,14 +373,15 @@ fn new_writes_the_next_migration_in_each_layout() {
     // That database changed by hand, as a development one is: `new
     // --from-database URL` writes the change (the command's own database
     // elsewhere), the rename as hinted; rebuilt, a database migrated from
-    // nothing has the changed one's schema, and the rows are renamed, not
-    // dropped.
+    // nothing has the changed one's schema (an index's text to the space
+    // SQLite keeps before its `;`), and the rows are renamed, not dropped.
     stowage_tests::native::client(
         stowage_tests::Backend::Sqlite,
         &hand_url,
         "UPDATE things SET color = 'red';
          ALTER TABLE things RENAME COLUMN color TO colour;
-         ALTER TABLE things ADD COLUMN size INTEGER;",
+         ALTER TABLE things ADD COLUMN size INTEGER;
+         CREATE INDEX things_size ON things (size) ;",
     );
     let _ = std::fs::remove_file(dir.join("elsewhere.db"));
     let elsewhere = format!("sqlite://{}?mode=rwc", dir.join("elsewhere.db").display());
@@ -405,6 +406,10 @@ fn new_writes_the_next_migration_in_each_layout() {
     assert_eq!(generated.len(), 2, "an up and a down: {generated:?}");
     let up = std::fs::read_to_string(dir.join("layouts/adopting").join(&generated[0])).unwrap();
     assert!(up.contains("RENAME COLUMN color TO colour"), "{up}");
+    assert!(
+        up.contains("CREATE INDEX things_size ON things (size) ;"),
+        "{up}"
+    );
     build(&dir);
     let (code, _, stderr) = run("adopting", &["up"], &elsewhere);
     assert_eq!(code, 0, "{stderr}");

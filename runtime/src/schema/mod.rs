@@ -155,23 +155,7 @@ impl Schema {
         });
         for object in dependency_order(&self.objects) {
             out.push('\n');
-            let body = matches!(
-                object.kind,
-                ObjectKind::Function | ObjectKind::Trigger | ObjectKind::Event
-            );
-            if self.dialect == Dialect::MySql && body {
-                out.push_str("DELIMITER ;;\n");
-                out.push_str(&object.definition);
-                out.push_str(";;\nDELIMITER ;\n");
-            } else if self.dialect == Dialect::Sqlite {
-                // As SQLite keeps it, to the last space before the `;`
-                // (which it keeps too), so that the copy keeps the same text.
-                out.push_str(&object.definition);
-                out.push_str(";\n");
-            } else {
-                out.push_str(object.definition.trim_end());
-                out.push_str(";\n");
-            }
+            out.push_str(&create_statement(self.dialect, object));
         }
         if self.dialect == Dialect::MySql {
             out.push_str("\nSET FOREIGN_KEY_CHECKS = 1;\n");
@@ -421,6 +405,23 @@ async fn read(
 }
 
 /// Rows of `(kind, name, definition)` columns made into objects of `kind`.
+/// The statement that creates `object`, ended, as a dump and a generated
+/// migration write it: MySQL's routines, triggers and events between
+/// `DELIMITER` lines, as its client and stowage read them; SQLite's text as
+/// SQLite keeps it, to the last space before the `;`, so that a copy keeps
+/// the same text.
+pub(crate) fn create_statement(dialect: Dialect, object: &SchemaObject) -> String {
+    let body = matches!(
+        object.kind,
+        ObjectKind::Function | ObjectKind::Trigger | ObjectKind::Event
+    );
+    match dialect {
+        Dialect::MySql if body => format!("DELIMITER ;;\n{};;\nDELIMITER ;\n", object.definition),
+        Dialect::Sqlite => format!("{};\n", object.definition),
+        _ => format!("{};\n", object.definition.trim_end()),
+    }
+}
+
 fn objects(
     kind: ObjectKind,
     rows: Vec<Vec<crate::engine::connection::Cell>>,

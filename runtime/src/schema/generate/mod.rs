@@ -397,7 +397,7 @@ fn script(current: &Schema, desired: &Schema) -> (String, Vec<String>, bool) {
                     warnings.push(warning);
                 }
             },
-            None => out.push(create_sql(dialect, object)),
+            None => out.push(crate::schema::create_statement(dialect, object)),
         }
     }
     if !late_drops_done {
@@ -454,21 +454,6 @@ fn replace_in_place(dialect: Dialect, from: &SchemaObject, to: &SchemaObject) ->
             None => Replace::DropAndCreate,
         },
         _ => Replace::DropAndCreate,
-    }
-}
-
-/// The statement that creates `object`, ended (MySQL's routines, triggers
-/// and events between `DELIMITER` lines, as in a dump).
-fn create_sql(dialect: Dialect, object: &SchemaObject) -> String {
-    let body = matches!(
-        object.kind,
-        ObjectKind::Function | ObjectKind::Trigger | ObjectKind::Event
-    );
-    match dialect {
-        Dialect::MySql if body => format!("DELIMITER ;;\n{};;\nDELIMITER ;\n", object.definition),
-        // Its text as SQLite keeps it, trailing spaces too (see `Schema::to_sql`).
-        Dialect::Sqlite => format!("{};\n", object.definition),
-        _ => statement(object.definition.clone()),
     }
 }
 

@@ -99,20 +99,17 @@ pub(super) struct PgTable<'d> {
     settings: Vec<&'d str>,
 }
 
-/// What a column setting's statement (past `ALTER TABLE ONLY `) does; the
-/// column it is of.
-fn setting_parts(setting: &str) -> (&str, &str) {
-    let rest = setting.split_once(" ALTER COLUMN ").map_or("", |(_, rest)| rest);
-    match split_ident(rest) {
-        Some((column, step)) => (column, step),
-        None => ("", ""),
-    }
+/// The column a setting's statement (past `ALTER TABLE ONLY `) is of, and
+/// what it does.
+fn setting_parts(setting: &str) -> Option<(&str, &str)> {
+    split_ident(setting.split_once(" ALTER COLUMN ")?.1)
 }
 
 /// The statement that undoes a column setting (past `ALTER TABLE ONLY `),
 /// or why there is none.
 fn reset_setting(table: &str, setting: &str) -> Result<String, String> {
-    let (column, step) = setting_parts(setting);
+    let (column, step) = setting_parts(setting)
+        .ok_or_else(|| format!("its column setting `{setting}` is not one stowage reads"))?;
     let reset = if let Some(options) = step.strip_prefix("SET (") {
         let names: Vec<&str> = options
             .trim_end_matches(')')
@@ -317,8 +314,8 @@ pub(super) fn postgres_alter(
     }
     // A dropped column's settings went with it.
     for setting in &old.settings {
-        let (column, _) = setting_parts(setting);
-        if !new.settings.contains(setting) && new.columns.iter().any(|(n, _)| *n == column) {
+        let kept = |(column, _): (&str, &str)| new.columns.iter().any(|(n, _)| *n == column);
+        if !new.settings.contains(setting) && setting_parts(setting).is_none_or(kept) {
             statements.push(reset_setting(table, setting)?);
         }
     }
