@@ -235,12 +235,9 @@ async fn take_over<'m>(
     set: &'m MigrationSet,
     tool: Tool,
 ) -> Result<Vec<Taken<'m>>, Error> {
-    let read = match tool {
-        Tool::Sqlx => read_sqlx(conn, table, set).await,
-        Tool::Diesel => read_diesel(conn, table, set).await,
-        Tool::Refinery => read_refinery(conn, table, set).await,
-    };
-    let taken = read.map_err(|message| problem(tool, message))?;
+    let taken = read(conn, table, set, tool)
+        .await
+        .map_err(|message| problem(tool, message))?;
     // The policies, as if stowage had written these rows: a migration the
     // other tool skipped, say, is out of order.
     let rows: Vec<HistoryRow> = taken
@@ -306,11 +303,78 @@ fn as_on_disk(text: &str) -> Vec<String> {
     texts
 }
 
-/// The rows of one of the other tool's queries.
-async fn fetch(conn: &mut Conn<'_>, sql: String, types: &[Ty]) -> Result<Vec<Vec<Cell>>, String> {
-    conn.fetch(sql, types)
+impl Tool {
+    /// The query that reads the tool's rows, oldest first, and the types of
+    /// its columns.
+    fn rows_query(self, table: &Table) -> (String, &'static [Ty]) {
+        let t = table.sql;
+        let from = t.quote(self.history_table());
+        match self {
+            Tool::Sqlx => (
+                format!(
+                    "SELECT version, description, {}, checksum, {}, {} FROM {from} ORDER BY version",
+                    t.as_bigint("CASE WHEN success THEN 1 ELSE 0 END"),
+                    t.as_bigint("execution_time"),
+                    t.as_text("installed_on"),
+                ),
+                &[Ty::I64, Ty::Text, Ty::I64, Ty::Bytes, Ty::I64, Ty::OptText],
+            ),
+            Tool::Diesel => (
+                format!(
+                    "SELECT version, {} FROM {from} ORDER BY version",
+                    t.as_text("run_on")
+                ),
+                &[Ty::Text, Ty::OptText],
+            ),
+            Tool::Refinery => (
+                format!(
+                    "SELECT {}, name, applied_on, checksum FROM {from} ORDER BY version",
+                    t.as_bigint("version")
+                ),
+                &[Ty::I64, Ty::OptText, Ty::OptText, Ty::OptText],
+            ),
+        }
+    }
+}
+
+/// Read the tool's rows and match each to the binary's migration.
+async fn read<'m>(
+    conn: &mut Conn<'_>,
+    table: &Table,
+    set: &'m MigrationSet,
+    tool: Tool,
+) -> Result<Vec<Taken<'m>>, String> {
+    let (sql, types) = tool.rows_query(table);
+    let rows = conn
+        .fetch(sql, types)
         .await
-        .map_err(|error| format!("cannot read it: {error}"))
+        .map_err(|error| format!("cannot read it: {error}"))?;
+    let by_diesel_key: HashMap<String, &Migration> = match tool {
+        Tool::Diesel => set.iter().map(|m| (diesel_key(m), m)).collect(),
+        _ => HashMap::new(),
+    };
+    let mut taken = rows
+        .iter()
+        .map(|row| match tool {
+            Tool::Sqlx => sqlx_row(set, row),
+            Tool::Diesel => diesel_row(&by_diesel_key, row),
+            Tool::Refinery => refinery_row(set, row),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    taken.sort_by_key(|t| t.migration.version());
+    Ok(taken)
+}
+
+impl<'m> Taken<'m> {
+    /// `migration` as `tool` recorded it: applied at `applied` (as the tool
+    /// wrote the time), in `ms` milliseconds.
+    fn imported(migration: &'m Migration, tool: Tool, applied: Option<&str>, ms: i64) -> Self {
+        Taken {
+            migration,
+            note: format!("imported from {tool} (applied {})", applied.unwrap_or("?")),
+            duration_ms: ms,
+        }
+    }
 }
 
 fn unknown(version: &str, description: &str) -> String {
@@ -320,56 +384,40 @@ fn unknown(version: &str, description: &str) -> String {
     )
 }
 
-async fn read_sqlx<'m>(
-    conn: &mut Conn<'_>,
-    table: &Table,
-    set: &'m MigrationSet,
-) -> Result<Vec<Taken<'m>>, String> {
-    let t = table.sql;
-    let sql = format!(
-        "SELECT version, description, {}, checksum, {}, {} FROM {} ORDER BY version",
-        t.as_bigint("CASE WHEN success THEN 1 ELSE 0 END"),
-        t.as_bigint("execution_time"),
-        t.as_text("installed_on"),
-        t.quote(Tool::Sqlx.history_table())
-    );
-    let types = [Ty::I64, Ty::Text, Ty::I64, Ty::Bytes, Ty::I64, Ty::OptText];
-    let rows = fetch(conn, sql, &types).await?;
-    let mut taken = Vec::new();
-    for row in &rows {
-        let version = row.first().and_then(Cell::i64).unwrap_or_default();
-        let description = row.get(1).and_then(Cell::text).unwrap_or_default();
-        if row.get(2).and_then(Cell::i64) != Some(1) {
-            return Err(format!(
-                "migration {version} ({description}) is recorded as failed (success = false): \
-                 sqlx stopped in the middle of it; finish or revert it by hand and delete its \
-                 row (or let sqlx finish it), then run again"
-            ));
-        }
-        let Some(migration) = set.get(version) else {
-            return Err(unknown(&version.to_string(), &format!(" ({description})")));
-        };
-        let recorded = row.get(3).map(Cell::bytes).unwrap_or_default();
-        let matches = as_on_disk(migration.up_sql())
-            .iter()
-            .any(|text| Sha384::digest(text.as_bytes())[..] == *recorded);
-        if !matches {
-            return Err(format!(
-                "migration {version} ({}) is not the file sqlx applied (SHA-384 {} recorded): \
-                 restore the file as it was applied",
-                migration.source_path(),
-                short_hex(recorded)
-            ));
-        }
-        let installed = row.get(5).and_then(Cell::text).unwrap_or("?");
-        taken.push(Taken {
-            migration,
-            note: format!("imported from sqlx (applied {installed})"),
-            // sqlx records nanoseconds.
-            duration_ms: row.get(4).and_then(Cell::i64).unwrap_or_default() / 1_000_000,
-        });
+/// The refusal of a migration whose text is not what the tool applied.
+fn modified(migration: &Migration, tool: Tool, recorded: &str) -> String {
+    format!(
+        "migration {} ({}) is not the file {tool} applied ({recorded} recorded): restore the \
+         file as it was applied",
+        migration.version(),
+        migration.source_path()
+    )
+}
+
+fn sqlx_row<'m>(set: &'m MigrationSet, row: &[Cell]) -> Result<Taken<'m>, String> {
+    let version = row.first().and_then(Cell::i64).unwrap_or_default();
+    let description = row.get(1).and_then(Cell::text).unwrap_or_default();
+    if row.get(2).and_then(Cell::i64) != Some(1) {
+        return Err(format!(
+            "migration {version} ({description}) is recorded as failed (success = false): \
+             sqlx stopped in the middle of it; finish or revert it by hand and delete its \
+             row (or let sqlx finish it), then run again"
+        ));
     }
-    Ok(taken)
+    let Some(migration) = set.get(version) else {
+        return Err(unknown(&version.to_string(), &format!(" ({description})")));
+    };
+    let recorded = row.get(3).map(Cell::bytes).unwrap_or_default();
+    let matches = as_on_disk(migration.up_sql())
+        .iter()
+        .any(|text| Sha384::digest(text.as_bytes())[..] == *recorded);
+    if !matches {
+        let sum = format!("SHA-384 {}", short_hex(recorded));
+        return Err(modified(migration, Tool::Sqlx, &sum));
+    }
+    // sqlx records nanoseconds.
+    let ms = row.get(4).and_then(Cell::i64).unwrap_or_default() / 1_000_000;
+    Ok(Taken::imported(migration, Tool::Sqlx, row.get(5).and_then(Cell::text), ms))
 }
 
 /// The version diesel gives a migration: its folder's, or, for a file,
@@ -384,37 +432,19 @@ fn diesel_key(migration: &Migration) -> String {
     }
 }
 
-async fn read_diesel<'m>(
-    conn: &mut Conn<'_>,
-    table: &Table,
-    set: &'m MigrationSet,
-) -> Result<Vec<Taken<'m>>, String> {
-    let t = table.sql;
-    let sql = format!(
-        "SELECT version, {} FROM {} ORDER BY version",
-        t.as_text("run_on"),
-        t.quote(Tool::Diesel.history_table())
-    );
-    let rows = fetch(conn, sql, &[Ty::Text, Ty::OptText]).await?;
-    let by_key: HashMap<String, &Migration> = set.iter().map(|m| (diesel_key(m), m)).collect();
-    let mut taken = Vec::new();
-    for row in &rows {
-        let version = row.first().and_then(Cell::text).unwrap_or_default();
-        let Some(&migration) = by_key.get(version) else {
-            return Err(unknown(
-                &format!("\"{version}\""),
-                " (diesel's version of a folder is its name before the first `_`, dashes removed)",
-            ));
-        };
-        let run_on = row.get(1).and_then(Cell::text).unwrap_or("?");
-        taken.push(Taken {
-            migration,
-            note: format!("imported from diesel (applied {run_on})"),
-            duration_ms: 0,
-        });
-    }
-    taken.sort_by_key(|t| t.migration.version());
-    Ok(taken)
+fn diesel_row<'m>(
+    by_key: &HashMap<String, &'m Migration>,
+    row: &[Cell],
+) -> Result<Taken<'m>, String> {
+    let version = row.first().and_then(Cell::text).unwrap_or_default();
+    let Some(&migration) = by_key.get(version) else {
+        return Err(unknown(
+            &format!("\"{version}\""),
+            " (diesel's version of a folder is its name before the first `_`, dashes removed)",
+        ));
+    };
+    let run_on = row.get(1).and_then(Cell::text);
+    Ok(Taken::imported(migration, Tool::Diesel, run_on, 0))
 }
 
 /// refinery's checksum: SipHash-1-3 of the name, the version (an `i32`, or
@@ -434,45 +464,20 @@ fn refinery_checksums(name: &str, version: i64, sql: &str) -> Vec<String> {
     sums
 }
 
-async fn read_refinery<'m>(
-    conn: &mut Conn<'_>,
-    table: &Table,
-    set: &'m MigrationSet,
-) -> Result<Vec<Taken<'m>>, String> {
-    let t = table.sql;
-    let sql = format!(
-        "SELECT {}, name, applied_on, checksum FROM {} ORDER BY version",
-        t.as_bigint("version"),
-        t.quote(Tool::Refinery.history_table())
-    );
-    let types = [Ty::I64, Ty::OptText, Ty::OptText, Ty::OptText];
-    let rows = fetch(conn, sql, &types).await?;
-    let mut taken = Vec::new();
-    for row in &rows {
-        let version = row.first().and_then(Cell::i64).unwrap_or_default();
-        let name = row.get(1).and_then(Cell::text).unwrap_or_default();
-        let Some(migration) = set.get(version) else {
-            return Err(unknown(&version.to_string(), &format!(" ({name})")));
-        };
-        let recorded = row.get(3).and_then(Cell::text).unwrap_or_default();
-        let matches = as_on_disk(migration.up_sql())
-            .iter()
-            .any(|sql| refinery_checksums(name, version, sql).iter().any(|s| s == recorded));
-        if !matches {
-            return Err(format!(
-                "migration {version} ({}) is not the file refinery applied (checksum {recorded} \
-                 recorded): restore the file as it was applied",
-                migration.source_path()
-            ));
-        }
-        let applied_on = row.get(2).and_then(Cell::text).unwrap_or("?");
-        taken.push(Taken {
-            migration,
-            note: format!("imported from refinery (applied {applied_on})"),
-            duration_ms: 0,
-        });
+fn refinery_row<'m>(set: &'m MigrationSet, row: &[Cell]) -> Result<Taken<'m>, String> {
+    let version = row.first().and_then(Cell::i64).unwrap_or_default();
+    let name = row.get(1).and_then(Cell::text).unwrap_or_default();
+    let Some(migration) = set.get(version) else {
+        return Err(unknown(&version.to_string(), &format!(" ({name})")));
+    };
+    let recorded = row.get(3).and_then(Cell::text).unwrap_or_default();
+    let matches = as_on_disk(migration.up_sql())
+        .iter()
+        .any(|sql| refinery_checksums(name, version, sql).iter().any(|s| s == recorded));
+    if !matches {
+        return Err(modified(migration, Tool::Refinery, &format!("checksum {recorded}")));
     }
-    Ok(taken)
+    Ok(Taken::imported(migration, Tool::Refinery, row.get(2).and_then(Cell::text), 0))
 }
 
 #[cfg(test)]
