@@ -8,7 +8,7 @@
 //! harness, in `testing/`.)
 
 pub(crate) use crate::engine::sql_dialect::{
-    BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary, hex,
+    At, BoxFuture, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary, hex,
 };
 use crate::{Dialect, Error};
 

@@ -3,11 +3,11 @@
 //! connection); each migration, its history row and `COMMIT` in one round
 //! trip.
 
-use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
+use super::{At, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary};
 use crate::engine::connection::{Cell, Conn, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
-use crate::engine::lock::{Due, Hold, Request, SessionLock, Settings, Wait};
+use crate::engine::lock::{Due, Hold, Request, SessionLock, Wait};
 use crate::engine::statements::{self, Syntax, split};
 use crate::error::Spot;
 use crate::engine::stepwise;
@@ -160,11 +160,8 @@ impl SqlDialect for Postgres {
 
     /// The schema the table resolves to now: a migration may change the
     /// `search_path`.
-    fn home<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn home<'c>(&'c self, at: At<'c, '_>) -> Done<'c, Option<String>> {
+        let At { conn, table } = at;
         Box::pin(async move {
             let sql = "SELECT quote_ident(n.nspname) FROM pg_class c \
                        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass({name})";
@@ -178,10 +175,7 @@ impl SqlDialect for Postgres {
 
     /// A standby replays its primary; `default_transaction_read_only` (or
     /// `transaction_read_only` set for the session) refuses writes.
-    fn read_only<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn read_only<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c, Option<String>> {
         Box::pin(async move {
             let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 'it is a standby, in recovery' \
                        WHEN current_setting('transaction_read_only') = 'on' THEN 'its sessions are \
@@ -198,12 +192,8 @@ impl SqlDialect for Postgres {
         })
     }
 
-    fn lock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        request: &'c Request,
-    ) -> BoxFuture<'c, Result<Hold, Error>> {
+    fn lock<'c>(&'c self, at: At<'c, '_>, request: &'c Request) -> Done<'c, Hold> {
+        let At { conn, table } = at;
         Box::pin(async move {
             let started = std::time::Instant::now();
             let left = || request.within(request.timeout.saturating_sub(started.elapsed()));
@@ -224,20 +214,15 @@ impl SqlDialect for Postgres {
                 LOCK.poll(conn, table, request).await?;
             }
             if let Err(error) = await_orphans(conn, table, &left(), false).await {
-                let _ = self.unlock(conn, table, hold, false).await;
+                let _ = self.unlock(At { conn, table }, hold, false).await;
                 return Err(error);
             }
             Ok(hold)
         })
     }
 
-    fn unlock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        hold: Hold,
-        _keep: bool,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn unlock<'c>(&'c self, at: At<'c, '_>, hold: Hold, _keep: bool) -> Done<'c> {
+        let At { conn, table } = at;
         Box::pin(async move {
             let Hold { conn: holding, lease, .. } = hold;
             if lease.is_some() {
@@ -260,20 +245,14 @@ impl SqlDialect for Postgres {
         })
     }
 
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        _settings: &'c Settings,
-        m: &'c Migration,
-        applied_by: &'c str,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn apply<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration, by: &'c str) -> Done<'c> {
+        let Under { conn, table, .. } = on;
         if m.no_transaction() {
-            return Box::pin(stepwise::apply(conn, table, m, applied_by));
+            return Box::pin(stepwise::apply(conn, table, m, by));
         }
         // The SQL, its history row and the commit in one round trip.
         let insert = table.insert_sql(
-            &Entry::of(m, applied_by),
+            &Entry::of(m, by),
             RowState::Applied,
             Took::Sql("(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"),
         );
@@ -285,13 +264,8 @@ impl SqlDialect for Postgres {
         }))
     }
 
-    fn revert<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        _settings: &'c Settings,
-        m: &'c Migration,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn revert<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration) -> Done<'c> {
+        let Under { conn, table, .. } = on;
         if m.no_transaction() {
             return Box::pin(stepwise::revert(conn, table, m));
         }
@@ -450,10 +424,7 @@ async fn in_transaction(
     if let Err(error) = conn.script(script).await {
         conn.script("ROLLBACK".to_owned())
             .await
-            .map_err(Error::db(format!(
-                "cannot roll back migration {}",
-                m.version()
-            )))?;
+            .map_err(Error::not_rolled_back(m))?;
         return Err(failed(error));
     }
     Ok(())

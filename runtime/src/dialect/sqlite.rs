@@ -1,7 +1,7 @@
 //! SQLite: the lock is the run's own `BEGIN IMMEDIATE` transaction (with a
 //! busy timeout), and each migration runs in a savepoint of it.
 
-use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
+use super::{At, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary};
 use crate::engine::connection::{Conn, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lock::{Hold, Request, Settings};
@@ -81,10 +81,7 @@ impl SqlDialect for Sqlite {
 
     /// `PRAGMA query_only`; a file opened read-only is found by its first
     /// write (see `Error::failed`).
-    fn read_only<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn read_only<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c, Option<String>> {
         Box::pin(async move {
             let query_only = conn
                 .fetch_one("PRAGMA query_only".to_owned(), Ty::I64)
@@ -102,12 +99,8 @@ impl SqlDialect for Sqlite {
     /// migration is checked with `PRAGMA foreign_key_check` instead
     /// ([`integrity_problems`](SqlDialect::integrity_problems)), and
     /// enforcement is turned on again when the lock is released.
-    fn lock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        _table: &'c Table,
-        request: &'c Request,
-    ) -> BoxFuture<'c, Result<Hold, Error>> {
+    fn lock<'c>(&'c self, at: At<'c, '_>, request: &'c Request) -> Done<'c, Hold> {
+        let At { conn, .. } = at;
         Box::pin(async move {
             let enforced = conn
                 .fetch_one("PRAGMA foreign_keys".to_owned(), Ty::I64)
@@ -164,10 +157,7 @@ impl SqlDialect for Sqlite {
         })
     }
 
-    fn integrity_problems<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Vec<String>, Error>> {
+    fn integrity_problems<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c, Vec<String>> {
         Box::pin(async move {
             let sql = "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 10";
             let rows = conn
@@ -188,13 +178,8 @@ impl SqlDialect for Sqlite {
         })
     }
 
-    fn unlock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        _table: &'c Table,
-        _hold: Hold,
-        keep: bool,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn unlock<'c>(&'c self, at: At<'c, '_>, _hold: Hold, keep: bool) -> Done<'c> {
+        let At { conn, .. } = at;
         let sql = if keep { "COMMIT" } else { "ROLLBACK" };
         Box::pin(async move {
             conn.script(sql.to_owned()).await.map_err(Error::db(format!(
@@ -205,7 +190,7 @@ impl SqlDialect for Sqlite {
 
     /// The lock is a transaction: commit the work so far, and take it again
     /// in [`resume`](SqlDialect::resume).
-    fn suspend<'c>(&'c self, conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+    fn suspend<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c> {
         Box::pin(async move {
             conn.script("COMMIT".to_owned())
                 .await
@@ -213,7 +198,7 @@ impl SqlDialect for Sqlite {
         })
     }
 
-    fn resume<'c>(&'c self, conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+    fn resume<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c> {
         Box::pin(async move {
             conn.script("BEGIN IMMEDIATE".to_owned())
                 .await
@@ -223,28 +208,17 @@ impl SqlDialect for Sqlite {
         })
     }
 
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        settings: &'c Settings,
-        m: &'c Migration,
-        applied_by: &'c str,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn apply<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration, by: &'c str) -> Done<'c> {
+        let Under { conn, table, settings } = on;
         ForeignKeys::declared_by(settings, m.up_sql());
         if m.no_transaction() {
-            return Box::pin(stepwise::apply(conn, table, m, applied_by));
+            return Box::pin(stepwise::apply(conn, table, m, by));
         }
-        Box::pin(apply_in_savepoint(conn, table, settings, m, applied_by))
+        Box::pin(apply_in_savepoint(conn, table, settings, m, by))
     }
 
-    fn revert<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        settings: &'c Settings,
-        m: &'c Migration,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn revert<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration) -> Done<'c> {
+        let Under { conn, table, settings } = on;
         if m.no_transaction() {
             return Box::pin(stepwise::revert(conn, table, m));
         }
@@ -345,10 +319,7 @@ async fn apply_in_savepoint(
         Err(error) => {
             conn.script("ROLLBACK TO stowage_migration; RELEASE stowage_migration;".to_owned())
                 .await
-                .map_err(Error::db(format!(
-                    "cannot roll back migration {}",
-                    m.version()
-                )))?;
+                .map_err(Error::not_rolled_back(m))?;
             Err(error)
         }
     }

@@ -4,7 +4,7 @@
 //! history row.
 
 use super::connection::{Cell, Conn, Ty};
-use super::sql_dialect::{HistoryTypes, SqlDialect};
+use super::sql_dialect::{At, HistoryTypes, SqlDialect};
 use crate::embedded::config::is_identifier;
 use crate::{Config, Dialect, Error};
 use std::collections::BTreeMap;
@@ -167,7 +167,7 @@ impl Table {
     /// migration changing the session's `search_path` or current database
     /// cannot move stowage's own statements to another table.
     pub(crate) async fn pinned(&self, conn: &mut Conn<'_>) -> Result<Table, Error> {
-        let home = self.sql.home(conn, self).await?;
+        let home = self.sql.home(At { conn, table: self }).await?;
         let name = match (&self.schema, &home) {
             (None, Some(home)) => format!("{home}.{}", self.unqualified),
             _ => self.name.clone(),

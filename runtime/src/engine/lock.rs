@@ -13,6 +13,7 @@
 
 use super::connection::{Conn, Ty};
 use super::history::Table;
+use super::sql_dialect::At;
 use crate::embedded::hooks::LockWait;
 use crate::{Error, Migrator};
 use std::time::{Duration, Instant};
@@ -179,7 +180,11 @@ pub(crate) async fn lock<'a>(
     // From here on, a dropped future must not hand a locked connection back.
     conn.close_on_drop();
     let waiting = Instant::now();
-    match table.sql.lock(&mut conn, table, &request).await {
+    let at = At {
+        conn: &mut conn,
+        table,
+    };
+    match table.sql.lock(at, &request).await {
         Ok(hold) => {
             tracing::debug!(waited = ?waiting.elapsed(), "migration lock taken");
             Ok(Locked {
@@ -218,7 +223,11 @@ pub(crate) async fn unlock<T>(
                 | Error::UndoFailed { .. }
                 | Error::ForeignKeyViolation { .. })
     );
-    let mut released = table.sql.unlock(&mut conn, table, hold, keep).await;
+    let at = At {
+        conn: &mut conn,
+        table,
+    };
+    let mut released = table.sql.unlock(at, hold, keep).await;
     if let Some(sql) = restore {
         // Also when releasing failed: a lent connection is not closed below.
         let restored = conn

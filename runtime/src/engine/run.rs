@@ -4,6 +4,7 @@ use super::callbacks::Work;
 use super::connection::{Cell, Conn, Database};
 use super::history::{self, HistoryRow, RowState, Table};
 use super::lock::{Locked, Settings, lock, unlock};
+use super::sql_dialect::Under;
 use crate::error::short_hex;
 use crate::{Error, Event, Migration, MigrationSet, Migrator, Policy, Report};
 use std::time::Instant;
@@ -448,7 +449,15 @@ async fn apply_one(
     let started = Instant::now();
     table
         .sql
-        .apply(conn, table, settings, migration, applied_by)
+        .apply(
+            Under {
+                conn,
+                table,
+                settings,
+            },
+            migration,
+            applied_by,
+        )
         .instrument(tracing::info_span!(
             "stowage.migration",
             version = migration.version()

@@ -13,6 +13,24 @@ use crate::{Dialect, Error, Migration};
 /// methods return it, so that the trait can be used as `dyn SqlDialect`.
 pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What the trait's async methods return: a [`BoxFuture`] of a result.
+pub(crate) type Done<'a, T = ()> = BoxFuture<'a, Result<T, Error>>;
+
+/// Where a dialect takes, releases or reads the lock: the session and the
+/// history table it guards.
+pub(crate) struct At<'c, 'p> {
+    pub(crate) conn: &'c mut Conn<'p>,
+    pub(crate) table: &'c Table,
+}
+
+/// Where one migration is applied or reverted: the session as the lock set
+/// it up, and the history table that records it.
+pub(crate) struct Under<'c, 'p> {
+    pub(crate) conn: &'c mut Conn<'p>,
+    pub(crate) table: &'c Table,
+    pub(crate) settings: &'c Settings,
+}
+
 /// One database's way of doing what the engine needs.
 pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     /// The dialect's words: its name, lexing, quoting, literals, the history
@@ -102,20 +120,13 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
 
     /// The schema or database, quoted, that the (existing) history table is
     /// in, where the session could move it: see `Table::pinned`.
-    fn home<'c>(
-        &'c self,
-        _conn: &'c mut Conn<'_>,
-        _table: &'c Table,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn home<'c>(&'c self, _at: At<'c, '_>) -> Done<'c, Option<String>> {
         Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Why the server or session cannot take writes (a standby, a read-only
     /// setting), asked before the lock is taken; `None` when it can.
-    fn read_only<'c>(
-        &'c self,
-        _conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn read_only<'c>(&'c self, _conn: &'c mut Conn<'_>) -> Done<'c, Option<String>> {
         Box::pin(std::future::ready(Ok(None)))
     }
 
@@ -123,68 +134,41 @@ pub(crate) trait SqlDialect: Send + Sync + std::fmt::Debug {
     /// session up for migrating. Returns what the lock holds, with the statement
     /// that restores the session once the lock is released, if it changed
     /// anything.
-    fn lock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        request: &'c Request,
-    ) -> BoxFuture<'c, Result<Hold, Error>>;
+    fn lock<'c>(&'c self, at: At<'c, '_>, request: &'c Request) -> Done<'c, Hold>;
 
     /// Release the migration lock, consuming what it held (the session's
     /// restoring statement is run by the caller). Where the lock is a
     /// transaction, `keep` says whether to commit the work done under it.
-    fn unlock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        hold: Hold,
-        keep: bool,
-    ) -> BoxFuture<'c, Result<(), Error>>;
+    fn unlock<'c>(&'c self, at: At<'c, '_>, hold: Hold, keep: bool) -> Done<'c>;
 
     /// Step outside the lock's transaction, if the lock is one, for a
     /// migration that must run outside any transaction; [`resume`] takes it
     /// again. Session locks stay held.
     ///
     /// [`resume`]: SqlDialect::resume
-    fn suspend<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+    fn suspend<'c>(&'c self, _conn: &'c mut Conn<'_>) -> Done<'c> {
         Box::pin(std::future::ready(Ok(())))
     }
 
     /// Take the lock's transaction again after [`suspend`](SqlDialect::suspend).
-    fn resume<'c>(&'c self, _conn: &'c mut Conn<'_>) -> BoxFuture<'c, Result<(), Error>> {
+    fn resume<'c>(&'c self, _conn: &'c mut Conn<'_>) -> Done<'c> {
         Box::pin(std::future::ready(Ok(())))
     }
 
     /// What is wrong with the data after a migration, before it commits:
     /// checks the database does not make by itself while migrating. Each
     /// problem is one line naming the table and row.
-    fn integrity_problems<'c>(
-        &'c self,
-        _conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Vec<String>, Error>> {
+    fn integrity_problems<'c>(&'c self, _conn: &'c mut Conn<'_>) -> Done<'c, Vec<String>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
     /// Apply one migration and record it in the history table, on the
     /// session the lock set up.
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        settings: &'c Settings,
-        migration: &'c Migration,
-        applied_by: &'c str,
-    ) -> BoxFuture<'c, Result<(), Error>>;
+    fn apply<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration, by: &'c str) -> Done<'c>;
 
     /// Run one migration's down SQL and remove its history row, on the
     /// session the lock set up.
-    fn revert<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        settings: &'c Settings,
-        migration: &'c Migration,
-    ) -> BoxFuture<'c, Result<(), Error>>;
+    fn revert<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration) -> Done<'c>;
 }
 
 /// A dialect's words, as data (see [`SqlDialect::vocabulary`]).

@@ -37,6 +37,11 @@ impl Error {
         move |source| Error::Database { context, source }
     }
 
+    /// The error of rolling back migration `m` after it failed.
+    pub(crate) fn not_rolled_back(m: &crate::Migration) -> impl FnOnce(sqlx::Error) -> Error {
+        Error::db(format!("cannot roll back migration {}", m.version()))
+    }
+
     /// [`Error::MigrationFailed`] for `m`, failing where `spot` says;
     /// `transactional` when nothing of it was left behind.
     pub(crate) fn failed(

@@ -4,6 +4,7 @@ use super::{Session, Target};
 use crate::engine::connection::{Conn, Database};
 use crate::engine::history::{HistoryRow, RowState, Table, sha256};
 use crate::engine::lock::{Locked, Settings, lock, unlock};
+use crate::engine::sql_dialect::Under;
 use crate::engine::run::refuse_unsupported;
 use crate::report::Applied;
 use crate::{Error, Migration, MigrationSet, Migrator, Report};
@@ -79,7 +80,12 @@ async fn undo_locked(
     let mut reverted = Vec::new();
     for migration in &range {
         let started = Instant::now();
-        table.sql.revert(conn, table, settings, migration).await?;
+        let under = Under {
+            conn,
+            table,
+            settings,
+        };
+        table.sql.revert(under, migration).await?;
         tracing::info!(version = migration.version(), "reverted migration");
         reverted.push(Applied::of(migration, started.elapsed()));
     }

@@ -2,11 +2,11 @@
 //! multi-statement round trip whose history row records the statements
 //! durably done, since DDL commits by itself.
 
-use super::{BoxFuture, ErrorSign, HistoryTypes, SqlDialect, Vocabulary};
+use super::{At, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary};
 use crate::engine::connection::{Cell, Conn, RESYNC, Ty};
 use crate::engine::history::{Entry, RowState, Table, Took};
 use crate::engine::lease::{self, LeaseSql};
-use crate::engine::lock::{Hold, Lease, Request, SessionLock, Settings};
+use crate::engine::lock::{Hold, Lease, Request, SessionLock};
 use crate::engine::statements::{self, Syntax, line_of, needs_terminator};
 use crate::error::{Spot, excerpt, server_message};
 use crate::engine::stepwise;
@@ -157,11 +157,8 @@ impl SqlDialect for MySql {
     }
 
     /// The current database: a migration may `USE` another.
-    fn home<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        _table: &'c Table,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn home<'c>(&'c self, at: At<'c, '_>) -> Done<'c, Option<String>> {
+        let At { conn, .. } = at;
         Box::pin(async move {
             let database = conn
                 .fetch_one("SELECT DATABASE()".to_owned(), Ty::OptText)
@@ -176,10 +173,7 @@ impl SqlDialect for MySql {
 
     /// `read_only`, MySQL's `super_read_only`, and a read-only session
     /// (`transaction_read_only`, MariaDB's `tx_read_only`).
-    fn read_only<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-    ) -> BoxFuture<'c, Result<Option<String>, Error>> {
+    fn read_only<'c>(&'c self, conn: &'c mut Conn<'_>) -> Done<'c, Option<String>> {
         Box::pin(async move {
             let sql = "SHOW VARIABLES WHERE Variable_name IN \
                        ('read_only', 'super_read_only', 'transaction_read_only', 'tx_read_only')";
@@ -202,12 +196,8 @@ impl SqlDialect for MySql {
         })
     }
 
-    fn lock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        request: &'c Request,
-    ) -> BoxFuture<'c, Result<Hold, Error>> {
+    fn lock<'c>(&'c self, at: At<'c, '_>, request: &'c Request) -> Done<'c, Hold> {
+        let At { conn, table } = at;
         Box::pin(async move {
             // A routine keeps the sql_mode it was created under: migrate under
             // the server's default, as the mysql client would, not the one
@@ -247,13 +237,8 @@ impl SqlDialect for MySql {
         })
     }
 
-    fn unlock<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        hold: Hold,
-        _keep: bool,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn unlock<'c>(&'c self, at: At<'c, '_>, hold: Hold, _keep: bool) -> Done<'c> {
+        let At { conn, table } = at;
         Box::pin(async move {
             let leased = lease::release(conn, hold.lease).await;
             let released = LOCK.release(conn, table).await;
@@ -263,24 +248,13 @@ impl SqlDialect for MySql {
 
     /// Every MySQL migration runs as one script, `no-transaction` or not:
     /// its DDL commits by itself either way.
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        _settings: &'c Settings,
-        m: &'c Migration,
-        applied_by: &'c str,
-    ) -> BoxFuture<'c, Result<(), Error>> {
-        Box::pin(apply_script(conn, table, m, applied_by))
+    fn apply<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration, by: &'c str) -> Done<'c> {
+        let Under { conn, table, .. } = on;
+        Box::pin(apply_script(conn, table, m, by))
     }
 
-    fn revert<'c>(
-        &'c self,
-        conn: &'c mut Conn<'_>,
-        table: &'c Table,
-        _settings: &'c Settings,
-        m: &'c Migration,
-    ) -> BoxFuture<'c, Result<(), Error>> {
+    fn revert<'c>(&'c self, on: Under<'c, '_>, m: &'c Migration) -> Done<'c> {
+        let Under { conn, table, .. } = on;
         Box::pin(async move {
             let result = stepwise::revert(conn, table, m).await;
             if let Some(home) = &table.home {
