@@ -62,16 +62,16 @@ pub(super) trait Copying: Sync {
     }
 
     /// [`TestServer::drop_database`].
-    fn drop_database(server: &str, name: &str) -> impl Fut<()>;
+    fn drop_database(m: &mut Maint<Self::Conn>, name: &str) -> impl Fut<()>;
 
     /// [`TestServer::inventory`].
-    fn inventory(server: &str) -> impl Fut<Vec<Entry>>;
+    fn inventory(m: &mut Maint<Self::Conn>) -> impl Fut<Vec<Entry>>;
 
-    /// [`TestServer::remove`].
-    fn remove(server: &str, entry: &Entry) -> impl Fut<bool>;
+    /// [`TestServer::remove`], for a database of a name stowage makes.
+    fn remove(m: &mut Maint<Self::Conn>, entry: &Entry) -> impl Fut<bool>;
 
     /// [`TestServer::keep`].
-    fn keep(server: &str, name: &str) -> impl Fut<String>;
+    fn keep(m: &mut Maint<Self::Conn>, name: &str) -> impl Fut<String>;
 
     /// [`TestServer::reset_pays`].
     fn reset_pays(_copied: Option<Duration>) -> bool {
@@ -195,11 +195,11 @@ impl<P: Copying + Send + 'static> TestServer for P {
         server: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(P::drop_database(server, name))
+        Box::pin(async move { P::drop_database(&mut P::maintenance(server).await?, name).await })
     }
 
     fn inventory<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<Vec<Entry>, Error>> {
-        Box::pin(P::inventory(server))
+        Box::pin(async move { P::inventory(&mut P::maintenance(server).await?).await })
     }
 
     fn remove<'a>(
@@ -207,11 +207,16 @@ impl<P: Copying + Send + 'static> TestServer for P {
         server: &'a str,
         entry: &'a Entry,
     ) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(P::remove(server, entry))
+        Box::pin(async move {
+            if !plain_name(&entry.name) {
+                return Ok(false);
+            }
+            P::remove(&mut P::maintenance(server).await?, entry).await
+        })
     }
 
     fn keep<'a>(&'a self, server: &'a str, name: &'a str) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(P::keep(server, name))
+        Box::pin(async move { P::keep(&mut P::maintenance(server).await?, name).await })
     }
 }
 

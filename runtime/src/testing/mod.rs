@@ -87,6 +87,27 @@ macro_rules! run {
     };
 }
 
+/// A query of stowage's own on a maintenance connection (`Maint`):
+/// `sqlx::$query($sql)` with `binds` bound in order, then `.$fetch`; the
+/// error names the step and the server. A macro, as [`run!`] is.
+macro_rules! fetch {
+    ($m:expr, $query:ident, $fetch:ident, $sql:expr, [$($bind:expr),* $(,)?], $what:expr) => {
+        sqlx::$query($sql)
+            $(.bind($bind))*
+            .$fetch(&mut $m.conn)
+            .await
+            .map_err($crate::testing::server::test_error($what, &$m.server))
+    };
+}
+
+/// The one value a query of stowage's own returns: [`fetch!`] of
+/// `query_scalar` and `fetch_one`.
+macro_rules! scalar {
+    ($m:expr, $sql:expr, [$($bind:expr),* $(,)?], $what:expr) => {
+        fetch!($m, query_scalar, fetch_one, $sql, [$($bind),*], $what)
+    };
+}
+
 mod cleanup;
 mod flow;
 #[doc(hidden)]

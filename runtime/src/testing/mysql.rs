@@ -21,46 +21,39 @@ pub(super) struct MySql;
 impl Copying for MySql {
     type Conn = sqlx::MySqlConnection;
 
-    async fn drop_database(server: &str, name: &str) -> Result<(), Error> {
-        let mut conn = maintenance(server).await?;
+    async fn drop_database(m: &mut M, name: &str) -> Result<(), Error> {
         let sql = format!("DROP DATABASE IF EXISTS {name}");
-        run!(&mut conn, sql, "cannot drop a test database", server)?;
-        forget_owner(&mut conn, name).await;
+        Self::execute(m, sql, "cannot drop a test database").await?;
+        forget_owner(&mut m.conn, name).await;
         Ok(())
     }
 
-    async fn inventory(server: &str) -> Result<Vec<Entry>, Error> {
-        let mut conn = maintenance(server).await?;
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-             WHERE LEFT(SCHEMA_NAME, 13) IN (?, ?) OR LEFT(SCHEMA_NAME, 12) = ?",
-        )
-        .bind(PREFIX)
-        .bind(KEPT)
-        .bind(TEMPLATE)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(test_error("cannot list test databases", server))?;
-        let marks: Vec<(String, String)> = sqlx::query_as(
-            "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-             WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'",
-        )
-        .bind(PREFIX)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(test_error("cannot list spare copies", server))?;
-        let users: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT CAST(DB AS CHAR) FROM information_schema.PROCESSLIST \
-             WHERE DB IS NOT NULL AND ID <> CONNECTION_ID()",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .map_err(test_error("cannot list sessions", server))?;
+    async fn inventory(m: &mut M) -> Result<Vec<Entry>, Error> {
+        let sql = "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+                   WHERE LEFT(SCHEMA_NAME, 13) IN (?, ?) OR LEFT(SCHEMA_NAME, 12) = ?";
+        let what = "cannot list test databases";
+        let names: Vec<String> = fetch!(
+            m,
+            query_scalar,
+            fetch_all,
+            sql,
+            [PREFIX, KEPT, TEMPLATE],
+            what
+        )?;
+        let sql = "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) \
+                   FROM information_schema.TABLES \
+                   WHERE LEFT(TABLE_SCHEMA, 13) = ? AND LEFT(TABLE_NAME, 14) = 'stowage_spare_'";
+        let what = "cannot list spare copies";
+        let marks: Vec<(String, String)> = fetch!(m, query_as, fetch_all, sql, [PREFIX], what)?;
+        let sql = "SELECT DISTINCT CAST(DB AS CHAR) FROM information_schema.PROCESSLIST \
+                   WHERE DB IS NOT NULL AND ID <> CONNECTION_ID()";
+        let users: Vec<String> =
+            fetch!(m, query_scalar, fetch_all, sql, [], "cannot list sessions")?;
         // There may be no owners yet.
         let owners: Vec<(String, u64, u64, bool)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT CAST(name AS CHAR), pid, at, kept FROM {OWNERS}"
         )))
-        .fetch_all(&mut conn)
+        .fetch_all(&mut m.conn)
         .await
         .unwrap_or_default();
         Ok(names
@@ -81,40 +74,30 @@ impl Copying for MySql {
             .collect())
     }
 
-    async fn remove(server: &str, entry: &Entry) -> Result<bool, Error> {
+    async fn remove(m: &mut M, entry: &Entry) -> Result<bool, Error> {
         let name = entry.name.as_str();
-        if !plain_name(name) {
-            return Ok(false);
-        }
-        let mut conn = maintenance(server).await?;
         if entry.spare_of.is_some() && entry.owner.is_none() {
             // An unclaimed spare: claim it for dropping, unless a test
             // has just claimed it.
-            if !own(&mut conn, server, name, false).await? {
+            if !own(m, name, false).await? {
                 return Ok(false);
             }
         } else {
-            let users: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
-            )
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(test_error("cannot list sessions", server))?;
+            let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?";
+            let users: i64 = scalar!(m, sql, [name], "cannot list sessions")?;
             if users > 0 {
                 return Ok(false);
             }
         }
         let sql = format!("DROP DATABASE IF EXISTS {name}");
-        run!(&mut conn, sql, "cannot drop a test database", server)?;
-        forget_owner(&mut conn, name).await;
+        Self::execute(m, sql, "cannot drop a test database").await?;
+        forget_owner(&mut m.conn, name).await;
         Ok(true)
     }
 
-    async fn keep(server: &str, name: &str) -> Result<String, Error> {
+    async fn keep(m: &mut M, name: &str) -> Result<String, Error> {
         // A schema cannot be renamed: its owner row says it is kept.
-        let mut conn = maintenance(server).await?;
-        own(&mut conn, server, name, true).await?;
+        own(m, name, true).await?;
         Ok(name.to_owned())
     }
 
@@ -134,33 +117,23 @@ impl Copying for MySql {
 
     async fn lock(m: &mut M, key: &str, wait: Option<Duration>) -> Result<bool, Error> {
         let wait = wait.map_or(0, |wait| wait.as_secs());
-        let lock: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-            .bind(key)
-            .bind(wait)
-            .fetch_one(&mut m.conn)
-            .await
-            .map_err(test_error("cannot lock", &m.server))?;
+        let lock: Option<i64> = scalar!(m, "SELECT GET_LOCK(?, ?)", [key, wait], "cannot lock")?;
         Ok(lock == Some(1))
     }
 
     async fn unlock(m: &mut M, key: &str) -> Result<(), Error> {
-        sqlx::query("DO RELEASE_LOCK(?)")
-            .bind(key)
-            .execute(&mut m.conn)
-            .await
-            .map(drop)
-            .map_err(test_error("cannot unlock", &m.server))
+        let _: Option<i64> = scalar!(m, "SELECT RELEASE_LOCK(?)", [key], "cannot unlock")?;
+        Ok(())
     }
 
     async fn template_ready(m: &mut M, name: &str) -> Result<bool, Error> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-        )
-        .bind(name)
-        .bind(TEMPLATE_READY)
-        .fetch_one(&mut m.conn)
-        .await
-        .map_err(test_error("cannot look for the template", &m.server))?;
+        let sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+        let count: i64 = scalar!(
+            m,
+            sql,
+            [name, TEMPLATE_READY],
+            "cannot look for the template"
+        )?;
         Ok(count == 1)
     }
 
@@ -180,7 +153,7 @@ impl Copying for MySql {
 
     async fn copy(m: &mut M, template: &str, name: &str, spare: bool) -> Result<(), Error> {
         let mark = spare.then(|| spare_mark(template));
-        copy(&mut m.conn, &m.server, template, name, mark.as_deref()).await
+        copy(m, template, name, mark.as_deref()).await
     }
 
     /// A spare's mark says it is one.
@@ -189,7 +162,7 @@ impl Copying for MySql {
     }
 
     async fn claim(m: &mut M, template: &str, _name: &str) -> Result<Option<String>, Error> {
-        claim_spare(&mut m.conn, &m.server, template).await
+        claim_spare(m, template).await
     }
 
     /// A reset compares the schema with its template's.
@@ -198,20 +171,16 @@ impl Copying for MySql {
     }
 
     async fn ready(m: &mut M, template: &str) -> Result<usize, Error> {
-        let ready: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?",
-        )
-        .bind(spare_mark(template))
-        .bind(ours())
-        .fetch_one(&mut m.conn)
-        .await
-        .map_err(test_error("cannot count spare copies", &m.server))?;
+        let sql = "SELECT COUNT(*) FROM information_schema.TABLES \
+                   WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ?";
+        let (mark, ours) = (spare_mark(template), ours());
+        let ready: i64 = scalar!(m, sql, [mark, ours], "cannot count spare copies")?;
         Ok(usize::try_from(ready).unwrap_or(usize::MAX))
     }
 
     /// It is taken first, as a test claims one.
     async fn drop_spare(m: &mut M, template: &str, spare: &str) -> Result<(), Error> {
-        if take(&mut m.conn, &m.server, spare, &spare_mark(template)).await? {
+        if take(m, spare, &spare_mark(template)).await? {
             let sql = format!("DROP DATABASE IF EXISTS `{spare}`");
             Self::execute(m, sql, "cannot drop a spare copy too many").await?;
             forget_owner(&mut m.conn, spare).await;
@@ -239,23 +208,18 @@ impl Copying for MySql {
 /// A maintenance connection, as the flow holds it.
 type M = Maint<sqlx::MySqlConnection>;
 
-/// A maintenance connection to `server`.
-async fn maintenance(server: &str) -> Result<sqlx::MySqlConnection, Error> {
-    Ok(M::open::<sqlx::MySql>(server).await?.conn)
-}
-
 /// The table whose presence says a template is complete.
 const TEMPLATE_READY: &str = "stowage_template_ready";
 
 /// Recreate the template schema's objects in a new schema, from their own
 /// definitions, in one multi-statement round trip.
 async fn copy(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
+    m: &mut M,
     template: &str,
     name: &str,
     spare_mark: Option<&str>,
 ) -> Result<(), Error> {
+    let (conn, server) = (&mut m.conn, m.server.as_str());
     let fail = |what: &str| {
         test_error(
             &format!("cannot copy the template {template}: {what}"),
@@ -442,12 +406,8 @@ const OWNERS: &str = "stowage_claims.owners";
 /// Make this process the owner of `name` from now: with `kept`, whoever
 /// owned it before; else only if no one does (the claim itself: of two
 /// sessions, one succeeds). Whether it is this process's now.
-async fn own(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    name: &str,
-    kept: bool,
-) -> Result<bool, Error> {
+async fn own(m: &mut M, name: &str, kept: bool) -> Result<bool, Error> {
+    let (conn, server) = (&mut m.conn, m.server.as_str());
     let sql = format!(
         "CREATE DATABASE IF NOT EXISTS stowage_claims; \
          CREATE TABLE IF NOT EXISTS {OWNERS} (name VARCHAR(64) PRIMARY KEY, \
@@ -483,23 +443,14 @@ fn spare_mark(template: &str) -> String {
 }
 
 /// Claim a spare copy of `template` by dropping its mark; its name, if any is left.
-async fn claim_spare(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    template: &str,
-) -> Result<Option<String>, Error> {
+async fn claim_spare(m: &mut M, template: &str) -> Result<Option<String>, Error> {
     let mark = spare_mark(template);
-    let spares: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES \
-         WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ? ORDER BY RAND()",
-    )
-    .bind(&mark)
-    .bind(ours())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(test_error("cannot look for spare copies", server))?;
+    let sql = "SELECT CAST(TABLE_SCHEMA AS CHAR) FROM information_schema.TABLES \
+               WHERE TABLE_NAME = ? AND TABLE_SCHEMA LIKE ? ORDER BY RAND()";
+    let what = "cannot look for spare copies";
+    let spares: Vec<String> = fetch!(m, query_scalar, fetch_all, sql, [&mark, ours()], what)?;
     for spare in spares {
-        if take(&mut *conn, server, &spare, &mark).await? {
+        if take(m, &spare, &mark).await? {
             return Ok(Some(spare));
         }
     }
@@ -508,20 +459,15 @@ async fn claim_spare(
 
 /// Take spare `spare` (marked with table `mark`) for this session: `false`
 /// when another has it.
-async fn take(
-    conn: &mut sqlx::MySqlConnection,
-    server: &str,
-    spare: &str,
-    mark: &str,
-) -> Result<bool, Error> {
+async fn take(m: &mut M, spare: &str, mark: &str) -> Result<bool, Error> {
     // Only one session can own it; the others try the next. Owned before
     // its mark goes, it never looks like a dead process's.
-    if !plain_name(spare) || !plain_name(mark) || !own(&mut *conn, server, spare, false).await? {
+    if !plain_name(spare) || !plain_name(mark) || !own(m, spare, false).await? {
         return Ok(false);
     }
     let unmark = format!("DROP TABLE `{spare}`.`{mark}`");
     match sqlx::raw_sql(AssertSqlSafe(unmark))
-        .execute(&mut *conn)
+        .execute(&mut m.conn)
         .await
     {
         Ok(_) => Ok(true),
@@ -529,10 +475,12 @@ async fn take(
         Err(error)
             if error.as_database_error().and_then(|e| e.code()).as_deref() == Some("42S02") =>
         {
-            forget_owner(&mut *conn, spare).await;
+            forget_owner(&mut m.conn, spare).await;
             Ok(false)
         }
-        Err(error) => Err(test_error("cannot unmark a claimed spare", server)(error)),
+        Err(error) => Err(test_error("cannot unmark a claimed spare", &m.server)(
+            error,
+        )),
     }
 }
 

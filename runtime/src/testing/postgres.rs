@@ -55,24 +55,19 @@ fn code(error: &sqlx::Error) -> Option<String> {
 impl Copying for Postgres {
     type Conn = sqlx::PgConnection;
 
-    async fn drop_database(server: &str, name: &str) -> Result<(), Error> {
-        let mut conn = maintenance(server).await?;
+    async fn drop_database(m: &mut M, name: &str) -> Result<(), Error> {
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        run!(&mut conn, sql, "cannot drop a test database", server)
+        Self::execute(m, sql, "cannot drop a test database").await
     }
 
-    async fn inventory(server: &str) -> Result<Vec<Entry>, Error> {
-        let mut conn = maintenance(server).await?;
-        let found: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT d.datname::text, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
-             FROM pg_database d WHERE left(d.datname, 13) IN ($1, $2) OR left(d.datname, 12) = $3",
-        )
-        .bind(PREFIX)
-        .bind(KEPT)
-        .bind(TEMPLATE)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(test_error("cannot list test databases", server))?;
+    async fn inventory(m: &mut M) -> Result<Vec<Entry>, Error> {
+        let sql = "SELECT d.datname::text, \
+                   EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
+                   FROM pg_database d \
+                   WHERE left(d.datname, 13) IN ($1, $2) OR left(d.datname, 12) = $3";
+        let what = "cannot list test databases";
+        let found: Vec<(String, bool)> =
+            fetch!(m, query_as, fetch_all, sql, [PREFIX, KEPT, TEMPLATE], what)?;
         Ok(found
             .into_iter()
             .map(|(name, in_use)| Entry {
@@ -85,20 +80,13 @@ impl Copying for Postgres {
             .collect())
     }
 
-    async fn remove(server: &str, entry: &Entry) -> Result<bool, Error> {
+    async fn remove(m: &mut M, entry: &Entry) -> Result<bool, Error> {
         let name = entry.name.as_str();
-        if !plain_name(name) {
-            return Ok(false);
-        }
-        let mut conn = maintenance(server).await?;
         // One process removes it: another sweeping at the same time
         // leaves it alone. Released as the session ends.
-        let mine: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('stowage-remove:' || $1))")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(test_error("cannot lock", server))?;
+        let sql = "SELECT pg_try_advisory_lock(hashtext('stowage-remove:' || $1))";
+        let mine: bool = scalar!(m, sql, [name], "cannot lock")?;
+        let (conn, server) = (&mut m.conn, m.server.as_str());
         if !mine {
             return Ok(false);
         }
@@ -106,11 +94,11 @@ impl Copying for Postgres {
             // Gone already, or invalid (a drop cut short), which can
             // only be dropped: the drop below says what is wrong.
             let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
-            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
+            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await;
         }
         // Without FORCE: one in use is left alone.
         let drop = format!("DROP DATABASE IF EXISTS {name}");
-        match sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut conn).await {
+        match sqlx::raw_sql(AssertSqlSafe(drop)).execute(conn).await {
             Ok(_) => Ok(true),
             // In use after all: a test has just connected to it.
             Err(error) if code(&error).as_deref() == Some("55006") => Ok(false),
@@ -118,26 +106,19 @@ impl Copying for Postgres {
         }
     }
 
-    async fn keep(server: &str, name: &str) -> Result<String, Error> {
+    async fn keep(m: &mut M, name: &str) -> Result<String, Error> {
         let kept = kept_name(name);
-        let mut conn = maintenance(server).await?;
         // The test is over: its sessions (a pool still closing) go.
         sqlx::query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = $1 AND pid <> pg_backend_pid()",
         )
         .bind(name)
-        .execute(&mut conn)
+        .execute(&mut m.conn)
         .await
-        .map_err(test_error("cannot end the test's sessions", server))?;
-        rename_when_free(
-            &mut conn,
-            server,
-            name,
-            &kept,
-            "cannot rename a kept database",
-        )
-        .await?;
+        .map_err(test_error("cannot end the test's sessions", &m.server))?;
+        let what = "cannot rename a kept database";
+        rename_when_free(&mut m.conn, &m.server, name, &kept, what).await?;
         Ok(kept)
     }
 
@@ -154,45 +135,28 @@ impl Copying for Postgres {
             None => "SELECT pg_try_advisory_lock(hashtext($1))",
             Some(_) => "SELECT true FROM pg_advisory_lock(hashtext($1))",
         };
-        sqlx::query_scalar(sql)
-            .bind(key)
-            .fetch_one(&mut m.conn)
-            .await
-            .map_err(test_error("cannot lock", &m.server))
+        scalar!(m, sql, [key], "cannot lock")
     }
 
     async fn unlock(m: &mut M, key: &str) -> Result<(), Error> {
-        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-            .bind(key)
-            .execute(&mut m.conn)
-            .await
-            .map(drop)
-            .map_err(test_error("cannot unlock", &m.server))
+        let sql = "SELECT pg_advisory_unlock(hashtext($1))";
+        let _: bool = scalar!(m, sql, [key], "cannot unlock")?;
+        Ok(())
     }
 
     async fn template_ready(m: &mut M, name: &str) -> Result<bool, Error> {
         // Ready once marked, and described for resets (else built before they were).
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
-             AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'",
-        )
-        .bind(name)
-        .fetch_one(&mut m.conn)
-        .await
-        .map_err(test_error("cannot look for the template", &m.server))?;
+        let sql = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate \
+                   AND shobj_description(oid, 'pg_database') LIKE 'stowage-pristine%'";
+        let count: i64 = scalar!(m, sql, [name], "cannot look for the template")?;
         Ok(count == 1)
     }
 
     async fn build_template(m: &mut M, name: &str, migrator: &Migrator) -> Result<(), Error> {
         // A template left half-built by a crash, or built before resets
         // were, is rebuilt.
-        let marked: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate",
-        )
-        .bind(name)
-        .fetch_one(&mut m.conn)
-        .await
-        .map_err(test_error("cannot look for the template", &m.server))?;
+        let sql = "SELECT COUNT(*) FROM pg_database WHERE datname = $1 AND datistemplate";
+        let marked: i64 = scalar!(m, sql, [name], "cannot look for the template")?;
         if marked == 1 {
             let sql = format!("ALTER DATABASE {name} WITH IS_TEMPLATE false");
             Self::execute(m, sql, "cannot unmark an outdated template").await?;
@@ -229,7 +193,7 @@ impl Copying for Postgres {
 
     /// A spare's name says it is one.
     async fn copy(m: &mut M, template: &str, name: &str, _spare: bool) -> Result<(), Error> {
-        copy(&mut m.conn, &m.server, template, name).await
+        copy(m, template, name).await
     }
 
     fn spare_name(template: &str) -> String {
@@ -237,7 +201,7 @@ impl Copying for Postgres {
     }
 
     async fn claim(m: &mut M, template: &str, name: &str) -> Result<Option<String>, Error> {
-        Ok(claim_spare(&mut m.conn, &m.server, template, name)
+        Ok(claim_spare(m, template, name)
             .await?
             .then(|| name.to_owned()))
     }
@@ -247,12 +211,13 @@ impl Copying for Postgres {
     }
 
     async fn ready(m: &mut M, template: &str) -> Result<usize, Error> {
-        let ready: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1")
-                .bind(spare_pattern(template))
-                .fetch_one(&mut m.conn)
-                .await
-                .map_err(test_error("cannot count spare copies", &m.server))?;
+        let sql = "SELECT COUNT(*) FROM pg_database WHERE datname LIKE $1";
+        let ready: i64 = scalar!(
+            m,
+            sql,
+            [spare_pattern(template)],
+            "cannot count spare copies"
+        )?;
         Ok(usize::try_from(ready).unwrap_or(usize::MAX))
     }
 
@@ -283,18 +248,9 @@ impl Copying for Postgres {
 /// A maintenance connection, as the flow holds it.
 type M = Maint<sqlx::PgConnection>;
 
-/// A maintenance connection to `server`.
-async fn maintenance(server: &str) -> Result<sqlx::PgConnection, Error> {
-    Ok(M::open::<sqlx::Postgres>(server).await?.conn)
-}
-
 /// Copy the template into a new database `name`.
-async fn copy(
-    conn: &mut sqlx::PgConnection,
-    server: &str,
-    template: &str,
-    name: &str,
-) -> Result<(), Error> {
+async fn copy(m: &mut M, template: &str, name: &str) -> Result<(), Error> {
+    let (conn, server) = (&mut m.conn, m.server.as_str());
     let mut attempt = 0;
     loop {
         let result = sqlx::raw_sql(AssertSqlSafe(format!(
@@ -340,24 +296,16 @@ fn spare_pattern(template: &str) -> String {
 }
 
 /// Claim a spare copy of `template` by renaming it to `name`; false if none is left.
-async fn claim_spare(
-    conn: &mut sqlx::PgConnection,
-    server: &str,
-    template: &str,
-    name: &str,
-) -> Result<bool, Error> {
-    let spares: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY random()",
-    )
-    .bind(spare_pattern(template))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(test_error("cannot look for spare copies", server))?;
+async fn claim_spare(m: &mut M, template: &str, name: &str) -> Result<bool, Error> {
+    let sql = "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY random()";
+    let what = "cannot look for spare copies";
+    let pattern = spare_pattern(template);
+    let spares: Vec<String> = fetch!(m, query_scalar, fetch_all, sql, [pattern], what)?;
     for spare in spares.iter().filter(|s| plain_name(s)) {
         // Another test may have claimed it first; then try the next.
         let rename = format!("ALTER DATABASE {spare} RENAME TO {name}");
         if sqlx::raw_sql(AssertSqlSafe(rename))
-            .execute(&mut *conn)
+            .execute(&mut m.conn)
             .await
             .is_ok()
         {
