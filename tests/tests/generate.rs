@@ -287,6 +287,18 @@ const MYSQL: &[Case] = &[
         None,
     ),
     case(
+        // vaultwarden's `twofactor` when its `type` became `atype`: the
+        // unique key is the only index the unchanged foreign key can use.
+        "the key an unchanged foreign key uses changed",
+        "CREATE TABLE p (id integer PRIMARY KEY); INSERT INTO p VALUES (1), (2);
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer NOT NULL DEFAULT 1,
+           UNIQUE KEY t_pid (pid, id), CONSTRAINT t_p FOREIGN KEY (pid) REFERENCES p (id));",
+        "CREATE TABLE p (id integer PRIMARY KEY);
+         CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer NOT NULL DEFAULT 1,
+           UNIQUE KEY t_pid (pid, a), CONSTRAINT t_p FOREIGN KEY (pid) REFERENCES p (id));",
+        None,
+    ),
+    case(
         "a unique key added beside a foreign key's",
         "CREATE TABLE p (id integer PRIMARY KEY);
          CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer, FOREIGN KEY (pid) REFERENCES p (id));",

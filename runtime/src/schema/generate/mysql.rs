@@ -142,24 +142,60 @@ fn key_changes<'d>(old: &[&'d str], new: &[&'d str]) -> (Vec<&'d str>, Vec<&'d s
 
 /// A table's foreign keys that change: the statements that drop them,
 /// run before any table is altered (a key they use may go), and those that
-/// add them, run after every table is (the key they need may come).
+/// add them, run after every table is (the key they need may come). An
+/// unchanged one goes and comes back too where a key it may use as its
+/// index is dropped: the server refuses to drop that key (error 1553).
 pub(super) fn mysql_foreign_keys(from: &SchemaObject, to: &SchemaObject) -> (Vec<String>, Vec<String>) {
     let (Some(old), Some(new)) = (my_table(&from.definition), my_table(&to.definition)) else {
         return (Vec::new(), Vec::new());
     };
     let table = mysql_quote(&to.name);
+    let (dropped_keys, _) = key_changes(&old.keys, &new.keys);
     let (old, new) = (constraints(&old, true), constraints(&new, true));
+    let over_dropped_key: Vec<&(&str, &str)> = old
+        .iter()
+        .filter(|(_, line)| {
+            let columns = listed(line);
+            dropped_keys.iter().any(|key| listed(key).starts_with(&columns))
+        })
+        .collect();
     let drops = old
         .iter()
-        .filter(|constraint| !new.contains(constraint))
+        .filter(|constraint| !new.contains(constraint) || over_dropped_key.contains(constraint))
         .map(|(name, _)| format!("ALTER TABLE {table} DROP FOREIGN KEY {name}"))
         .collect();
     let adds = new
         .iter()
-        .filter(|constraint| !old.contains(constraint))
+        .filter(|constraint| !old.contains(constraint) || over_dropped_key.contains(constraint))
         .map(|(_, line)| format!("ALTER TABLE {table} ADD {line}"))
         .collect();
     (drops, adds)
+}
+
+/// The names in the first parenthesised list of a key's or constraint's
+/// line, its columns: `a` and `b` for ``KEY `k` (`a`,`b`(10))``.
+fn listed(line: &str) -> Vec<&str> {
+    let (mut names, mut depth, mut quoted_at) = (Vec::new(), None::<usize>, None);
+    for (i, c) in line.char_indices() {
+        match (c, quoted_at) {
+            ('`', None) => quoted_at = Some(i + 1),
+            ('`', Some(from)) => {
+                if depth == Some(1) {
+                    names.push(&line[from..i]);
+                }
+                quoted_at = None;
+            }
+            (_, Some(_)) => {}
+            ('(', None) => depth = Some(depth.map_or(1, |d| d + 1)),
+            (')', None) => match depth {
+                Some(1) => break,
+                Some(d) => depth = Some(d - 1),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    names
 }
 
 /// A table's foreign keys, or its other constraints (checks).
@@ -175,4 +211,21 @@ fn constraints<'d>(table: &MyTable<'d>, foreign: bool) -> Vec<(&'d str, &'d str)
 /// `name` as a MySQL identifier.
 pub(super) fn mysql_quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed;
+
+    #[test]
+    fn the_columns_of_keys_and_foreign_keys() {
+        assert_eq!(listed("UNIQUE KEY `t_pid` (`pid`,`id`)"), ["pid", "id"]);
+        assert_eq!(listed("KEY `k(1)` (`a`,`b`(10)) COMMENT 'x'"), ["a", "b"]);
+        assert_eq!(listed("PRIMARY KEY (`id`)"), ["id"]);
+        assert_eq!(
+            listed("CONSTRAINT `t_p` FOREIGN KEY (`a`, `n`) REFERENCES `p` (`k`, `n`)"),
+            ["a", "n"]
+        );
+        assert!(listed("KEY `broken`").is_empty());
+    }
 }
