@@ -7,14 +7,16 @@
 //!
 //! With `--pairs`, the generator instead: for every two consecutive
 //! versions k and k+1, `Schema::migration_to` from k's schema to k+1's,
-//! its up applied by the database's own client to a database holding k's
+//! its up applied by the database's own client (after the folder's
+//! callbacks, as below) to a database holding k's
 //! schema must build k+1's, and its down then k's again. One line per pair
 //! that is not handled, with why; a count at the end.
 //!
 //! For each folder, on the servers of `STOWAGE_TEST_PG_URL` /
 //! `STOWAGE_TEST_MYSQL_URL` (SQLite: files), at every version: stowage
 //! applies the next migration to one database and the database's own
-//! client applies its file to another; the two schemas (`Migrator::dump`)
+//! client applies its file to another (after the folder's `beforeMigrate`
+//! and `beforeEachMigrate` callbacks, as stowage runs them); the two schemas (`Migrator::dump`)
 //! must be equal. The dump, applied by the client to an empty database,
 //! must give the same schema and the same native dump (`pg_dump`,
 //! `mariadb-dump`, sqlite3's `.schema`). Then the middle version, built by
@@ -22,7 +24,7 @@
 //! the newest version applied must build that version's schema. One line per version; the exit
 //! code is 1 when any version disagrees.
 
-use stowage::{Migrator, Schema};
+use stowage::{Event, MigrationSet, Migrator, Schema};
 use stowage_tests::{Backend, dir_at, fresh, native};
 
 const OWN: &[&str] = &[
@@ -40,6 +42,19 @@ fn differences(actual: &Schema, expected: &Schema) -> String {
         .collect()
 }
 
+/// How the client runs a migration of `set` as stowage's run of it does:
+/// after the folder's `beforeMigrate` and `beforeEachMigrate` callbacks, on
+/// the same session (a folder may need `SET FOREIGN_KEY_CHECKS = 0`, as its
+/// application sets before migrating).
+fn as_run(set: &MigrationSet) -> impl Fn(&str) -> String {
+    let before: String = [Event::BeforeMigrate, Event::BeforeEachMigrate]
+        .into_iter()
+        .flat_map(|event| set.callbacks(event))
+        .map(|callback| format!("{}\n", callback.sql()))
+        .collect();
+    move |sql| format!("{before}{sql}")
+}
+
 /// The problems of one folder, said as they are found.
 async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, String> {
     let dir = dir_at(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -52,6 +67,7 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
         fresh(backend, "client").await,
     );
     let (pool, theirs_pool) = (built.pool().await, by_client.pool().await);
+    let as_run = as_run(set);
     let mut problems = 0;
     let mut client_ok = true;
     let mut last: Option<Schema> = None;
@@ -67,7 +83,7 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
         applied.push(version);
         let schema = pool.dump(&migrator).await;
         if client_ok {
-            match native::try_client(backend, &by_client.url, migration.up_sql()) {
+            match native::try_client(backend, &by_client.url, &as_run(migration.up_sql())) {
                 Ok(()) => {
                     let theirs = theirs_pool.dump(&migrator).await;
                     if theirs != schema {
@@ -130,7 +146,7 @@ async fn folder(backend: Backend, path: &std::path::Path) -> Result<usize, Strin
     let other = fresh(backend, "baseline").await;
     let mut built_by_client = true;
     for migration in set.iter().take_while(|m| m.version() <= middle) {
-        if native::try_client(backend, &other.url, migration.up_sql()).is_err() {
+        if native::try_client(backend, &other.url, &as_run(migration.up_sql())).is_err() {
             built_by_client = false;
             break;
         }
@@ -208,6 +224,7 @@ async fn pairs(backend: Backend, path: &std::path::Path) -> Result<usize, String
     let set = migrator
         .set(backend.dialect())
         .ok_or_else(|| format!("{} has no migrations for {backend:?}", path.display()))?;
+    let as_run = as_run(set);
     let built = fresh(backend, "pairs").await;
     let pool = built.pool().await;
     let mut schemas = vec![(0, pool.dump(&migrator).await)];
@@ -232,7 +249,7 @@ async fn pairs(backend: Backend, path: &std::path::Path) -> Result<usize, String
         let db = at_version(backend, &migrator, before, *at).await;
         let why = match db {
             Err(error) => Some(error),
-            Ok(ref db) => match native::try_client(backend, &db.url, &generated.up) {
+            Ok(ref db) => match native::try_client(backend, &db.url, &as_run(&generated.up)) {
                 Err(error) => Some(format!("up does not apply: {error}")),
                 Ok(()) => {
                     let up = db.pool().await.dump(&migrator).await;
@@ -242,7 +259,7 @@ async fn pairs(backend: Backend, path: &std::path::Path) -> Result<usize, String
                             differences(&up, after)
                         ))
                     } else {
-                        match native::try_client(backend, &db.url, &generated.down) {
+                        match native::try_client(backend, &db.url, &as_run(&generated.down)) {
                             Err(error) => Some(format!("down does not apply: {error}")),
                             Ok(()) => {
                                 let down = db.pool().await.dump(&migrator).await;
