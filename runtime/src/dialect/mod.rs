@@ -8,7 +8,7 @@
 //! harness, in `testing/`.)
 
 pub(crate) use crate::engine::sql_dialect::{
-    At, BoxFuture, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary, hex,
+    At, Done, ErrorSign, HistoryTypes, SqlDialect, Under, Vocabulary, hex,
 };
 use crate::{Dialect, Error};
 

@@ -8,7 +8,7 @@
 use super::TestDb;
 use super::names::{plain_name, with_database};
 use super::server::{Entry, Finished, TestServer, Wanted, test_error};
-use crate::dialect::BoxFuture;
+use crate::engine::sql_dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::Connection;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 use super::TestDb;
 use crate::connect::redact;
-use crate::dialect::BoxFuture;
+use crate::engine::sql_dialect::BoxFuture;
 use crate::{Dialect, Error, Migrator};
 use std::time::Duration;
 

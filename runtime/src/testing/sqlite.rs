@@ -4,7 +4,7 @@
 use super::TestDb;
 use super::names::{KEPT, PREFIX, TEMPLATE, kept_name, sqlite_dir};
 use super::server::{Entry, TestServer, Wanted, test_error};
-use crate::dialect::BoxFuture;
+use crate::engine::sql_dialect::BoxFuture;
 use crate::{Error, Migrator};
 use sqlx::Connection;
 use std::time::Duration;
