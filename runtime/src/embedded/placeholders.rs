@@ -58,7 +58,7 @@ impl Placeholders {
     }
 
     /// `sql` of the file at `path`, ready to run: [`apply`](Self::apply),
-    /// an unset placeholder reported as [`Error::PlaceholderUnset`].
+    /// an unset placeholder reported as [`Error::PlaceholderUnset`](crate::Error::PlaceholderUnset).
     pub(crate) fn resolve(&self, path: &str, sql: &str) -> Result<String, crate::Error> {
         self.apply(sql)
             .map(Cow::into_owned)

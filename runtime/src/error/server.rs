@@ -43,7 +43,7 @@ pub(crate) fn with_transaction_advice(error: &sqlx::Error, message: String) -> S
     }
 }
 
-/// What to check after [`Error::Connect`], for the case at hand.
+/// What to check after [`Error::Connect`](crate::Error::Connect), for the case at hand.
 pub(crate) fn connect_advice(url: &str, reason: &str) -> &'static str {
     if url.starts_with("sqlite:") {
         "check the file's path, and that its folder exists and can be written by this user"

@@ -1,6 +1,6 @@
 //! Leaving a server as clean as it was found: the sweep at the start of a
 //! run, [`cleanup`] and [`kept_databases`]. Each touches only this
-//! project's databases ([`names`](super::names) says how they are marked).
+//! project's databases ([`names`] says how they are marked).
 //!
 //! At the first test database a process makes on a server, it drops, of this
 //! project's databases that no session is using:

@@ -13,7 +13,7 @@
 //! takes, so a passing test's database is not dropped but reset to the
 //! template's state and kept as a spare for the next test, which claims it
 //! at once (PostgreSQL renames it; MySQL drops the table that marks it, and
-//! records the claim in `stowage_claims.owners` for [`cleanup`]). The reset
+//! records the claim in `stowage_claims.owners` for [`cleanup()`]). The reset
 //! finds what the test wrote (PostgreSQL 15 and later: the server's row
 //! statistics, flushed as the test's sessions end; MySQL: `CHECKSUM TABLE`
 //! and `AUTO_INCREMENT` against the template schema), deletes it, puts back
@@ -55,7 +55,7 @@
 //! renamed, recorded as kept in `stowage_claims.owners`), and its name
 //! printed, for a look after the fact. [`kept_databases`] lists them;
 //! `STOWAGE_TEST_DROP_KEPT=1 cargo test` drops them at the start of the run,
-//! and [`cleanup`] by age.
+//! and [`cleanup()`] by age.
 //!
 //! ```no_run
 //! static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();

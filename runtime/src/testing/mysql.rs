@@ -127,13 +127,10 @@ impl Copying for MySql {
     }
 
     async fn template_ready(m: &mut M, name: &str) -> Result<bool, Error> {
-        let sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-        let count: i64 = scalar!(
-            m,
-            sql,
-            [name, TEMPLATE_READY],
-            "cannot look for the template"
-        )?;
+        let sql = "SELECT COUNT(*) FROM information_schema.TABLES \
+                   WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+        let what = "cannot look for the template";
+        let count: i64 = scalar!(m, sql, [name, TEMPLATE_READY], what)?;
         Ok(count == 1)
     }
 
