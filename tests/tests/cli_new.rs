@@ -5,7 +5,8 @@
 //! with only stowage's `sqlite` and `cli` features. Each writes its next
 //! migration, named and numbered as its neighbours; rebuilt, each binary
 //! embeds what `new` wrote. The same build shows that a URL of a database
-//! whose feature was left out names that feature.
+//! whose feature was left out names that feature. A second scratch crate,
+//! with the `mysql` feature instead, runs `new --from-database` on MariaDB.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -592,4 +593,143 @@ fn count(url: &str, sql: &'static str) -> i64 {
         pool.close().await;
         rows
     })
+}
+
+/// On MariaDB, through an application binary built as the README says but
+/// with stowage's `mysql` feature: a key that an unchanged foreign key uses
+/// as its index changed by hand (vaultwarden's `twofactor`), `new
+/// --from-database URL` writes the change; rebuilt, `up` applies it on a
+/// database at the version before, rows kept, and that database's `dump`
+/// equals the hand-changed one's. The server refuses to drop such a key
+/// while the foreign key stands (error 1553), so the generated file moves
+/// the foreign key around it.
+#[test]
+fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
+    use stowage_tests::Backend::MySql;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (hand, elsewhere) = runtime.block_on(async {
+        (
+            stowage_tests::fresh(MySql, "hand").await,
+            stowage_tests::fresh(MySql, "elsewhere").await,
+        )
+    });
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-new-mysql");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    let runtime_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
+    let dependencies = readme_block("# Cargo.toml, for `app migrate …`")
+        .replace("\"sqlite\"", "\"mysql\"")
+        .replace(
+            "stowage-migrate = { version = \"0.1\",",
+            &format!(
+                "stowage-migrate = {{ version = \"0.1\", path = {:?},",
+                runtime_crate.canonicalize().unwrap()
+            ),
+        );
+    assert!(
+        dependencies.contains("\"mysql\", \"cli\""),
+        "{dependencies}"
+    );
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scratch-new-mysql\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+             publish = false\n\n[workspace]\n\n{dependencies}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    std::fs::write(
+        // Not `app`: the other scratch crate's binary of that name is built
+        // into the same folder.
+        dir.join("src/bin/mysql_app.rs"),
+        "static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();\n\
+         fn main() { stowage::cli::main(&MIGRATOR) }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("migrations/1_twofactor.sql"),
+        "CREATE TABLE users (uuid CHAR(36) NOT NULL PRIMARY KEY);\n\
+         CREATE TABLE twofactor (uuid CHAR(36) NOT NULL PRIMARY KEY, user_uuid CHAR(36) NOT NULL,\n\
+           atype INTEGER NOT NULL, enabled BOOLEAN NOT NULL DEFAULT TRUE,\n\
+           UNIQUE KEY user_uuid (user_uuid, atype),\n\
+           CONSTRAINT twofactor_users FOREIGN KEY (user_uuid) REFERENCES users (uuid));\n",
+    )
+    .unwrap();
+    build(&dir);
+    let app = |args: &[&str], url: &str| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+        let output = Command::new(target.join("scratch/debug/mysql_app"))
+            .args(args)
+            .current_dir(&dir)
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let rows = "INSERT INTO users VALUES ('u1'), ('u2');
+                INSERT INTO twofactor (uuid, user_uuid, atype) VALUES ('a', 'u1', 0), ('b', 'u2', 0);";
+    for db in [&hand, &elsewhere] {
+        let (code, stdout, stderr) = app(&["up"], &db.url);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        stowage_tests::native::client(MySql, &db.url, rows);
+    }
+    // The key made unique by another column, by hand; the foreign key as it was.
+    stowage_tests::native::client(
+        MySql,
+        &hand.url,
+        "ALTER TABLE twofactor DROP KEY user_uuid, ADD UNIQUE KEY user_uuid (user_uuid, enabled);",
+    );
+    let (code, stdout, stderr) = app(
+        &["new", "key", "--from-database", &hand.url],
+        &elsewhere.url,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let written: Vec<&str> = stdout.lines().collect();
+    assert_eq!(written.len(), 2, "an up and a down: {stdout}");
+    let up = std::fs::read_to_string(dir.join(written[0])).unwrap();
+    assert!(
+        up.contains("DROP FOREIGN KEY `twofactor_users`"),
+        "the foreign key goes before its key:\n{up}"
+    );
+    let (_, before_dump, _) = app(&["dump"], &elsewhere.url);
+    build(&dir);
+    let (code, stdout, stderr) = app(&["up"], &elsewhere.url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (_, fresh_dump, _) = app(&["dump"], &elsewhere.url);
+    let (_, hand_dump, _) = app(&["dump"], &hand.url);
+    assert!(
+        fresh_dump.contains("UNIQUE KEY `user_uuid`"),
+        "{fresh_dump}"
+    );
+    assert_eq!(fresh_dump, hand_dump);
+    let kept: i64 = runtime.block_on(async {
+        let pool = sqlx::MySqlPool::connect(&elsewhere.url).await.unwrap();
+        let kept = sqlx::query_scalar("SELECT COUNT(*) FROM twofactor")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        kept
+    });
+    assert_eq!(kept, 2, "the rows are kept");
+    // The down moves it around the key again.
+    let (code, stdout, stderr) = app(&["down", "--yes"], &elsewhere.url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (_, after_down, _) = app(&["dump"], &elsewhere.url);
+    assert_eq!(after_down, before_dump);
 }
