@@ -299,6 +299,23 @@ const MYSQL: &[Case] = &[
         None,
     ),
     case(
+        // hydra's `hydra_client` given a surrogate key: the server refuses
+        // an auto-increment column without its key, one statement apart.
+        "an auto-increment key added in place of the primary key",
+        T,
+        "CREATE TABLE t (id integer NOT NULL, a varchar(20) NOT NULL,
+           pk integer unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, UNIQUE KEY t_id (id));",
+        None,
+    ),
+    case(
+        // hydra's `hydra_jwk`, whose key became a UUID beside the old one.
+        "the auto-increment column moved to another column",
+        "CREATE TABLE t (id integer PRIMARY KEY AUTO_INCREMENT, a varchar(20) NOT NULL);",
+        "CREATE TABLE t (id char(36) NOT NULL PRIMARY KEY, a varchar(20) NOT NULL,
+           old_id integer NOT NULL AUTO_INCREMENT, UNIQUE KEY t_old (old_id));",
+        Some("changes column"),
+    ),
+    case(
         "a unique key added beside a foreign key's",
         "CREATE TABLE p (id integer PRIMARY KEY);
          CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, pid integer, FOREIGN KEY (pid) REFERENCES p (id));",

@@ -122,13 +122,44 @@ pub(super) fn mysql_alter(from: &SchemaObject, to: &SchemaObject) -> Result<Alte
             false => steps.push(new.options.to_owned()),
         }
     }
-    Ok(Altering {
-        statements: steps
+    // The server checks after each statement that the auto-increment
+    // column is the first of a key (error 1075): where that column or its
+    // keys change, every step goes in one statement.
+    let statements = match moves_auto_increment(&old, &new, &dropped, &added) {
+        true => vec![format!("ALTER TABLE {table}\n  {}", steps.join(",\n  "))],
+        false => steps
             .into_iter()
             .map(|step| format!("ALTER TABLE {table} {step}"))
             .collect(),
+    };
+    Ok(Altering {
+        statements,
         warnings,
     })
+}
+
+/// Whether turning `old` into `new` adds, drops or changes an
+/// auto-increment column, or a key one of them is in.
+fn moves_auto_increment(old: &MyTable<'_>, new: &MyTable<'_>, dropped: &[&str], added: &[&str]) -> bool {
+    [auto_increment(old), auto_increment(new)]
+        .into_iter()
+        .flatten()
+        .any(|name| {
+            column_line(old, name) != column_line(new, name)
+                || dropped.iter().chain(added).any(|key| listed(key).contains(&name))
+        })
+}
+
+/// The name of a table's auto-increment column, unquoted.
+fn auto_increment<'d>(table: &MyTable<'d>) -> Option<&'d str> {
+    let found = table.columns.iter().find(|(_, line)| line.contains(" AUTO_INCREMENT"));
+    found.map(|(name, _)| name.trim_matches('`'))
+}
+
+/// The line of a table's column `name` (unquoted).
+fn column_line<'d>(table: &MyTable<'d>, name: &str) -> Option<&'d str> {
+    let found = table.columns.iter().find(|(n, _)| n.trim_matches('`') == name);
+    found.map(|(_, line)| *line)
 }
 
 /// The keys to drop and to add to turn `old` into `new`: those that
