@@ -61,6 +61,17 @@ const EVERYWHERE: &[Case] = &[
 ];
 
 const POSTGRES: &[Case] = &[
+    Case {
+        // hydra's `hydra_client`, whose `_json` columns took the old
+        // columns' names (no rename hint): text made jsonb, in a rebuild.
+        name: "a column retyped where the table is rebuilt",
+        before: "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, j text);",
+        after: "CREATE TABLE t (j jsonb, id integer PRIMARY KEY, a varchar(20) NOT NULL);",
+        rows: "INSERT INTO t (id, a, j) VALUES (1, 'x', '[1]'), (2, 'y', '{}');",
+        kept: 2,
+        warns: Some("conversion of its rows"),
+        then: None,
+    },
     case(
         "column settings added, changed and reset",
         "CREATE TABLE t (id integer PRIMARY KEY, a varchar(20) NOT NULL, b text);

@@ -19,7 +19,7 @@ mod sqlite;
 use super::{ObjectKind, Schema, SchemaObject, dependency_order, mentions};
 use crate::Dialect;
 use mysql::{mysql_alter, mysql_foreign_keys, mysql_quote};
-use postgres::{enum_rebuild, enum_values_added, pg_rebuilds, postgres_alter, postgres_rebuild};
+use postgres::{enum_rebuild, enum_values_added, pg_rebuilds, postgres_alter};
 #[cfg(feature = "any")]
 pub use renames::Renames;
 use sqlite::sqlite_rebuild;
@@ -558,7 +558,6 @@ fn alter_table(
 ) -> Result<Altering, String> {
     let dialect = schemas[1].dialect;
     match dialect {
-        Dialect::Postgres if pg_rebuilds(from, to) => postgres_rebuild(from, to),
         Dialect::Postgres => postgres_alter(schemas, from, to),
         Dialect::Sqlite => sqlite_rebuild(from, to),
         Dialect::MySql => mysql_alter(from, to),

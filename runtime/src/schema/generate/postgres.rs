@@ -221,16 +221,31 @@ pub(super) fn pg_column(definition: &str) -> PgColumn<'_> {
     }
 }
 
+/// Both tables read, or why not.
+fn pg_tables<'d>(
+    from: &'d SchemaObject,
+    to: &'d SchemaObject,
+) -> Result<(PgTable<'d>, PgTable<'d>), String> {
+    let old = pg_table(&from.definition).ok_or_else(unreadable_table)?;
+    Ok((old, pg_table(&to.definition).ok_or_else(unreadable_table)?))
+}
+
+/// Why a table definition cannot be altered: stowage does not read it.
+fn unreadable_table() -> String {
+    "its definition is not one stowage reads".to_owned()
+}
+
+/// `ALTER TABLE` steps for PostgreSQL, or the table rebuilt
+/// ([`postgres_rebuild`]) where its columns would end in another order.
 pub(super) fn postgres_alter(
     schemas: [&Schema; 2],
     from: &SchemaObject,
     to: &SchemaObject,
 ) -> Result<Altering, String> {
-    let unreadable = || "its definition is not one stowage reads".to_owned();
-    let (old, new) = (
-        pg_table(&from.definition).ok_or_else(unreadable)?,
-        pg_table(&to.definition).ok_or_else(unreadable)?,
-    );
+    let (old, new) = pg_tables(from, to)?;
+    if pg_rebuilds(from, to) {
+        return postgres_rebuild(schemas, &old, &new, to);
+    }
     if old.head != new.head || old.tail != new.tail {
         return Err("its kind, partitioning, parents or storage options change".to_owned());
     }
@@ -276,17 +291,12 @@ pub(super) fn postgres_alter(
             statements.push(column("DROP IDENTITY".to_owned()));
         }
         if retyped {
-            let target = will.ty.split(" COLLATE ").next().unwrap_or(will.ty);
             warnings.push(format!(
                 "changes the type of {table}.{name} from {} to {}: check the USING conversion",
                 was.ty, will.ty
             ));
-            // No cast reaches an enum, or leaves one, but text's.
-            let via = match is_enum(schemas, target) || is_enum(schemas, was.ty) {
-                true => format!("::text{}", if target.ends_with("[]") { "[]" } else { "" }),
-                false => String::new(),
-            };
-            statements.push(column(format!("TYPE {} USING {name}{via}::{target}", will.ty)));
+            let using = converted(schemas, name, was.ty, will.ty);
+            statements.push(column(format!("TYPE {} USING {using}", will.ty)));
         }
         if let Some(default) = will.default
             && (retyped || was.default != will.default)
@@ -363,14 +373,14 @@ pub(super) fn suffixed(ident: &str, suffix: &str) -> String {
 /// (indexes, foreign keys, triggers, comments, sequence owners) and the
 /// views reading it are dropped before and made again after, by the
 /// caller.
-pub(super) fn postgres_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result<Altering, String> {
-    let unreadable = || "its definition is not one stowage reads".to_owned();
-    let (old, new) = (
-        pg_table(&from.definition).ok_or_else(unreadable)?,
-        pg_table(&to.definition).ok_or_else(unreadable)?,
-    );
+fn postgres_rebuild(
+    schemas: [&Schema; 2],
+    old: &PgTable<'_>,
+    new: &PgTable<'_>,
+    to: &SchemaObject,
+) -> Result<Altering, String> {
     let table = &to.name;
-    let (schema, bare) = table.rsplit_once('.').ok_or_else(unreadable)?;
+    let (schema, bare) = table.rsplit_once('.').ok_or_else(unreadable_table)?;
     let aside = suffixed(bare, "__stowage_old");
     let mut statements = vec![format!("ALTER TABLE {table} RENAME TO {aside}")];
     for (name, definition) in &old.constraints {
@@ -401,11 +411,25 @@ pub(super) fn postgres_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result
         "rebuilds table {table} to put its columns in the wanted order: its rows are copied \
          into the new table"
     ));
+    // A column whose type changes is converted as `ALTER … TYPE` would.
+    let mut values = Vec::new();
+    for name in &copied {
+        match (column_type(&old.columns, name), column_type(&new.columns, name)) {
+            (Some(was), Some(will)) if was != will => {
+                warnings.push(format!(
+                    "changes the type of {table}.{name} from {was} to {will}: check the \
+                     conversion of its rows in the copy"
+                ));
+                values.push(converted(schemas, name, was, will));
+            }
+            _ => values.push((*name).to_owned()),
+        }
+    }
     if !copied.is_empty() {
-        let columns = copied.join(", ");
         statements.push(format!(
-            "INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM \
-             {schema}.{aside}"
+            "INSERT INTO {table} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {schema}.{aside}",
+            copied.join(", "),
+            values.join(", ")
         ));
     }
     for (name, definition) in &new.columns {
@@ -423,6 +447,24 @@ pub(super) fn postgres_rebuild(from: &SchemaObject, to: &SchemaObject) -> Result
         statements,
         warnings,
     })
+}
+
+/// The type of column `name` among `columns` (name, definition).
+fn column_type<'d>(columns: &[(&'d str, &'d str)], name: &str) -> Option<&'d str> {
+    let found = columns.iter().find(|(n, _)| *n == name);
+    found.map(|(_, definition)| pg_column(definition).ty)
+}
+
+/// Column `name`'s values of type `was` cast to `will`, as `USING` and a
+/// rebuild's copy convert them. No cast reaches an enum, or leaves one,
+/// but text's.
+fn converted(schemas: [&Schema; 2], name: &str, was: &str, will: &str) -> String {
+    let target = will.split(" COLLATE ").next().unwrap_or(will);
+    let via = match is_enum(schemas, target) || is_enum(schemas, was) {
+        true => format!("::text{}", if target.ends_with("[]") { "[]" } else { "" }),
+        false => String::new(),
+    };
+    format!("{name}{via}::{target}")
 }
 
 /// Whether `ty` (a column's type, an array's too) is an enum of either
