@@ -605,6 +605,69 @@ fn count(url: &str, sql: &'static str) -> i64 {
 /// the foreign key around it.
 #[test]
 fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
+    mysql_new_from_database(&HandChange {
+        crate_name: "scratch-new-mysql",
+        bin: "mysql_app",
+        migration: "CREATE TABLE users (uuid CHAR(36) NOT NULL PRIMARY KEY);\n\
+                    CREATE TABLE twofactor (uuid CHAR(36) NOT NULL PRIMARY KEY, user_uuid CHAR(36) NOT NULL,\n\
+                      atype INTEGER NOT NULL, enabled BOOLEAN NOT NULL DEFAULT TRUE,\n\
+                      UNIQUE KEY user_uuid (user_uuid, atype),\n\
+                      CONSTRAINT twofactor_users FOREIGN KEY (user_uuid) REFERENCES users (uuid));\n",
+        rows: "INSERT INTO users VALUES ('u1'), ('u2');
+               INSERT INTO twofactor (uuid, user_uuid, atype) VALUES ('a', 'u1', 0), ('b', 'u2', 0);",
+        // The key made unique by another column, by hand; the foreign key as it was.
+        by_hand: "ALTER TABLE twofactor DROP KEY user_uuid, ADD UNIQUE KEY user_uuid (user_uuid, enabled);",
+        up_holds: "DROP FOREIGN KEY `twofactor_users`",
+        dump_holds: "UNIQUE KEY `user_uuid`",
+    });
+}
+
+/// On MariaDB, through an application binary as above: a surrogate
+/// auto-increment key given by hand to a table keyed by a UUID (hydra's
+/// `hydra_client`). The server refuses an auto-increment column without
+/// its key between two statements (error 1075), so the generated file
+/// alters the table in one.
+#[test]
+fn mysql_new_from_database_adds_an_auto_increment_key_in_one_statement() {
+    mysql_new_from_database(&HandChange {
+        crate_name: "scratch-new-mysql-auto",
+        bin: "mysql_auto",
+        migration: "CREATE TABLE users (uuid CHAR(36) NOT NULL PRIMARY KEY);\n\
+                    CREATE TABLE twofactor (uuid CHAR(36) NOT NULL PRIMARY KEY, user_uuid CHAR(36) NOT NULL);\n",
+        rows: "INSERT INTO users VALUES ('u1'), ('u2');
+               INSERT INTO twofactor (uuid, user_uuid) VALUES ('a', 'u1'), ('b', 'u2');",
+        by_hand: "ALTER TABLE twofactor DROP PRIMARY KEY,
+                    ADD COLUMN pk BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                    ADD UNIQUE KEY twofactor_uuid (uuid);",
+        up_holds: "ADD COLUMN `pk` bigint(20) unsigned NOT NULL AUTO_INCREMENT",
+        dump_holds: "UNIQUE KEY `twofactor_uuid`",
+    });
+}
+
+/// A change made by hand to a MariaDB database that `new --from-database`
+/// must write as a migration.
+struct HandChange {
+    /// The scratch crate's name, and its binary's (each its own: the
+    /// scratch crates build into one folder).
+    crate_name: &'static str,
+    bin: &'static str,
+    /// The first migration, the rows put in after it, and the change made
+    /// by hand to one database at it.
+    migration: &'static str,
+    rows: &'static str,
+    by_hand: &'static str,
+    /// What the written up holds, and what the changed database's dump
+    /// holds.
+    up_holds: &'static str,
+    dump_holds: &'static str,
+}
+
+/// The README's binary with `mysql`: two databases at the first
+/// migration, with rows; `change.by_hand` made to one; `new key
+/// --from-database` against it; rebuilt, `up` on the other gives the same
+/// `dump` with the rows (of `twofactor`) kept; `down` gives the dump from
+/// before.
+fn mysql_new_from_database(change: &HandChange) {
     use stowage_tests::Backend::MySql;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (hand, elsewhere) = runtime.block_on(async {
@@ -613,7 +676,7 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
             stowage_tests::fresh(MySql, "elsewhere").await,
         )
     });
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch-new-mysql");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(change.crate_name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("src/bin")).unwrap();
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
@@ -634,8 +697,9 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"scratch-new-mysql\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
-             publish = false\n\n[workspace]\n\n{dependencies}\n"
+            "[package]\nname = \"{}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+             publish = false\n\n[workspace]\n\n{dependencies}\n",
+            change.crate_name
         ),
     )
     .unwrap();
@@ -647,7 +711,7 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
     std::fs::write(
         // Not `app`: the other scratch crate's binary of that name is built
         // into the same folder.
-        dir.join("src/bin/mysql_app.rs"),
+        dir.join(format!("src/bin/{}.rs", change.bin)),
         "static MIGRATOR: stowage::Migrator = stowage::embed_migrations!();\n\
          fn main() { stowage::cli::main(&MIGRATOR) }\n",
     )
@@ -657,19 +721,11 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
         "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.join("migrations/1_twofactor.sql"),
-        "CREATE TABLE users (uuid CHAR(36) NOT NULL PRIMARY KEY);\n\
-         CREATE TABLE twofactor (uuid CHAR(36) NOT NULL PRIMARY KEY, user_uuid CHAR(36) NOT NULL,\n\
-           atype INTEGER NOT NULL, enabled BOOLEAN NOT NULL DEFAULT TRUE,\n\
-           UNIQUE KEY user_uuid (user_uuid, atype),\n\
-           CONSTRAINT twofactor_users FOREIGN KEY (user_uuid) REFERENCES users (uuid));\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("migrations/1_twofactor.sql"), change.migration).unwrap();
     build(&dir);
     let app = |args: &[&str], url: &str| {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-        let output = Command::new(target.join("scratch/debug/mysql_app"))
+        let output = Command::new(target.join("scratch/debug").join(change.bin))
             .args(args)
             .current_dir(&dir)
             .env("DATABASE_URL", url)
@@ -681,19 +737,13 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     };
-    let rows = "INSERT INTO users VALUES ('u1'), ('u2');
-                INSERT INTO twofactor (uuid, user_uuid, atype) VALUES ('a', 'u1', 0), ('b', 'u2', 0);";
+    let rows = change.rows;
     for db in [&hand, &elsewhere] {
         let (code, stdout, stderr) = app(&["up"], &db.url);
         assert_eq!(code, 0, "{stdout}{stderr}");
         stowage_tests::native::client(MySql, &db.url, rows);
     }
-    // The key made unique by another column, by hand; the foreign key as it was.
-    stowage_tests::native::client(
-        MySql,
-        &hand.url,
-        "ALTER TABLE twofactor DROP KEY user_uuid, ADD UNIQUE KEY user_uuid (user_uuid, enabled);",
-    );
+    stowage_tests::native::client(MySql, &hand.url, change.by_hand);
     let (code, stdout, stderr) = app(
         &["new", "key", "--from-database", &hand.url],
         &elsewhere.url,
@@ -703,8 +753,9 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
     assert_eq!(written.len(), 2, "an up and a down: {stdout}");
     let up = std::fs::read_to_string(dir.join(written[0])).unwrap();
     assert!(
-        up.contains("DROP FOREIGN KEY `twofactor_users`"),
-        "the foreign key goes before its key:\n{up}"
+        up.contains(change.up_holds),
+        "the written up holds {}:\n{up}",
+        change.up_holds
     );
     let (_, before_dump, _) = app(&["dump"], &elsewhere.url);
     build(&dir);
@@ -712,10 +763,7 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (_, fresh_dump, _) = app(&["dump"], &elsewhere.url);
     let (_, hand_dump, _) = app(&["dump"], &hand.url);
-    assert!(
-        fresh_dump.contains("UNIQUE KEY `user_uuid`"),
-        "{fresh_dump}"
-    );
+    assert!(fresh_dump.contains(change.dump_holds), "{fresh_dump}");
     assert_eq!(fresh_dump, hand_dump);
     let kept: i64 = runtime.block_on(async {
         let pool = sqlx::MySqlPool::connect(&elsewhere.url).await.unwrap();
@@ -727,7 +775,6 @@ fn mysql_new_from_database_moves_a_foreign_key_around_its_key() {
         kept
     });
     assert_eq!(kept, 2, "the rows are kept");
-    // The down moves it around the key again.
     let (code, stdout, stderr) = app(&["down", "--yes"], &elsewhere.url);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (_, after_down, _) = app(&["dump"], &elsewhere.url);
